@@ -1,0 +1,5 @@
+"""``python -m privsynth`` runs the command line."""
+
+from privsynth.cli import main
+
+main()

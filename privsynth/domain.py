@@ -1,0 +1,185 @@
+"""Encode the patient view to integer codes over PUBLIC domains, and decode back.
+
+Encoding never looks at the data to decide a domain: a category not in the schema goes
+to the ``other`` bucket, a number outside the bounds is clamped, a missing value goes to
+the ``missing`` bucket -- and each of these is counted. Decoding is post-processing: it
+draws numbers uniformly inside their bin with a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from privsynth.errors import InputError
+from privsynth.schema.model import OTHER, CategoricalDomain, Column, NumericDomain, Schema
+
+
+@dataclass
+class EncodeReport:
+    """Counted treatments of values that did not fit their public domain."""
+
+    mapped_to_other: Counter[str] = field(default_factory=Counter)
+    clamped: Counter[str] = field(default_factory=Counter)
+    missing: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {
+            "mapped_to_other": dict(self.mapped_to_other),
+            "clamped_to_bounds": dict(self.clamped),
+            "missing": dict(self.missing),
+        }
+
+
+def domain_sizes(schema: Schema) -> tuple[int, ...]:
+    return tuple(c.domain.size for c in schema.learned_columns if c.domain is not None)
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def encode(frame: pd.DataFrame, schema: Schema) -> tuple[np.ndarray, EncodeReport]:
+    """Encode the learned columns of ``frame`` to an ``(n, d)`` array of integer codes."""
+    report = EncodeReport()
+    columns = schema.learned_columns
+    out = np.empty((len(frame), len(columns)), dtype=np.int32)
+    for j, col in enumerate(columns):
+        if col.name not in frame.columns:
+            raise InputError(f"input has no column '{col.name}' that the schema needs")
+        out[:, j] = _encode_column(frame[col.name], col, report)
+    return out, report
+
+
+def _encode_column(series: pd.Series, col: Column, report: EncodeReport) -> np.ndarray:
+    domain = col.domain
+    assert domain is not None  # learned columns always have a domain (schema invariant)
+    if isinstance(domain, CategoricalDomain):
+        return _encode_categorical(series, col, domain, report)
+    return _encode_numeric(series, col, domain, report)
+
+
+def _encode_categorical(
+    series: pd.Series, col: Column, domain: CategoricalDomain, report: EncodeReport
+) -> np.ndarray:
+    table = domain.lookup()
+    if col.kind == "boolean":
+        table = {"false": 0, "true": 1, "False": 0, "True": 1, "0": 0, "1": 1}
+    fallback = domain.other_code if domain.other_code is not None else domain.missing_code
+    codes = np.empty(len(series), dtype=np.int32)
+    for i, value in enumerate(series.tolist()):
+        if _is_missing(value):
+            if domain.missing_code is None:
+                if domain.other_code is None:
+                    raise InputError(
+                        f"column '{col.name}': a value is missing and the schema allows neither "
+                        "'missing' nor 'other'; set domain.missing: true"
+                    )
+                codes[i] = domain.other_code
+                report.mapped_to_other[col.name] += 1
+            else:
+                codes[i] = domain.missing_code
+                report.missing[col.name] += 1
+            continue
+        if isinstance(value, bool | np.bool_):
+            key = "true" if value else "false"
+        elif isinstance(value, float) and value.is_integer():
+            key = str(int(value))
+        else:
+            key = str(value)
+        code = table.get(key)
+        if code is None:
+            if fallback is None:
+                raise InputError(
+                    f"column '{col.name}': a value is not in the schema's categories and the "
+                    "domain has no 'other' bucket; add the category or set domain.other: true"
+                )
+            code = fallback
+            report.mapped_to_other[col.name] += 1
+        codes[i] = code
+    return codes
+
+
+def _encode_numeric(
+    series: pd.Series, col: Column, domain: NumericDomain, report: EncodeReport
+) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = pd.to_numeric(series, errors="coerce").isna() & series.notna()
+    if bad.any():
+        report.mapped_to_other[col.name] += int(bad.sum())
+    missing = np.isnan(values)
+    if missing.any():
+        if domain.missing_code is None:
+            raise InputError(
+                f"column '{col.name}': {int(missing.sum())} value(s) missing and the domain has "
+                "no 'missing' bucket; set domain.missing: true"
+            )
+        report.missing[col.name] += int(missing.sum())
+    clamped = ~missing & ((values < domain.lower) | (values > domain.upper))
+    if clamped.any():
+        report.clamped[col.name] += int(clamped.sum())
+    safe = np.clip(np.where(missing, domain.lower, values), domain.lower, domain.upper)
+    edges = np.asarray(domain.edges)
+    codes = np.clip(np.searchsorted(edges, safe, side="right") - 1, 0, domain.n_bins - 1)
+    if missing.any():
+        codes = np.where(missing, domain.missing_code, codes)
+    return codes.astype(np.int32)
+
+
+def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.DataFrame:
+    """Turn integer codes back into values: categories, or numbers drawn inside their bin."""
+    data: dict[str, pd.Series] = {}
+    for j, col in enumerate(schema.learned_columns):
+        data[col.name] = _decode_column(codes[:, j], col, rng)
+    return pd.DataFrame(data)
+
+
+def _decode_column(codes: np.ndarray, col: Column, rng: np.random.Generator) -> pd.Series:
+    domain = col.domain
+    assert domain is not None
+    if isinstance(domain, CategoricalDomain):
+        if col.kind == "boolean":
+            values = pd.array([None if c == domain.missing_code else bool(c) for c in codes], dtype="boolean")
+            return pd.Series(values)
+        labels: list[object] = [c.code for c in domain.categories]
+        if domain.integer_codes:
+            labels = [int(str(x)) for x in labels]
+        if domain.other:
+            labels.append(OTHER)
+        if domain.missing:
+            labels.append(None)
+        lookup = np.array(labels, dtype=object)
+        values = lookup[codes]
+        if domain.integer_codes and not domain.other:
+            return pd.Series(pd.array(list(values), dtype="Int64"))
+        return pd.Series(values, dtype=object)
+    return pd.Series(decode_numeric(codes, domain, rng))
+
+
+def decode_numeric(
+    codes: np.ndarray, domain: NumericDomain, rng: np.random.Generator
+) -> pd.api.extensions.ExtensionArray:
+    """Draw a value uniformly inside each code's bin (integers: uniformly among the integers)."""
+    edges = np.asarray(domain.edges)
+    missing = codes == domain.missing_code if domain.missing_code is not None else np.zeros(len(codes), bool)
+    bins = np.where(missing, 0, codes)
+    low = edges[bins]
+    high = edges[bins + 1]
+    last = bins == domain.n_bins - 1
+    if domain.integer:
+        lo = np.ceil(low)
+        hi = np.where(last, np.floor(high), np.ceil(high) - 1)
+        hi = np.maximum(hi, lo)
+        values = lo + np.floor(rng.random(len(codes)) * (hi - lo + 1))
+        out = pd.array(values.astype(np.int64), dtype="Int64")
+    else:
+        values = low + rng.random(len(codes)) * (high - low)
+        out = pd.array(values, dtype="Float64")
+    out[missing] = pd.NA
+    return out

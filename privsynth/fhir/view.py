@@ -1,0 +1,443 @@
+"""Flatten FHIR R4 resources into the PATIENT VIEW: one row per patient.
+
+Every resource the schema reads is attributed to its patient through ``subject``,
+``patient`` or ``beneficiary`` (``urn:uuid:`` fullUrls, ``Patient/<id>`` and absolute
+``.../Patient/<id>`` references). Many resources per patient are summarised as the schema
+says (exists, count, first, last). Resources whose patient cannot be resolved are counted
+and reported. Nothing here prints; values never appear in messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privsynth.errors import InputError
+from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, validate_resource
+from privsynth.schema.model import Column, Schema
+from privsynth.schema.path import ShapeError, compile_path
+
+PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+DEFAULT_DATE = {
+    "Observation": "effective[x]",
+    "Condition": "onset[x]",
+    "Encounter": "period.start",
+    "Procedure": "performed[x]",
+    "MedicationRequest": "authoredOn",
+    "Immunization": "occurrence[x]",
+    "AllergyIntolerance": "recordedDate",
+    "DiagnosticReport": "effective[x]",
+    "CarePlan": "period.start",
+}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """Counts of everything that was read, used, skipped or could not be attributed."""
+
+    files_read: int = 0
+    files_skipped: int = 0
+    resources_read: dict[str, int] = field(default_factory=dict)
+    resources_used: Counter[str] = field(default_factory=Counter)
+    resources_not_in_schema: int = 0
+    unresolved_patient: Counter[str] = field(default_factory=Counter)
+    duplicate_patients: int = 0
+    unit_mismatch: Counter[str] = field(default_factory=Counter)
+    unreadable_value: Counter[str] = field(default_factory=Counter)
+    errors_skipped: dict[str, int] = field(default_factory=dict)
+    patients: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files_read": self.files_read,
+            "files_skipped": self.files_skipped,
+            "patients": self.patients,
+            "resources_read": dict(sorted(self.resources_read.items())),
+            "resources_used": dict(sorted(self.resources_used.items())),
+            "resources_not_in_schema": self.resources_not_in_schema,
+            "unresolved_patient_reference": dict(self.unresolved_patient),
+            "duplicate_patients": self.duplicate_patients,
+            "unit_mismatch": dict(self.unit_mismatch),
+            "unreadable_value": dict(self.unreadable_value),
+            "errors_skipped": self.errors_skipped,
+        }
+
+
+@dataclass
+class _Extractor:
+    column: Column
+    read: Callable[[Any], list[Any]] | None
+    date: Callable[[Any], list[Any]] | None
+    wheres: list[tuple[Callable[[Any], list[Any]], frozenset[str]]]
+
+
+class _Compiled:
+    """Per resource type: which columns read it and how."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.by_type: dict[str, list[_Extractor]] = defaultdict(list)
+        self.code_index: dict[str, dict[tuple[str, str], list[_Extractor]]] = defaultdict(dict)
+        self.uncoded: dict[str, list[_Extractor]] = defaultdict(list)
+        for col in schema.learned_columns:
+            src = col.source
+            if src.resource is None:
+                continue
+            rtype = src.resource
+            read = compile_path(src.path, rtype) if src.path else None
+            date_text = src.date or DEFAULT_DATE.get(rtype)
+            date = compile_path(date_text, rtype) if date_text else None
+            wheres = [(compile_path(w.path, rtype), w.values) for w in src.where]
+            ex = _Extractor(col, read, date, wheres)
+            self.by_type[rtype].append(ex)
+            if src.codes is not None:
+                group = schema.code_groups[src.codes]
+                for c in group.codes:
+                    self.code_index[rtype].setdefault((group.system, c.code), []).append(ex)
+            else:
+                self.uncoded[rtype].append(ex)
+        self.code_paths = {
+            rtype: compile_path(
+                "medicationCodeableConcept.coding" if rtype == "MedicationRequest" else "code.coding",
+                rtype,
+            )
+            for rtype in self.code_index
+        }
+
+
+def _patient_ref(resource: dict[str, Any]) -> str | None:
+    for name in PATIENT_FIELDS:
+        ref = resource.get(name)
+        if isinstance(ref, dict):
+            value = ref.get("reference")
+            return value if isinstance(value, str) else ""
+        if isinstance(ref, list):  # e.g. R5 shapes or odd exports
+            return ""
+    return None
+
+
+def _ref_key(ref: str) -> str:
+    """Normalise a reference to a key comparable with Patient keys."""
+    if ref.startswith("urn:uuid:"):
+        return ref
+    if "/Patient/" in ref:
+        ref = "Patient/" + ref.rsplit("/Patient/", 1)[1]
+    if ref.startswith("Patient/"):
+        return "Patient/" + ref[len("Patient/") :].split("/_history", 1)[0]
+    return ref
+
+
+def _parse_instant(value: Any) -> dt.datetime | None:
+    if isinstance(value, dict):  # a Period
+        value = value.get("start") or value.get("end")
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    try:
+        if len(value) == 4:
+            return dt.datetime(int(value), 1, 1, tzinfo=dt.UTC)
+        if len(value) == 7:
+            return dt.datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _years_between(start: dt.date, end: dt.date) -> int:
+    years = end.year - start.year
+    if (end.month, end.day) < (start.month, start.day):
+        years -= 1
+    return years
+
+
+class _State:
+    """The running summary of one column for one patient."""
+
+    __slots__ = ("count", "date", "value")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.date: dt.datetime | None = None
+        self.value: Any = None
+
+
+def build_patient_view(
+    inputs: Iterable[str | Path],
+    schema: Schema,
+    *,
+    validate: bool = False,
+    on_error: str = "raise",
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, IngestReport]:
+    """Read FHIR files into the patient view (raw values, one row per patient).
+
+    Columns are the schema's learned columns. Values are raw (strings, numbers,
+    booleans, None for missing); encoding to public domains happens in
+    :mod:`privsynth.domain`, which counts what falls outside them.
+    """
+    if schema.input_format != "fhir":
+        raise InputError("this schema describes a table; use a table input, not FHIR files")
+    if on_error not in ("raise", "skip"):
+        raise InputError("on_error must be 'raise' or 'skip'")
+    stats = ReadStats()
+    files = discover(list(inputs), stats)
+    compiled = _Compiled(schema)
+    wanted = set(compiled.by_type) | {"Patient"}
+    patient_cols = compiled.by_type.get("Patient", [])
+    report = IngestReport()
+
+    patients: dict[str, dict[str, Any]] = {}  # patient id -> raw Patient values
+    birth: dict[str, dt.date | None] = {}
+    aliases: dict[str, str] = {}  # reference key -> patient id
+    states: dict[str, dict[str, _State]] = defaultdict(dict)  # reference key -> column -> state
+
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress("read", done, len(files))
+
+    for resource, loc in iter_resources(files, stats, on_error, tick):
+        rtype = resource["resourceType"]
+        if rtype not in wanted:
+            report.resources_not_in_schema += 1
+            continue
+        try:
+            if validate:
+                validate_resource(resource, loc)
+            if rtype == "Patient":
+                _read_patient(resource, loc, patient_cols, schema, patients, birth, aliases, report)
+                continue
+            _read_clinical(resource, rtype, loc, compiled, states, report)
+        except InputError as exc:
+            if on_error != "skip":
+                raise
+            stats.errors_skipped[str(exc).split(": ", 1)[-1].split(" (")[0]] += 1
+
+    report.files_read = stats.files_read
+    report.files_skipped = len(stats.files_skipped)
+    report.resources_read = dict(stats.resources)
+    report.errors_skipped = dict(stats.errors_skipped)
+    if not patients:
+        raise InputError(
+            "no Patient resource found in the input; the patient view needs one Patient per "
+            "patient (Bundles with a Patient entry, or a Patient.ndjson file)"
+        )
+    frame = _assemble(schema, patients, birth, aliases, states, report)
+    report.patients = len(frame)
+    return frame, report
+
+
+def _read_patient(
+    resource: dict[str, Any], loc: Location, extractors: list[_Extractor], schema: Schema,
+    patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
+    aliases: dict[str, str], report: IngestReport,
+) -> None:
+    pid = resource.get("id")
+    if not isinstance(pid, str) or not pid:
+        raise InputError(f"{loc.describe('Patient.id')}: missing; every Patient needs an id")
+    if pid in patients:
+        report.duplicate_patients += 1
+        return
+    values: dict[str, Any] = {}
+    for ex in extractors:
+        found = _read(ex, resource, loc)
+        values[ex.column.name] = found[0] if found else None
+    patients[pid] = values
+    born = _parse_instant(resource.get("birthDate"))
+    birth[pid] = born.date() if born else None
+    aliases["Patient/" + pid] = pid
+    full_url = resource.get("_fullUrl")
+    if isinstance(full_url, str):
+        aliases[_ref_key(full_url)] = pid
+    report.resources_used["Patient"] += 1
+
+
+def _read(ex: _Extractor, resource: dict[str, Any], loc: Location) -> list[Any]:
+    if ex.read is None:
+        return []
+    try:
+        return ex.read(resource)
+    except ShapeError as exc:
+        raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+
+
+def _read_clinical(
+    resource: dict[str, Any], rtype: str, loc: Location, compiled: _Compiled,
+    states: dict[str, dict[str, _State]], report: IngestReport,
+) -> None:
+    ref = _patient_ref(resource)
+    if ref is None:
+        raise InputError(
+            f"{loc.describe(rtype + '.subject')}: missing; every {rtype} must reference its "
+            "patient (subject or patient)"
+        )
+    extractors = list(compiled.uncoded.get(rtype, ()))
+    index = compiled.code_index.get(rtype)
+    if index:
+        try:
+            codings = compiled.code_paths[rtype](resource)
+        except ShapeError as exc:
+            raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+        seen: set[int] = set()
+        for coding in codings:
+            if isinstance(coding, dict):
+                for ex in index.get((coding.get("system"), coding.get("code")), ()):
+                    if id(ex) not in seen:
+                        seen.add(id(ex))
+                        extractors.append(ex)
+    if not extractors:
+        return
+    if not ref:
+        report.unresolved_patient[rtype] += 1
+        return
+    key = _ref_key(ref)
+    used = False
+    per_patient = states[key]
+    for ex in extractors:
+        ok = True
+        for read_where, allowed in ex.wheres:
+            try:
+                got = read_where(resource)
+            except ShapeError as exc:
+                raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+            if not any(str(v) in allowed for v in got):
+                ok = False
+                break
+        if not ok:
+            continue
+        col = ex.column
+        summary = col.source.summary
+        state = per_patient.get(col.name)
+        if state is None:
+            state = per_patient[col.name] = _State()
+        used = True
+        state.count += 1
+        if summary in ("exists", "count"):
+            continue
+        values = _read(ex, resource, loc)
+        if not values:
+            continue
+        when = None
+        if ex.date is not None:
+            dates = ex.date(resource)
+            when = _parse_instant(dates[0]) if dates else None
+        if when is None:
+            when = dt.datetime.min.replace(tzinfo=dt.UTC)
+        if (
+            state.date is None
+            or (summary == "last" and when >= state.date)
+            or (summary == "first" and when < state.date)
+        ):
+            state.date = when
+            state.value = values[0]
+    if used:
+        report.resources_used[rtype] += 1
+
+
+def _assemble(
+    schema: Schema, patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
+    aliases: dict[str, str], states: dict[str, dict[str, _State]], report: IngestReport,
+) -> pd.DataFrame:
+    merged: dict[str, dict[str, _State]] = defaultdict(dict)
+    for key, cols in states.items():
+        pid = aliases.get(key)
+        if pid is None:
+            n = sum(1 for _ in cols)
+            report.unresolved_patient["(reference to a Patient not in the input)"] += n
+            continue
+        target = merged[pid]
+        for name, st in cols.items():
+            if name not in target:
+                target[name] = st
+                continue
+            cur = target[name]
+            cur.count += st.count
+            summary = schema.column(name).source.summary
+            if st.date is not None and (
+                cur.date is None
+                or (summary == "last" and st.date >= cur.date)
+                or (summary == "first" and st.date < cur.date)
+            ):
+                cur.date, cur.value = st.date, st.value
+    ids = sorted(patients)
+    data: dict[str, list[Any]] = {}
+    for col in schema.learned_columns:
+        out: list[Any] = []
+        for pid in ids:
+            if col.source.resource == "Patient":
+                raw = patients[pid].get(col.name)
+            else:
+                st = merged.get(pid, {}).get(col.name)
+                if col.source.summary == "exists":
+                    raw = st is not None and st.count > 0
+                elif col.source.summary == "count":
+                    raw = st.count if st is not None else 0
+                else:
+                    raw = st.value if st is not None else None
+            out.append(_coerce(col, raw, schema, birth.get(pid), report))
+        data[col.name] = out
+    frame = pd.DataFrame(data, index=pd.Index(np.arange(len(ids)), name="patient"))
+    return frame
+
+
+def _coerce(
+    col: Column, raw: Any, schema: Schema, born: dt.date | None, report: IngestReport
+) -> Any:
+    """Turn a raw FHIR value into the column's raw value (None when missing)."""
+    if raw is None:
+        # a boolean without a missing bucket reads absence as false (e.g. deceased[x])
+        no_missing = col.domain is not None and col.domain.missing_code is None
+        return False if col.kind == "boolean" and no_missing else None
+    src = col.source
+    quantity = isinstance(raw, dict) and ("value" in raw or "unit" in raw or "code" in raw)
+    if quantity and col.kind in ("numeric", "integer"):
+        if src.unit is not None and src.unit not in (raw.get("code"), raw.get("unit")):
+            report.unit_mismatch[col.name] += 1
+            return None
+        raw = raw.get("value")
+        if raw is None:
+            return None
+    if src.transform is not None:
+        when = _parse_instant(raw)
+        if when is None:
+            report.unreadable_value[col.name] += 1
+            return None
+        if src.transform == "year":
+            return when.year
+        start = born if src.transform == "age_at_event" else when.date()
+        end = when.date() if src.transform == "age_at_event" else schema.reference_date
+        if start is None:
+            report.unreadable_value[col.name] += 1
+            return None
+        return _years_between(start, end)
+    if col.kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):  # e.g. deceasedDateTime: a date means true
+            return True
+        report.unreadable_value[col.name] += 1
+        return None
+    if col.kind in ("numeric", "integer"):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                report.unreadable_value[col.name] += 1
+                return None
+        return raw
+    if isinstance(raw, dict | list):
+        report.unreadable_value[col.name] += 1
+        return None
+    return str(raw)

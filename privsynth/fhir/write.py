@@ -1,0 +1,312 @@
+"""Write synthetic patient-view rows as FHIR R4 resources, each one validated.
+
+Mapping (driven by each column's schema source):
+
+- Patient columns: ``gender``, ``birthDate`` (an age becomes a birth date drawn inside
+  the age year), US Core race and ethnicity extensions, ``address.state``,
+  ``maritalStatus``, ``deceased[x]``. Identifiers, name, telecom and the rest of the
+  address are fresh (see :mod:`privsynth.identity`).
+- Condition ``exists`` columns: one Condition with the group's first code; its onset
+  comes from the group's ``first`` onset column when there is one.
+- Observation ``last`` columns: one Observation with the column's ``output`` code, UCUM
+  unit and category.
+- Encounter ``count`` columns: that many Encounters of the column's class.
+
+Other columns stay in the synthetic patient-view table. All of this is post-processing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privsynth.identity import Identity, IdentityFactory
+from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
+
+RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+ETHNICITY_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+OMB_SYSTEM = "urn:oid:2.16.840.1.113883.6.238"
+UCUM = "http://unitsofmeasure.org"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+FHIR_GENDERS = ("male", "female", "other", "unknown")
+UTC = dt.UTC
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which columns feed which resources; computed once per schema."""
+
+    patient: dict[str, Column]
+    conditions: list[tuple[Column, Column | None]]
+    observations: list[Column]
+    encounters: list[Column]
+
+
+def _plan(schema: Schema) -> _Plan:
+    patient: dict[str, Column] = {}
+    conditions: list[tuple[Column, Column | None]] = []
+    observations: list[Column] = []
+    encounters: list[Column] = []
+    onset: dict[str, Column] = {}
+    for col in schema.learned_columns:
+        src = col.source
+        if src.resource == "Condition" and src.summary == "first" and src.codes:
+            onset[src.codes] = col
+    for col in schema.learned_columns:
+        src = col.source
+        path = src.path or ""
+        if src.resource == "Patient":
+            if path == "gender":
+                patient["gender"] = col
+            elif path == "birthDate" and src.transform == "age":
+                patient["age"] = col
+            elif RACE_URL in path:
+                patient["race"] = col
+            elif ETHNICITY_URL in path:
+                patient["ethnicity"] = col
+            elif path == "address.state":
+                patient["state"] = col
+            elif path.startswith("maritalStatus"):
+                patient["marital"] = col
+            elif path.startswith("deceased"):
+                patient["deceased"] = col
+        elif src.resource == "Condition" and src.summary == "exists" and src.codes:
+            conditions.append((col, onset.get(src.codes)))
+        elif src.resource == "Observation" and src.summary == "last" and col.output.get("code"):
+            observations.append(col)
+        elif src.resource == "Encounter" and src.summary == "count":
+            encounters.append(col)
+    return _Plan(patient, conditions, observations, encounters)
+
+
+def _present(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def _display(col: Column, code: str) -> str | None:
+    if isinstance(col.domain, CategoricalDomain):
+        for c in col.domain.categories:
+            if c.code == code:
+                return c.display
+    return None
+
+
+def _instant(day: dt.date, rng: np.random.Generator) -> str:
+    seconds = int(rng.integers(8 * 3600, 18 * 3600))
+    moment = dt.datetime.combine(day, dt.time(), tzinfo=UTC) + dt.timedelta(seconds=seconds)
+    return moment.isoformat()
+
+
+def _day_between(start: dt.date, end: dt.date, rng: np.random.Generator) -> dt.date:
+    span = max(0, (end - start).days)
+    return start + dt.timedelta(days=int(rng.integers(0, span + 1)))
+
+
+class FhirWriter:
+    """Turns decoded synthetic rows into R4 resources for one schema."""
+
+    def __init__(self, schema: Schema, seed: int) -> None:
+        self.schema = schema
+        self.plan = _plan(schema)
+        self.identities = IdentityFactory(seed)
+        self.rng = np.random.default_rng(seed + 1)
+
+    def patients(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], list[dict[str, Any]]]]:
+        """Yield ``(identity, birth/row facts, resources)`` per synthetic row."""
+        records = frame.to_dict(orient="records")
+        for row in records:
+            yield self._patient(row)
+
+    def _patient(self, row: dict[str, Any]) -> tuple[Identity, dict[str, Any], list[dict[str, Any]]]:
+        plan, rng, ref_date = self.plan, self.rng, self.schema.reference_date
+        gender_col = plan.patient.get("gender")
+        gender = row.get(gender_col.name) if gender_col else None
+        gender = gender if gender in FHIR_GENDERS else None
+        state_col = plan.patient.get("state")
+        state = row.get(state_col.name) if state_col else None
+        state = state if _present(state) and state != OTHER else None
+        who = self.identities.make(gender, state)
+        age_col = plan.patient.get("age")
+        age = row.get(age_col.name) if age_col else None
+        if _present(age):
+            birth = ref_date.replace(year=ref_date.year - int(age) - 1) + dt.timedelta(days=int(rng.integers(1, 366)))
+            birth = min(birth, ref_date)
+        else:
+            birth = _day_between(dt.date(ref_date.year - 90, 1, 1), ref_date, rng)
+        patient: dict[str, Any] = {
+            "resourceType": "Patient",
+            "id": who.id,
+            "identifier": [
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                 "system": "urn:privsynth:synthetic-mrn", "value": who.mrn},
+                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "SS"}]},
+                 "system": "http://hl7.org/fhir/sid/us-ssn", "value": who.ssn},
+            ],
+            "name": [{"use": "official", "family": who.family, "given": [who.given]}],
+            "telecom": [{"system": "phone", "value": who.phone, "use": "home"}],
+            "gender": gender or "unknown",
+            "birthDate": birth.isoformat(),
+            "address": [{"line": [who.line], "city": who.city, "postalCode": who.postal_code, "country": "US",
+                         **({"state": who.state} if who.state else {})}],
+            "meta": {"tag": [{"system": "urn:privsynth", "code": "synthetic",
+                              "display": "Synthetic record (privsynth); not a real person"}]},
+        }
+        extensions = []
+        for key, url in (("race", RACE_URL), ("ethnicity", ETHNICITY_URL)):
+            col = plan.patient.get(key)
+            if col is None:
+                continue
+            value = row.get(col.name)
+            if not _present(value):
+                continue
+            code = str(value)
+            text = _display(col, code) if code != OTHER else "Other"
+            sub: list[dict[str, Any]] = []
+            if code != OTHER:
+                sub.append({"url": "ombCategory", "valueCoding": {
+                    "system": col.output.get("system", OMB_SYSTEM), "code": code, "display": text}})
+            sub.append({"url": "text", "valueString": text or code})
+            extensions.append({"url": url, "extension": sub})
+        if extensions:
+            patient["extension"] = extensions
+        marital = plan.patient.get("marital")
+        if marital is not None and _present(row.get(marital.name)):
+            code = str(row[marital.name])
+            if code == OTHER:
+                patient["maritalStatus"] = {"text": "Other"}
+            else:
+                coding = {"code": code, "display": _display(marital, code) or code}
+                if "system" in marital.output:
+                    coding["system"] = marital.output["system"]
+                patient["maritalStatus"] = {"coding": [coding], "text": coding["display"]}
+        deceased = plan.patient.get("deceased")
+        if deceased is not None and row.get(deceased.name) is True:
+            patient["deceasedBoolean"] = True
+        ref = {"reference": f"Patient/{who.id}"}
+        resources: list[dict[str, Any]] = [patient]
+        for present_col, onset_col in plan.conditions:
+            if row.get(present_col.name) is not True:
+                continue
+            resources.append(self._condition(present_col, onset_col, row, birth, ref))
+        for col in plan.observations:
+            value = row.get(col.name)
+            if _present(value):
+                resources.append(self._observation(col, float(value), birth, ref))
+        for col in plan.encounters:
+            count = row.get(col.name)
+            if _present(count):
+                for _ in range(int(count)):
+                    resources.append(self._encounter(col, birth, ref))
+        return who, {"birth_date": birth.isoformat()}, resources
+
+    def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date,
+                   ref: dict[str, str]) -> dict[str, Any]:
+        ref_date = self.schema.reference_date
+        group = self.schema.code_groups[col.source.codes or ""]
+        first = group.codes[0]
+        onset_day = None
+        if onset_col is not None and _present(row.get(onset_col.name)):
+            value = int(row[onset_col.name])
+            if onset_col.source.transform == "age_at_event":
+                start = birth.replace(year=birth.year + value) if _valid_year(birth, value) else birth
+                onset_day = _day_between(start, start + dt.timedelta(days=364), self.rng)
+            elif onset_col.source.transform == "year":
+                onset_day = _day_between(dt.date(value, 1, 1), dt.date(value, 12, 31), self.rng)
+        if onset_day is None or not birth <= onset_day <= ref_date:
+            onset_day = _day_between(birth, ref_date, self.rng)
+        return {
+            "resourceType": "Condition",
+            "id": self.identities.new_id(),
+            "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+            "code": {"coding": [{"system": group.system, "code": first.code, "display": first.display or col.name}],
+                     "text": first.display or col.name},
+            "subject": dict(ref),
+            "onsetDateTime": _instant(onset_day, self.rng),
+        }
+
+    def _observation(self, col: Column, value: float, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
+        ref_date = self.schema.reference_date
+        start = max(birth, ref_date - dt.timedelta(days=730))
+        unit = col.output.get("unit", col.source.unit or "1")
+        category = col.output.get("category", "laboratory")
+        return {
+            "resourceType": "Observation",
+            "id": self.identities.new_id(),
+            "status": "final",
+            "category": [{"coding": [{"system": OBS_CATEGORY, "code": category}]}],
+            "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"), "code": col.output["code"],
+                                 "display": col.output.get("display", col.name)}],
+                     "text": col.output.get("display", col.name)},
+            "subject": dict(ref),
+            "effectiveDateTime": _instant(_day_between(start, ref_date, self.rng), self.rng),
+            "valueQuantity": {"value": round(value, 1), "unit": unit, "system": UCUM, "code": unit},
+        }
+
+    def _encounter(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
+        ref_date = self.schema.reference_date
+        code = col.output.get("code")
+        if code is None:
+            code = sorted(col.source.where[0].values)[0] if col.source.where else "AMB"
+        start_day = _day_between(max(birth, ref_date - dt.timedelta(days=5 * 365)), ref_date, self.rng)
+        start = dt.datetime.combine(start_day, dt.time(9), tzinfo=UTC)
+        start += dt.timedelta(minutes=int(self.rng.integers(0, 480)))
+        hours = 72 if code in ("IMP", "ACUTE", "NONAC") else 1
+        end = start + dt.timedelta(hours=hours, minutes=int(self.rng.integers(0, 60)))
+        return {
+            "resourceType": "Encounter",
+            "id": self.identities.new_id(),
+            "status": "finished",
+            "class": {"system": ACT_CODE, "code": code, "display": col.output.get("display", code)},
+            "subject": dict(ref),
+            "period": {"start": start.isoformat(), "end": end.isoformat()},
+        }
+
+
+def _valid_year(birth: dt.date, years: int) -> bool:
+    try:
+        birth.replace(year=birth.year + years)
+    except ValueError:
+        return False
+    return True
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def validate(resource: dict[str, Any]) -> dict[str, Any]:
+    """Validate one resource with the fhir.resources R4B model; return its JSON form."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    rtype = resource["resourceType"]
+    cls = _MODELS.get(rtype)
+    if cls is None:
+        cls = _MODELS[rtype] = get_fhir_model_class(rtype)
+    model = cls.model_validate(resource)
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def to_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction Bundle of one patient's resources with ``urn:uuid:`` references."""
+    entries = []
+    for r in resources:
+        r = dict(r)
+        if "subject" in r:
+            r["subject"] = {"reference": "urn:uuid:" + r["subject"]["reference"].split("/", 1)[1]}
+        entries.append({"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
+                        "request": {"method": "POST", "url": r["resourceType"]}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+Progress = Callable[[str, int, int], None]

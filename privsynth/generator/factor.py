@@ -1,0 +1,49 @@
+"""Factors: numpy arrays over a sorted tuple of attribute indices, with their algebra."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Clique = tuple[int, ...]
+
+
+def expand(values: np.ndarray, attrs: Clique, target: Clique, sizes: Sequence[int]) -> np.ndarray:
+    """Broadcast a factor over ``attrs`` to the shape of ``target`` (a superset)."""
+    if attrs == target:
+        return values
+    shape = [sizes[a] if a in attrs else 1 for a in target]
+    return values.reshape(shape)
+
+
+def project(values: np.ndarray, attrs: Clique, onto: Clique) -> np.ndarray:
+    """Sum a factor over ``attrs`` down to ``onto`` (a subset), keeping sorted order."""
+    if attrs == onto:
+        return values
+    axes = tuple(i for i, a in enumerate(attrs) if a not in onto)
+    return values.sum(axis=axes)
+
+
+def logsumexp_to(values: np.ndarray, attrs: Clique, onto: Clique) -> np.ndarray:
+    """log(sum(exp(values))) over the attributes not in ``onto``."""
+    if attrs == onto:
+        return values
+    axes = tuple(i for i, a in enumerate(attrs) if a not in onto)
+    top = values.max(axis=axes, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.log(np.exp(values - top).sum(axis=axes)) + np.squeeze(top, axis=axes)
+    return out
+
+
+def contingency(codes: np.ndarray, attrs: Clique, sizes: Sequence[int]) -> np.ndarray:
+    """The exact count table of ``codes`` (n x d integer array) over ``attrs``."""
+    shape = tuple(sizes[a] for a in attrs)
+    if not attrs:
+        return np.array(codes.shape[0], dtype=np.int64)
+    flat = np.ravel_multi_index(tuple(codes[:, a] for a in attrs), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
+
+
+def cells(attrs: Clique, sizes: Sequence[int]) -> int:
+    return int(np.prod([sizes[a] for a in attrs], dtype=np.int64)) if attrs else 1

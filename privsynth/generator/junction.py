@@ -1,0 +1,220 @@
+"""A junction tree over numpy: triangulation, belief propagation, forward sampling.
+
+The tree is built once for a set of model cliques (greedy min-fill triangulation, then
+a maximum spanning tree on separator sizes). Belief propagation runs in log space on
+plain numpy arrays -- no compilation step -- and memory is bounded by refusing a tree
+whose largest clique would not fit in ``max_cells``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from privsynth.errors import ModelTooLargeError
+from privsynth.generator.factor import Clique, cells, expand, logsumexp_to
+
+DEFAULT_MAX_CELLS = 5_000_000  # 40 MB per float64 table
+
+
+class JunctionTree:
+    """Cliques of a triangulated graph, their tree, and a message schedule."""
+
+    def __init__(
+        self, model_cliques: Sequence[Clique], sizes: Sequence[int], max_cells: int = DEFAULT_MAX_CELLS
+    ) -> None:
+        self.sizes = tuple(int(s) for s in sizes)
+        d = len(self.sizes)
+        covered = {a for c in model_cliques for a in c}
+        cliques = [tuple(sorted(c)) for c in model_cliques] + [(a,) for a in range(d) if a not in covered]
+        self.cliques = _triangulate(cliques, self.sizes, max_cells)
+        self.edges = _spanning_tree(self.cliques)
+        self.order = _schedule(len(self.cliques), self.edges)
+        self.neighbours: dict[int, list[int]] = {i: [] for i in range(len(self.cliques))}
+        for i, j in self.edges:
+            self.neighbours[i].append(j)
+            self.neighbours[j].append(i)
+
+    def host(self, clique: Clique) -> int:
+        """The index of the smallest tree clique that contains ``clique``."""
+        best = -1
+        best_cells = None
+        want = set(clique)
+        for i, c in enumerate(self.cliques):
+            if want <= set(c):
+                n = cells(c, self.sizes)
+                if best_cells is None or n < best_cells:
+                    best, best_cells = i, n
+        if best < 0:
+            raise ValueError("clique not covered by the junction tree")
+        return best
+
+    def separator(self, i: int, j: int) -> Clique:
+        return tuple(sorted(set(self.cliques[i]) & set(self.cliques[j])))
+
+    def calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
+        """Belief propagation: the marginal (in counts summing to ``total``) of every clique."""
+        k = len(self.cliques)
+        beliefs = [
+            log_potentials.get(i, np.zeros(tuple(self.sizes[a] for a in c)))
+            for i, c in enumerate(self.cliques)
+        ]
+        messages: dict[tuple[int, int], np.ndarray] = {}
+        for i, j in self.order:  # collect then distribute
+            sep = self.separator(i, j)
+            belief = beliefs[i]
+            for n in self.neighbours[i]:
+                if n != j and (n, i) in messages:
+                    belief = belief + expand(messages[(n, i)], self.separator(n, i), self.cliques[i], self.sizes)
+            messages[(i, j)] = logsumexp_to(belief, self.cliques[i], sep)
+        out: list[np.ndarray] = []
+        for i in range(k):
+            belief = beliefs[i]
+            for n in self.neighbours[i]:
+                belief = belief + expand(messages[(n, i)], self.separator(n, i), self.cliques[i], self.sizes)
+            log_z = logsumexp_to(belief, self.cliques[i], ())
+            out.append(np.exp(belief - log_z) * total)
+        return out
+
+    def sample(self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` i.i.d. rows (integer codes) from calibrated clique marginals."""
+        d = len(self.sizes)
+        out = np.zeros((n, d), dtype=np.int32)
+        done: set[int] = set()
+        visited: set[int] = set()
+        for root in range(len(self.cliques)):
+            if root in visited:
+                continue
+            stack = [root]
+            visited.add(root)
+            while stack:
+                i = stack.pop()
+                _sample_clique(self.cliques[i], marginals[i], done, out, self.sizes, rng)
+                done.update(self.cliques[i])
+                for nb in self.neighbours[i]:
+                    if nb not in visited:
+                        visited.add(nb)
+                        stack.append(nb)
+        return out
+
+
+def _sample_clique(
+    clique: Clique, marginal: np.ndarray, done: set[int], out: np.ndarray,
+    sizes: Sequence[int], rng: np.random.Generator,
+) -> None:
+    given = tuple(a for a in clique if a in done)
+    new = tuple(a for a in clique if a not in done)
+    if not new:
+        return
+    n = out.shape[0]
+    # reorder axes to (given..., new...) and flatten to a (given configs x new configs) table
+    perm = [clique.index(a) for a in given + new]
+    table = np.transpose(np.clip(marginal, 0, None), perm)
+    g_cells = int(np.prod([sizes[a] for a in given], dtype=np.int64)) if given else 1
+    table = table.reshape(g_cells, -1)
+    totals = table.sum(axis=1, keepdims=True)
+    probs = np.where(totals > 0, table / np.where(totals > 0, totals, 1), 1.0 / table.shape[1])
+    cdf = np.cumsum(probs, axis=1)
+    cdf[:, -1] = 1.0
+    if given:
+        gidx = np.ravel_multi_index(tuple(out[:, a] for a in given), tuple(sizes[a] for a in given))
+    else:
+        gidx = np.zeros(n, dtype=np.int64)
+    u = rng.random(n)
+    picked = np.empty(n, dtype=np.int64)
+    order = np.argsort(gidx, kind="stable")
+    sorted_g = gidx[order]
+    starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
+    ends = np.r_[starts[1:], n]
+    for s, e in zip(starts, ends):
+        rows = order[s:e]
+        picked[rows] = np.searchsorted(cdf[sorted_g[s]], u[rows], side="right")
+    picked = np.minimum(picked, table.shape[1] - 1)
+    values = np.unravel_index(picked, tuple(sizes[a] for a in new))
+    for a, v in zip(new, values):
+        out[:, a] = v
+
+
+def _triangulate(cliques: list[Clique], sizes: tuple[int, ...], max_cells: int) -> list[Clique]:
+    """Greedy min-fill elimination; returns the maximal cliques of the chordal graph."""
+    d = len(sizes)
+    adj: dict[int, set[int]] = {a: set() for a in range(d)}
+    for c in cliques:
+        for a in c:
+            adj[a].update(b for b in c if b != a)
+    remaining = set(range(d))
+    found: list[set[int]] = []
+    while remaining:
+        def fill(v: int) -> tuple[int, int]:
+            nb = [u for u in adj[v] if u in remaining]
+            missing = sum(1 for x in range(len(nb)) for y in range(x + 1, len(nb)) if nb[y] not in adj[nb[x]])
+            return missing, cells(tuple(nb) + (v,), sizes)
+
+        v = min(remaining, key=lambda x: (fill(x), x))
+        nb = {u for u in adj[v] if u in remaining}
+        clique = nb | {v}
+        if cells(tuple(clique), sizes) > max_cells:
+            raise ModelTooLargeError(
+                f"the model needs a clique of {cells(tuple(clique), sizes):,} cells "
+                f"(limit {max_cells:,}); select fewer or smaller marginals, or coarsen bins"
+            )
+        for a in nb:
+            adj[a].update(nb - {a})
+        found.append(clique)
+        remaining.remove(v)
+    maximal = [c for c in found if not any(c < o for o in found)]
+    unique: list[Clique] = []
+    for c in maximal:
+        t = tuple(sorted(c))
+        if t not in unique:
+            unique.append(t)
+    return unique
+
+
+def _spanning_tree(cliques: list[Clique]) -> list[tuple[int, int]]:
+    """Kruskal maximum spanning tree on separator size (a forest if disconnected)."""
+    k = len(cliques)
+    weighted = sorted(
+        ((len(set(cliques[i]) & set(cliques[j])), i, j) for i in range(k) for j in range(i + 1, k)),
+        reverse=True,
+    )
+    parent = list(range(k))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges: list[tuple[int, int]] = []
+    for _, i, j in weighted:
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[ri] = rj
+            edges.append((i, j))
+    return edges
+
+
+def _schedule(k: int, edges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Messages leaves-to-root then root-to-leaves, for every tree of the forest."""
+    nbrs: dict[int, list[int]] = {i: [] for i in range(k)}
+    for i, j in edges:
+        nbrs[i].append(j)
+        nbrs[j].append(i)
+    seen: set[int] = set()
+    down: list[tuple[int, int]] = []
+    for r in range(k):
+        if r in seen:
+            continue
+        seen.add(r)
+        queue = [r]
+        while queue:
+            i = queue.pop(0)
+            for j in nbrs[i]:
+                if j not in seen:
+                    seen.add(j)
+                    down.append((i, j))
+                    queue.append(j)
+    up = [(j, i) for i, j in reversed(down)]
+    return up + down

@@ -1,0 +1,160 @@
+"""The synthesizer: scikit-learn style ``fit`` / ``sample`` / ``save`` / ``load``.
+
+>>> from privsynth.schema import load_schema
+>>> import pandas as pd
+>>> schema = load_schema({"name": "t", "input": "table", "columns": [
+...     {"name": "sex", "kind": "categorical", "role": "quasi_identifier",
+...      "source": {"column": "sex"}, "domain": {"categories": ["F", "M"]}},
+...     {"name": "age", "kind": "integer", "role": "sensitive",
+...      "source": {"column": "age"}, "domain": {"lower": 0, "upper": 99, "bins": 10}}]})
+>>> df = pd.DataFrame({"sex": ["F", "M"] * 50, "age": list(range(100))})
+>>> synth = Synthesizer(schema, epsilon=1.0, delta=1e-6).fit(df)
+>>> synth.sample(5, rng=0).shape
+(5, 2)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privsynth.domain import EncodeReport, decode, domain_sizes, encode
+from privsynth.errors import BudgetError, InputError, NotFittedError
+from privsynth.generator.estimate import mirror_descent
+from privsynth.generator.junction import DEFAULT_MAX_CELLS
+from privsynth.generator.model import MarginalModel
+from privsynth.generator.mst import fit_mst
+from privsynth.privacy.accounting import Accountant
+from privsynth.schema.model import Schema
+
+Progress = Callable[[str, int, int], None]
+METHODS = ("mst",)
+
+
+class Synthesizer:
+    """A differentially private, marginal-based synthesizer over a schema's patient view.
+
+    Parameters are only stored here; ``fit`` validates them. The privacy unit is one row
+    of the input (one patient). Learned state ends in ``_``.
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        epsilon: float = 1.0,
+        delta: float = 1e-6,
+        *,
+        method: str = "mst",
+        iterations: int = 500,
+        max_cells: int = DEFAULT_MAX_CELLS,
+    ) -> None:
+        self.schema = schema
+        self.epsilon = epsilon
+        self.delta = delta
+        self.method = method
+        self.iterations = iterations
+        self.max_cells = max_cells
+
+    # -- learning --------------------------------------------------------------------
+
+    def fit(self, data: pd.DataFrame, progress: Progress | None = None) -> Synthesizer:
+        """Learn a DP model of ``data`` (the raw patient view, one row per patient)."""
+        if self.method not in METHODS:
+            raise InputError(f"unknown method '{self.method}'; allowed: {', '.join(METHODS)}")
+        if not isinstance(data, pd.DataFrame):
+            raise InputError("fit expects a pandas DataFrame with one row per patient")
+        if len(data) == 0:
+            raise InputError("the input has no patients")
+        try:
+            epsilon, delta = float(self.epsilon), float(self.delta)
+        except (TypeError, ValueError):
+            raise BudgetError("epsilon and delta must be numbers") from None
+        accountant = Accountant.from_epsilon_delta(epsilon, delta)
+        codes, report = encode(data, self.schema)
+        sizes = domain_sizes(self.schema)
+        names = tuple(c.name for c in self.schema.learned_columns)
+        measurements = fit_mst(codes, sizes, accountant, names, progress)
+
+        def on_iteration(i: int, loss: float) -> None:
+            if progress is not None and i % 25 == 0:
+                progress("estimate", i, self.iterations)
+
+        est = mirror_descent(measurements, sizes, iterations=self.iterations,
+                             max_cells=self.max_cells, callback=on_iteration)
+        if progress is not None:
+            progress("estimate", self.iterations, self.iterations)
+        metadata = {
+            "schema": self.schema.name,
+            "method": self.method,
+            "privacy_unit": "patient (one row of the patient view; add/remove)",
+            "epsilon": epsilon,
+            "delta": delta,
+            "rho_total": accountant.rho_total,
+            "rho_spent": accountant.rho_spent,
+            "measurements": [
+                {"purpose": c.purpose, "mechanism": c.mechanism, "rho": c.rho, "scale": c.scale}
+                for c in accountant.charges
+            ],
+            "estimation": {"iterations": est.iterations, "loss": est.loss},
+        }
+        self.model_ = MarginalModel(names, sizes, est.potentials, est.total, metadata, self.max_cells)
+        self.accountant_ = accountant
+        self.encode_report_: EncodeReport = report
+        return self
+
+    def _check_fitted(self) -> MarginalModel:
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise NotFittedError("this Synthesizer is not fitted yet; call fit(data) or load(path) first")
+        return model
+
+    @property
+    def n_rows_estimate(self) -> int:
+        """The DP estimate of the number of patients (post-processing of the measurements)."""
+        return max(1, int(round(self._check_fitted().total)))
+
+    # -- sampling ----------------------------------------------------------------------
+
+    def sample_codes(self, n_rows: int | None = None, rng: Any = None) -> np.ndarray:
+        model = self._check_fitted()
+        n = self.n_rows_estimate if n_rows is None else int(n_rows)
+        if n < 0:
+            raise InputError("the number of rows must be non-negative")
+        return model.sample(n, np.random.default_rng(rng))
+
+    def sample(self, n_rows: int | None = None, rng: Any = None) -> pd.DataFrame:
+        """Draw synthetic rows (decoded values). ``rng``: a seed or ``numpy.random.Generator``."""
+        generator = np.random.default_rng(rng)
+        codes = self.sample_codes(n_rows, generator)
+        return decode(codes, self.schema, generator)
+
+    # -- persistence -------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Save the DP model as ``<path>.json`` + ``<path>.npz``: shareable, no data in it."""
+        model = self._check_fitted()
+        model.metadata["schema_document"] = _schema_fingerprint(self.schema)
+        return model.save(path)
+
+    @classmethod
+    def load(cls, path: str | Path, schema: Schema) -> Synthesizer:
+        """Load a saved model; ``schema`` must be the one it was fitted with."""
+        model = MarginalModel.load(path)
+        names = tuple(c.name for c in schema.learned_columns)
+        if model.columns != names or model.sizes != domain_sizes(schema):
+            raise InputError(
+                f"{path}: the model's columns or domains differ from schema '{schema.name}'; "
+                "load it with the schema it was fitted with"
+            )
+        synth = cls(schema, model.metadata.get("epsilon", 1.0), model.metadata.get("delta", 1e-6))
+        synth.model_ = model
+        return synth
+
+
+def _schema_fingerprint(schema: Schema) -> str:
+    return json.dumps({"name": schema.name, "columns": [c.name for c in schema.learned_columns]})

@@ -1,0 +1,197 @@
+"""The main job: FHIR R4 export in, DP synthetic FHIR R4 (and a table) out.
+
+``synthesize`` reads the export into the patient view, fits the DP generator, samples,
+writes validated FHIR R4 and the synthetic patient view into a directory that appears
+atomically. What may be shared goes inside ``out``; the internal run report (exact
+counts from the real data, which are not DP) goes beside it, never inside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from privsynth.errors import InputError, OutputError
+from privsynth.fhir.view import build_patient_view
+from privsynth.fhir.write import FhirWriter, to_bundle, validate
+from privsynth.generator.synthesizer import Synthesizer
+from privsynth.privacy.mechanism import rho_for
+from privsynth.release.atomic import atomic_directory, write_bytes
+from privsynth.schema.model import Schema
+
+Progress = Callable[[str, int, int], None]
+FORMATS = ("ndjson", "bundle")
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    out: Path
+    internal_report: Path
+    patients_in: int
+    patients_out: int
+    resources_out: dict[str, int]
+    epsilon: float
+    delta: float
+    rho_total: float
+    rho_spent: float
+    seconds: dict[str, float]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("privsynth", "opendp", "numpy", "pandas", "fhir.resources", "faker"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Blank an onset when its condition is absent (post-processing for coherent records)."""
+    present = {c.source.codes: c.name for c in schema.learned_columns
+               if c.source.resource == "Condition" and c.source.summary == "exists" and c.source.codes}
+    for col in schema.learned_columns:
+        if col.source.resource == "Condition" and col.source.summary == "first" and col.source.codes in present:
+            flag = frame[present[col.source.codes]]
+            frame[col.name] = frame[col.name].where(flag.fillna(False).astype(bool), None)
+    return frame
+
+
+def synthesize(
+    inputs: Iterable[str | Path],
+    schema: Schema,
+    out: str | Path,
+    *,
+    epsilon: float,
+    delta: float = 1e-6,
+    rows: int | None = None,
+    seed: int = 0,
+    output_format: str = "ndjson",
+    validate_input: bool = False,
+    on_error: str = "raise",
+    progress: Progress | None = None,
+) -> SynthesisResult:
+    """Run the whole path once and write the shareable output directory ``out``."""
+    import time
+
+    if output_format not in FORMATS:
+        raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(FORMATS)}")
+    if rows is not None and rows < 1:
+        raise InputError("--rows must be a positive number of synthetic patients")
+    rho_for(epsilon, delta)  # refuse a bad budget before any data is touched
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
+    inputs = [Path(p) for p in inputs]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    view, ingest = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
+                                      progress=progress)
+    timings["ingest"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    synth = Synthesizer(schema, epsilon, delta).fit(view, progress=progress)
+    timings["fit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sample = synth.sample(rows, rng=seed)
+    sample = _consistent(sample, schema)
+    timings["sample"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    writer = FhirWriter(schema, seed)
+    by_type: dict[str, list[bytes]] = {}
+    bundles: list[tuple[str, bytes]] = []
+    ids: list[str] = []
+    identity_rows: list[dict[str, Any]] = []
+    total = len(sample)
+    for k, (who, facts, resources) in enumerate(writer.patients(sample)):
+        valid = [validate(r) for r in resources]
+        ids.append(who.id)
+        identity_rows.append({"patient_id": who.id, "name": who.name, "mrn": who.mrn, "ssn": who.ssn,
+                              "phone": who.phone, "address": f"{who.line}, {who.city}",
+                              "birth_date": facts["birth_date"]})
+        if output_format == "ndjson":
+            for r in valid:
+                by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))
+        else:
+            bundles.append((who.id, orjson.dumps(to_bundle(valid))))
+        if progress is not None and (k % 50 == 0 or k == total - 1):
+            progress("write FHIR", k + 1, total)
+
+    counts: Counter[str] = Counter()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    privacy = {
+        "privacy_unit": "patient: one patient's whole record (every resource referencing them)",
+        "epsilon": epsilon,
+        "delta": delta,
+        "rho_total": synth.accountant_.rho_total,
+        "rho_spent": synth.accountant_.rho_spent,
+        "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
+        "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
+        "measurements": [{"purpose": c.purpose, "rho": c.rho, "noise_scale": c.scale}
+                         for c in synth.accountant_.charges],
+        "record_count": "given by --rows" if rows is not None
+        else "DP estimate from the noisy marginals (post-processing, no extra charge)",
+        "post_processing": ["estimation of a consistent graphical model", "sampling",
+                            "decoding inside public bins", "Faker identities", "FHIR writing"],
+        "schema": schema.name,
+        "seed": seed,
+        "versions": _versions(),
+    }
+    with atomic_directory(out) as tmp:
+        fhir_dir = tmp / "fhir"
+        fhir_dir.mkdir()
+        if output_format == "ndjson":
+            output = []
+            for rtype in sorted(by_type):
+                lines = by_type[rtype]
+                write_bytes(fhir_dir / f"{rtype}.ndjson", b"\n".join(lines) + b"\n")
+                counts[rtype] = len(lines)
+                output.append({"type": rtype, "url": f"{rtype}.ndjson", "count": len(lines)})
+            manifest = {
+                "transactionTime": now,
+                "request": "privsynth synthesize",
+                "requiresAccessToken": False,
+                "output": output,
+                "error": [],
+                "extension": {"privsynth": {"synthetic": True, "epsilon": epsilon, "delta": delta}},
+            }
+            write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        else:
+            for pid, blob in bundles:
+                write_bytes(fhir_dir / f"{pid}.json", blob)
+            counts["Bundle"] = len(bundles)
+        table = pd.concat([pd.DataFrame(identity_rows), sample.reset_index(drop=True)], axis=1)
+        write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
+        synth.save(tmp / "model")
+        write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
+    timings["write"] = time.perf_counter() - t0
+
+    internal = out.parent / f"{out.name}.internal.json"
+    report = {
+        "warning": "INTERNAL: exact counts from the real data; not differentially private; do not share",
+        "created": now,
+        "inputs": [str(p) for p in inputs],
+        "schema_file": schema.source_file,
+        "schema_sha256": hashlib.sha256(Path(schema.source_file).read_bytes()).hexdigest()
+        if schema.source_file else None,
+        "ingest": ingest.as_dict(),
+        "encoding": synth.encode_report_.as_dict(),
+        "seconds": timings,
+    }
+    write_bytes(internal, json.dumps(report, indent=2).encode())
+    return SynthesisResult(out, internal, len(view), len(sample), dict(counts), epsilon, delta,
+                           synth.accountant_.rho_total, synth.accountant_.rho_spent, timings)

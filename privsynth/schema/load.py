@@ -1,0 +1,424 @@
+"""Load and validate a schema from a YAML file or a dict.
+
+Every error names the schema file, the line and the field, says what is allowed and
+how to fix it. See ``docs/schema.md`` for the format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from privsynth.errors import SchemaError
+from privsynth.schema import path as fpath
+from privsynth.schema.model import (
+    FAKER_KINDS,
+    KINDS,
+    ROLES,
+    SUMMARIES,
+    TRANSFORMS,
+    CategoricalDomain,
+    Category,
+    CodeGroup,
+    Column,
+    Domain,
+    NumericDomain,
+    Schema,
+    Source,
+    Where,
+)
+
+Key = tuple[str | int, ...]
+
+SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
+               "code_groups", "columns")
+COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output")
+SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
+               "column")
+DOMAIN_KEYS = ("categories", "other", "missing", "lower", "upper", "bins")
+GROUP_KEYS = ("system", "codes")
+OUTPUT_KEYS = ("category", "display", "system", "code", "unit")
+CODE_SYSTEMS = {
+    "snomed": "http://snomed.info/sct",
+    "loinc": "http://loinc.org",
+    "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "icd10": "http://hl7.org/fhir/sid/icd-10-cm",
+}
+
+
+class _Doc:
+    """Plain data from YAML plus the line of every node, keyed by its path."""
+
+    def __init__(self, file: str, lines: dict[Key, int]) -> None:
+        self.file = file
+        self.lines = lines
+
+    def error(self, key: Key, message: str) -> SchemaError:
+        line = None
+        probe = key
+        while probe and line is None:
+            line = self.lines.get(probe)
+            probe = probe[:-1]
+        if line is None:
+            line = self.lines.get(())
+        field = _dotted(key)
+        loc = self.file + (f":{line}" if line else "")
+        return SchemaError(f"{loc}: field '{field}': {message}" if field else f"{loc}: {message}")
+
+
+def _dotted(key: Key) -> str:
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _plain(node: yaml.Node, key: Key, lines: dict[Key, int]) -> Any:
+    lines[key] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            k = str(yaml.safe_load(yaml.serialize(knode)))
+            out[k] = _plain(vnode, key + (k,), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(v, key + (i,), lines) for i, v in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
+    """Load a schema from a YAML file path or from a dict; validate it fully."""
+    if isinstance(source, Mapping):
+        return _build(dict(source), _Doc("<schema dict>", {}))
+    file = str(source)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"{file}: schema file not found") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SchemaError(f"{file}: cannot read schema ({exc.strerror})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SchemaError(f"{file}{line}: invalid YAML: {problem}") from None
+    if node is None:
+        raise SchemaError(f"{file}: the schema file is empty")
+    lines: dict[Key, int] = {}
+    data = _plain(node, (), lines)
+    doc = _Doc(file, lines)
+    if not isinstance(data, dict):
+        raise doc.error((), "a schema must be a mapping with 'name' and 'columns'")
+    schema = _build(data, doc)
+    return schema
+
+
+def _keys(doc: _Doc, data: Any, key: Key, allowed: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise doc.error(key, f"{what} must be a mapping with keys {', '.join(allowed)}")
+    for k in data:
+        if k not in allowed:
+            close = difflib.get_close_matches(k, allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise doc.error(
+                key + (k,), f"unknown key in {what}; allowed: {', '.join(allowed)}.{hint}"
+            )
+    return data
+
+
+def _choice(doc: _Doc, value: Any, key: Key, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise doc.error(key, f"must be one of {', '.join(allowed)}.{hint}")
+    return cast(str, value)
+
+
+def _number(doc: _Doc, value: Any, key: Key) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise doc.error(key, "must be a finite number")
+    return float(value)
+
+
+def _build(data: dict[str, Any], doc: _Doc) -> Schema:
+    _keys(doc, data, (), SCHEMA_KEYS, "the schema")
+    version = data.get("privsynth_schema", 1)
+    if version != 1:
+        raise doc.error(("privsynth_schema",), "only version 1 is supported")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise doc.error(("name",), "a schema needs a non-empty 'name'")
+    input_format = _choice(doc, data.get("input", "fhir"), ("input",), ("fhir", "table"))
+    ref = data.get("reference_date")
+    if ref is None and input_format == "fhir":
+        raise doc.error(("reference_date",), "a FHIR schema needs 'reference_date' (YYYY-MM-DD) for ages")
+    if ref is not None and not isinstance(ref, dt.date):
+        try:
+            ref = dt.date.fromisoformat(str(ref))
+        except ValueError:
+            raise doc.error(("reference_date",), "must be a date written YYYY-MM-DD") from None
+    if isinstance(ref, dt.datetime):
+        ref = ref.date()
+    groups = _groups(doc, data.get("code_groups", {}))
+    raw_columns = data.get("columns")
+    if not isinstance(raw_columns, list) or not raw_columns:
+        raise doc.error(("columns",), "a schema needs a non-empty list of 'columns'")
+    columns: list[Column] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_columns):
+        col = _column(doc, raw, ("columns", i), input_format, groups)
+        if col.name in seen:
+            raise doc.error(("columns", i, "name"), f"column name '{col.name}' is used twice")
+        seen.add(col.name)
+        columns.append(col)
+    if not any(c.learned for c in columns):
+        raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
+    return Schema(
+        name=name,
+        input_format=cast(Any, input_format),
+        reference_date=ref or dt.date.today(),
+        columns=tuple(columns),
+        code_groups=groups,
+        description=data.get("description"),
+        source_file=None if doc.file.startswith("<") else doc.file,
+    )
+
+
+def _categories(doc: _Doc, raw: Any, key: Key) -> tuple[tuple[Category, ...], bool]:
+    """Categories as a list of codes, or a mapping code -> display | {display, aliases}."""
+    cats: list[Category] = []
+    integer = False
+    if isinstance(raw, list):
+        if raw and all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+            integer = True
+        for i, v in enumerate(raw):
+            if isinstance(v, bool) or not isinstance(v, str | int):
+                raise doc.error(key + (i,), "a category must be a string or an integer")
+            cats.append(Category(str(v)))
+    elif isinstance(raw, dict):
+        if raw and all(isinstance(k, str) and k.lstrip("-").isdigit() for k in raw):
+            integer = all(str(int(k)) == k for k in raw)
+        for code, spec in raw.items():
+            if spec is None or isinstance(spec, str):
+                cats.append(Category(str(code), spec))
+            elif isinstance(spec, dict):
+                _keys(doc, spec, key + (code,), ("display", "aliases"), "a category")
+                aliases = spec.get("aliases", [])
+                if not isinstance(aliases, list) or not all(isinstance(a, str | int) for a in aliases):
+                    raise doc.error(key + (code, "aliases"), "aliases must be a list of strings")
+                cats.append(Category(str(code), spec.get("display"), tuple(str(a) for a in aliases)))
+            else:
+                raise doc.error(key + (code,), "must be a display string or {display, aliases}")
+    else:
+        raise doc.error(key, "categories must be a list of codes or a mapping code -> display")
+    if not cats:
+        raise doc.error(key, "at least one category is needed")
+    codes = [c.code for c in cats]
+    dupes = {c for c in codes if codes.count(c) > 1}
+    if dupes:
+        raise doc.error(key, f"category '{sorted(dupes)[0]}' is listed twice")
+    return tuple(cats), integer
+
+
+def _groups(doc: _Doc, raw: Any) -> dict[str, CodeGroup]:
+    if not isinstance(raw, dict):
+        raise doc.error(("code_groups",), "must be a mapping of group name -> {system, codes}")
+    groups: dict[str, CodeGroup] = {}
+    for name, spec in raw.items():
+        key: Key = ("code_groups", name)
+        _keys(doc, spec, key, GROUP_KEYS, "a code group")
+        system = spec.get("system")
+        if not isinstance(system, str):
+            raise doc.error(key + ("system",), f"needs a code system URI or one of {', '.join(CODE_SYSTEMS)}")
+        system = CODE_SYSTEMS.get(system, system)
+        cats, _ = _categories(doc, spec.get("codes"), key + ("codes",))
+        groups[name] = CodeGroup(name, system, cats)
+    return groups
+
+
+def _column(
+    doc: _Doc, raw: Any, key: Key, input_format: str, groups: Mapping[str, CodeGroup]
+) -> Column:
+    data = _keys(doc, raw, key, COLUMN_KEYS, "a column")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise doc.error(key + ("name",), "a column needs a 'name' made of letters, digits and _")
+    role = _choice(doc, data.get("role", "other"), key + ("role",), ROLES)
+    if role == "direct_identifier":
+        faker = _choice(doc, data.get("faker"), key + ("faker",), FAKER_KINDS)
+        kwargs = _source_kwargs(doc, data.get("source", {}), key + ("source",), input_format, groups, None, "value")
+        source = Source(**kwargs)
+        return Column(name, "categorical", "direct_identifier", source, None,
+                      data.get("description"), faker)
+    if "faker" in data:
+        raise doc.error(key + ("faker",), "only direct_identifier columns take 'faker'")
+    kind = _choice(doc, data.get("kind"), key + ("kind",), KINDS)
+    src = data.get("source")
+    if src is None:
+        raise doc.error(key + ("source",), "a column needs a 'source'")
+    source = Source(**_source_kwargs(doc, src, key + ("source",), input_format, groups, kind, None))
+    domain = _domain(doc, data.get("domain"), key + ("domain",), kind, source)
+    output = data.get("output", {})
+    _keys(doc, output, key + ("output",), OUTPUT_KEYS, "an output block")
+    return Column(name, cast(Any, kind), cast(Any, role), source, domain,
+                  data.get("description"), None, {k: str(v) for k, v in output.items()})
+
+
+def _source_kwargs(
+    doc: _Doc, raw: Any, key: Key, input_format: str, groups: Mapping[str, CodeGroup],
+    kind: str | None, default_summary: str | None,
+) -> dict[str, Any]:
+    data = _keys(doc, raw, key, SOURCE_KEYS, "a source")
+    if input_format == "table":
+        column = data.get("column")
+        if not isinstance(column, str):
+            raise doc.error(key + ("column",), "a table source needs 'column' (the input column name)")
+        extra = set(data) - {"column", "unit"}
+        if extra:
+            raise doc.error(key + (sorted(extra)[0],), "table sources take only 'column' and 'unit'")
+        return {"column": column, "unit": data.get("unit")}
+    if default_summary == "value" and not data:
+        return {}
+    resource = data.get("resource")
+    if not isinstance(resource, str):
+        raise doc.error(key + ("resource",), "a FHIR source needs 'resource' (e.g. Patient, Condition)")
+    try:
+        fpath.check(resource, ())
+    except fpath.PathSyntaxError as exc:
+        raise doc.error(key + ("resource",), f"{exc}; use an R4 resource type name") from None
+    summary = _choice(doc, data.get("summary", default_summary or "value"), key + ("summary",), SUMMARIES)
+    path = data.get("path")
+    if summary in ("value", "first", "last") and not isinstance(path, str):
+        raise doc.error(key + ("path",), f"summary '{summary}' needs a 'path' to read")
+    for field_name in ("path", "date"):
+        text = data.get(field_name)
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise doc.error(key + (field_name,), "must be a path string such as 'valueQuantity.value'")
+        try:
+            fpath.check(resource, fpath.parse(text))
+        except fpath.PathSyntaxError as exc:
+            raise doc.error(key + (field_name,), str(exc)) from None
+    codes = data.get("codes")
+    if codes is not None and codes not in groups:
+        close = difflib.get_close_matches(str(codes), list(groups), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise doc.error(key + ("codes",), f"no code group named '{codes}' in code_groups.{hint}")
+    coded = {"code", "medicationCodeableConcept"} & set(fpath._fields(resource))
+    if codes is not None and not coded:
+        raise doc.error(key + ("codes",), f"R4 '{resource}' has no 'code' element to match codes against")
+    wheres: list[Where] = []
+    raw_where = data.get("where", [])
+    if not isinstance(raw_where, list):
+        raise doc.error(key + ("where",), "must be a list of {path: ..., in: [...]}")
+    for i, w in enumerate(raw_where):
+        wkey = key + ("where", i)
+        _keys(doc, w, wkey, ("path", "in"), "a where filter")
+        wpath, values = w.get("path"), w.get("in")
+        if not isinstance(wpath, str):
+            raise doc.error(wkey + ("path",), "needs a 'path'")
+        try:
+            fpath.check(resource, fpath.parse(wpath))
+        except fpath.PathSyntaxError as exc:
+            raise doc.error(wkey + ("path",), str(exc)) from None
+        if not isinstance(values, list) or not values:
+            raise doc.error(wkey + ("in",), "needs a non-empty list of allowed values")
+        wheres.append(Where(wpath, frozenset(str(v) for v in values)))
+    transform = data.get("transform")
+    if transform is not None:
+        transform = _choice(doc, transform, key + ("transform",), TRANSFORMS)
+    if kind is not None:
+        if summary == "exists" and kind != "boolean":
+            raise doc.error(key + ("summary",), "summary 'exists' makes a boolean column; set kind: boolean")
+        if summary == "count" and kind != "integer":
+            raise doc.error(key + ("summary",), "summary 'count' makes an integer column; set kind: integer")
+        if transform and kind not in ("numeric", "integer"):
+            raise doc.error(key + ("transform",), "a date transform makes a number; set kind: numeric or integer")
+    if summary in ("first", "last") and resource == "Patient":
+        raise doc.error(key + ("summary",), "Patient has one resource per patient; use summary 'value'")
+    return {
+        "resource": resource, "path": path, "codes": codes, "where": tuple(wheres),
+        "summary": summary, "transform": transform, "date": data.get("date"),
+        "unit": None if data.get("unit") is None else str(data.get("unit")),
+    }
+
+
+def _domain(doc: _Doc, raw: Any, key: Key, kind: str, source: Source) -> Domain:
+    if kind == "boolean":
+        data = _keys(doc, raw or {}, key, ("missing",), "a boolean domain")
+        missing = data.get("missing", source.summary not in ("exists",))
+        return CategoricalDomain((Category("false"), Category("true")), other=False,
+                                 missing=bool(missing))
+    if raw is None:
+        raise doc.error(key, f"a {kind} column needs a public 'domain' (it never comes from the data)")
+    data = _keys(doc, raw, key, DOMAIN_KEYS, "a domain")
+    missing = data.get("missing", True)
+    if not isinstance(missing, bool):
+        raise doc.error(key + ("missing",), "must be true or false")
+    if kind == "categorical":
+        for bad in ("lower", "upper", "bins"):
+            if bad in data:
+                raise doc.error(key + (bad,), "categorical domains take categories, other, missing")
+        if "categories" not in data:
+            raise doc.error(key + ("categories",), "a categorical domain needs 'categories'")
+        cats, integer = _categories(doc, data["categories"], key + ("categories",))
+        other = data.get("other", True)
+        if not isinstance(other, bool):
+            raise doc.error(key + ("other",), "must be true or false")
+        return CategoricalDomain(cats, other=other, missing=missing, integer_codes=integer)
+    for bad in ("categories", "other"):
+        if bad in data:
+            raise doc.error(key + (bad,), "numeric domains take lower, upper, bins, missing")
+    for bound in ("lower", "upper"):
+        if bound not in data:
+            raise doc.error(key + (bound,), f"a {kind} domain needs public '{bound}' bound")
+    lower = _number(doc, data["lower"], key + ("lower",))
+    upper = _number(doc, data["upper"], key + ("upper",))
+    if not lower < upper:
+        raise doc.error(key + ("upper",), "'upper' must be greater than 'lower'")
+    edges = _edges(doc, data.get("bins", 10), key + ("bins",), lower, upper, kind == "integer")
+    return NumericDomain(lower, upper, edges, missing=missing, integer=kind == "integer")
+
+
+def _edges(doc: _Doc, bins: Any, key: Key, lower: float, upper: float, integer: bool) -> tuple[float, ...]:
+    if isinstance(bins, int) and not isinstance(bins, bool):
+        if bins < 1:
+            raise doc.error(key, "the number of bins must be at least 1")
+        if integer:
+            span = upper - lower + 1
+            if bins > span:
+                bins = int(span)
+            step = span / bins
+            edges = [lower + round(i * step) for i in range(bins)] + [upper]
+            return tuple(sorted(set(edges)))
+        step = (upper - lower) / bins
+        return tuple(lower + i * step for i in range(bins)) + (upper,)
+    if isinstance(bins, dict):
+        _keys(doc, bins, key, ("width",), "bins")
+        width = _number(doc, bins.get("width"), key + ("width",))
+        if width <= 0:
+            raise doc.error(key + ("width",), "must be positive")
+        n = max(1, math.ceil((upper - lower) / width - 1e-9))
+        return tuple(min(upper, lower + i * width) for i in range(n)) + (upper,)
+    if isinstance(bins, list):
+        edges = tuple(_number(doc, b, key + (i,)) for i, b in enumerate(bins))
+        if len(edges) < 2:
+            raise doc.error(key, "give at least two bin edges")
+        if edges[0] != lower or edges[-1] != upper:
+            raise doc.error(key, "the first bin edge must equal 'lower' and the last 'upper'")
+        for i, (a, b) in enumerate(zip(edges, edges[1:])):
+            if b <= a:
+                raise doc.error(key + (i + 1,), "bin edges must be strictly increasing")
+        return edges
+    raise doc.error(key, "bins must be a count, a list of edges, or {width: W}")

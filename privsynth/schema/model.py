@@ -1,0 +1,242 @@
+"""The schema model: frozen objects describing the patient view and its public domains.
+
+A :class:`Schema` lists :class:`Column` objects. Each column has a source (where its
+value comes from in FHIR or in a table), a kind, a role and a PUBLIC domain. Domains
+never come from the data: they are written in the schema and checked when built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ROLES = ("direct_identifier", "quasi_identifier", "sensitive", "other")
+KINDS = ("categorical", "boolean", "numeric", "integer")
+SUMMARIES = ("value", "exists", "count", "first", "last")
+TRANSFORMS = ("age", "age_at_event", "year")
+FAKER_KINDS = ("name", "mrn", "ssn", "phone", "address", "email", "id")
+
+Role = Literal["direct_identifier", "quasi_identifier", "sensitive", "other"]
+Kind = Literal["categorical", "boolean", "numeric", "integer"]
+Summary = Literal["value", "exists", "count", "first", "last"]
+
+MISSING = "missing"
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Category:
+    """One public category: the code written to the output, a display, input aliases."""
+
+    code: str
+    display: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CategoricalDomain:
+    """Categories from the schema, plus an explicit ``other`` and ``missing`` bucket.
+
+    Integer codes ``0..len(categories)-1`` are the categories, then ``other`` (if
+    allowed), then ``missing`` (if allowed).
+    """
+
+    categories: tuple[Category, ...]
+    other: bool = True
+    missing: bool = True
+    integer_codes: bool = False
+
+    def __post_init__(self) -> None:
+        codes = [c.code for c in self.categories]
+        if not codes:
+            raise ValueError("a categorical domain needs at least one category")
+        if len(set(codes)) != len(codes):
+            raise ValueError("category codes must be unique")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        extra = ((OTHER,) if self.other else ()) + ((MISSING,) if self.missing else ())
+        return tuple(c.code for c in self.categories) + extra
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    @property
+    def other_code(self) -> int | None:
+        return len(self.categories) if self.other else None
+
+    @property
+    def missing_code(self) -> int | None:
+        return self.size - 1 if self.missing else None
+
+    def lookup(self) -> dict[str, int]:
+        """Map every accepted input string (code or alias) to its integer code."""
+        table: dict[str, int] = {}
+        for i, cat in enumerate(self.categories):
+            table[cat.code] = i
+            for alias in cat.aliases:
+                table[alias] = i
+        return table
+
+
+@dataclass(frozen=True)
+class NumericDomain:
+    """Public bounds ``[lower, upper]`` cut by public bin ``edges`` (both ends included).
+
+    Values outside the bounds are clamped (a contribution bound) and counted. Integer
+    code ``k`` is the bin ``[edges[k], edges[k+1])`` (the last bin is closed); then
+    ``missing`` if allowed.
+    """
+
+    lower: float
+    upper: float
+    edges: tuple[float, ...]
+    missing: bool = True
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.lower < self.upper:
+            raise ValueError("lower must be below upper")
+        if len(self.edges) < 2:
+            raise ValueError("bins need at least two edges")
+        if self.edges[0] != self.lower or self.edges[-1] != self.upper:
+            raise ValueError("the first bin edge must equal lower and the last upper")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError("bin edges must be strictly increasing")
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def size(self) -> int:
+        return self.n_bins + (1 if self.missing else 0)
+
+    @property
+    def missing_code(self) -> int | None:
+        return self.n_bins if self.missing else None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        fmt = "{:g}"
+        bins = tuple(
+            f"[{fmt.format(a)}, {fmt.format(b)}{']' if i == self.n_bins - 1 else ')'}"
+            for i, (a, b) in enumerate(zip(self.edges, self.edges[1:]))
+        )
+        return bins + ((MISSING,) if self.missing else ())
+
+
+Domain = CategoricalDomain | NumericDomain
+
+
+@dataclass(frozen=True)
+class CodeGroup:
+    """A named list of codes from one code system (e.g. SNOMED CT codes for diabetes)."""
+
+    name: str
+    system: str
+    codes: tuple[Category, ...]
+
+    @property
+    def code_set(self) -> frozenset[str]:
+        return frozenset(c.code for c in self.codes)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter: the element at ``path`` must have one of ``values``."""
+
+    path: str
+    values: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a column's value comes from.
+
+    For FHIR input ``resource`` names the resource type; ``path`` the element read;
+    ``codes`` a code group matched against the resource's ``code`` (any coding);
+    ``where`` extra filters; ``summary`` how many-per-patient values become one;
+    ``date`` the element that orders resources in time (for first/last).
+    For table input only ``column`` is used.
+    """
+
+    resource: str | None = None
+    path: str | None = None
+    codes: str | None = None
+    where: tuple[Where, ...] = ()
+    summary: Summary = "value"
+    transform: str | None = None
+    date: str | None = None
+    unit: str | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the patient view."""
+
+    name: str
+    kind: Kind
+    role: Role
+    source: Source
+    domain: Domain | None
+    description: str | None = None
+    faker: str | None = None
+    output: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def learned(self) -> bool:
+        """Whether the generator models this column (direct identifiers are never learned)."""
+        return self.role != "direct_identifier"
+
+    @property
+    def contribution_bound(self) -> str:
+        """A sentence stating how one patient's contribution to this column is bounded."""
+        if self.domain is None:
+            return "not learned"
+        if isinstance(self.domain, NumericDomain):
+            what = "count capped" if self.source.summary == "count" else "value clamped"
+            return f"{what} to [{self.domain.lower:g}, {self.domain.upper:g}]"
+        return f"one of {self.domain.size} public categories"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The patient view: columns, code groups, a reference date for ages."""
+
+    name: str
+    input_format: Literal["fhir", "table"]
+    reference_date: dt.date
+    columns: tuple[Column, ...]
+    code_groups: Mapping[str, CodeGroup] = field(default_factory=dict)
+    description: str | None = None
+    source_file: str | None = None
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("column names must be unique")
+
+    @property
+    def learned_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.learned)
+
+    @property
+    def identifier_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if not c.learned)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def resource_types(self) -> frozenset[str]:
+        return frozenset(
+            c.source.resource for c in self.learned_columns if c.source.resource is not None
+        )

@@ -1,0 +1,72 @@
+"""Ingest: every shared file reads; one patient's values checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from privsynth.fhir.view import build_patient_view
+from tests.conftest import BUNDLES, FHIR_2019, NDJSON, need_shared
+
+ADDIE = "4c875c3c-b4d6-4f6d-aabe-5ddc24892adc.json.gz"  # female, born 1992-03-30, see MANIFEST.tsv
+
+
+def test_all_200_bundles_and_aux_files(synthea_view):
+    frame, report = synthea_view
+    assert len(frame) == 200
+    assert report.files_read == 202  # 200 patient bundles + 2 aux bundles (organisations, practitioners)
+    assert report.resources_read["Patient"] == 200
+    assert report.resources_read["Observation"] == 28533
+    assert sum(report.unresolved_patient.values()) == 0
+    assert frame["gender"].value_counts().to_dict() == {"male": 106, "female": 94}
+    assert int(frame["deceased"].sum()) == 48
+    assert frame["state"].eq("Massachusetts").all()  # raw view: encoding maps the alias to MA
+
+
+def test_ndjson_sample(core_schema):
+    need_shared()
+    frame, report = build_patient_view([NDJSON], core_schema)
+    assert len(frame) == 13
+    assert report.resources_read["Condition"] == 555
+    assert report.resources_used["Encounter"] == 1214  # one 'VR' encounter is in no schema class
+    assert report.files_skipped == 4  # MANIFEST.tsv, PROFILE.md, PROVENANCE.md, log.ndjson.gz
+    assert int(frame["deceased"].sum()) == 3
+    assert frame["state"].eq("KS").all()
+    assert frame["bmi"].isna().all()  # the sample has no Observation file
+
+
+def test_one_patient_by_hand(core_schema):
+    need_shared()
+    frame, _ = build_patient_view([BUNDLES / ADDIE], core_schema)
+    row = frame.iloc[0]
+    assert row["gender"] == "female"
+    assert row["age"] == 31  # 1992-03-30 -> 2024-01-01
+    assert row["race"] == "2106-3"
+    assert row["marital_status"] == "M"
+    assert bool(row["deceased"]) is False
+    assert bool(row["hypertension"]) and row["hypertension_onset_age"] == 18  # onset 2010-05-24
+    assert not bool(row["diabetes"])
+    assert row["bmi"] == pytest.approx(25.68947556390733)  # latest of 4 BMI values (2020-06-08)
+    assert (row["encounters_ambulatory"], row["encounters_emergency"], row["encounters_inpatient"]) == (33, 3, 1)
+    assert (row["medication_requests"], row["procedures"]) == (7, 99)
+
+
+def test_urn_uuid_and_relative_references_both_resolve(core_schema):
+    need_shared()
+    _, bundle_report = build_patient_view([BUNDLES / ADDIE], core_schema)
+    _, ndjson_report = build_patient_view([NDJSON], core_schema)
+    assert bundle_report.resources_used["Encounter"] == 37
+    assert not bundle_report.unresolved_patient and not ndjson_report.unresolved_patient
+
+
+def test_validate_flag_accepts_real_r4(core_schema):
+    need_shared()
+    frame, _ = build_patient_view([BUNDLES / ADDIE], core_schema, validate=True)
+    assert len(frame) == 1
+
+
+def test_directory_and_files_give_the_same_view(core_schema):
+    need_shared()
+    files = sorted(BUNDLES.glob("*.json.gz"))[:5]
+    one, _ = build_patient_view(files, core_schema)
+    assert len(one) == 5
+    assert FHIR_2019.is_dir()

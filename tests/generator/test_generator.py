@@ -1,0 +1,123 @@
+"""Estimator, junction tree, sampling and the Synthesizer contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.errors import ModelTooLargeError, NotFittedError
+from privsynth.generator import Synthesizer
+from privsynth.generator.estimate import Measurement, mirror_descent
+from privsynth.generator.factor import contingency
+from privsynth.generator.junction import JunctionTree
+from privsynth.schema import load_schema
+
+TABLE_SCHEMA = {
+    "name": "toy", "input": "table",
+    "columns": [
+        {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
+         "domain": {"categories": ["F", "M"], "other": False, "missing": False}},
+        {"name": "stage", "kind": "categorical", "role": "sensitive", "source": {"column": "stage"},
+         "domain": {"categories": [1, 2, 3], "other": False, "missing": False}},
+        {"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
+         "domain": {"lower": 0, "upper": 99, "bins": 10, "missing": False}},
+        {"name": "smoker", "kind": "boolean", "role": "sensitive", "source": {"column": "smoker"}},
+    ],
+}
+
+
+def toy_frame(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], n)
+    age = rng.integers(0, 100, n)
+    stage = np.where(age > 60, rng.choice([2, 3], n), rng.choice([1, 2], n))
+    smoker = rng.random(n) < np.where(sex == "M", 0.4, 0.2)
+    return pd.DataFrame({"sex": sex, "stage": stage, "age": age, "smoker": smoker})
+
+
+def test_noise_free_measurements_are_reproduced_exactly():
+    rng = np.random.default_rng(1)
+    sizes = (2, 3, 4)
+    codes = np.column_stack([rng.integers(0, s, 500) for s in sizes])
+    codes[:, 1] = (codes[:, 0] + codes[:, 1] * (rng.random(500) < 0.7)) % 3  # correlate 0 and 1
+    cliques = [(0, 1), (1, 2)]
+    ms = [Measurement(c, contingency(codes, c, sizes).astype(float), 1e-3) for c in cliques]
+    est = mirror_descent(ms, sizes, iterations=3000, total=500)
+    for c in cliques:
+        h = est.tree.host(c)
+        from privsynth.generator.factor import project
+
+        got = project(est.marginals[h], est.tree.cliques[h], c)
+        np.testing.assert_allclose(got, contingency(codes, c, sizes), atol=0.05)
+
+
+def test_junction_tree_of_a_cycle_is_triangulated():
+    tree = JunctionTree([(0, 1), (1, 2), (2, 3), (0, 3)], (2, 2, 2, 2))
+    assert max(len(c) for c in tree.cliques) == 3
+    assert len(tree.edges) == len(tree.cliques) - 1
+
+
+def test_memory_cap_refuses_a_huge_clique():
+    with pytest.raises(ModelTooLargeError, match="cells"):
+        JunctionTree([(0, 1, 2)], (1000, 1000, 1000), max_cells=10**6)
+
+
+def test_sampling_matches_the_model_marginals():
+    rng = np.random.default_rng(2)
+    sizes = (3, 4, 2)
+    codes = np.column_stack([rng.integers(0, s, 3000) for s in sizes])
+    codes[:, 2] = (codes[:, 1] > 1).astype(int)
+    ms = [Measurement(c, contingency(codes, c, sizes).astype(float), 1e-3) for c in [(0, 1), (1, 2)]]
+    est = mirror_descent(ms, sizes, iterations=2000, total=3000)
+    sample = est.tree.sample(est.marginals, 200_000, np.random.default_rng(3))
+    for c in [(0, 1), (1, 2)]:
+        want = contingency(codes, c, sizes) / 3000
+        got = contingency(sample, c, sizes) / 200_000
+        np.testing.assert_allclose(got, want, atol=0.01)  # SE of a cell <= 0.0011
+
+
+def test_fit_returns_self_and_spends_exactly_the_budget():
+    schema = load_schema(TABLE_SCHEMA)
+    synth = Synthesizer(schema, epsilon=1.0, delta=1e-6)
+    assert synth.fit(toy_frame()) is synth
+    acc = synth.accountant_
+    assert acc.rho_spent <= acc.rho_total
+    assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
+    d = len(schema.learned_columns)
+    assert len(acc.charges) == d + (d - 1) + (d - 1)  # 1-ways, selections, 2-ways
+    assert sum(c.rho for c in acc.charges if c.purpose.startswith("select")) == pytest.approx(acc.rho_total / 3)
+
+
+def test_sample_before_fit_is_a_clear_error():
+    with pytest.raises(NotFittedError, match="fit"):
+        Synthesizer(load_schema(TABLE_SCHEMA)).sample(5)
+
+
+def test_save_load_round_trip_gives_identical_samples(tmp_path):
+    schema = load_schema(TABLE_SCHEMA)
+    synth = Synthesizer(schema, epsilon=2.0).fit(toy_frame())
+    synth.save(tmp_path / "m")
+    again = Synthesizer.load(tmp_path / "m", schema)
+    pd.testing.assert_frame_equal(synth.sample(300, rng=5), again.sample(300, rng=5))
+    assert (tmp_path / "m.json").exists() and (tmp_path / "m.npz").exists()
+
+
+def test_integer_categories_round_trip_as_integers():
+    schema = load_schema(TABLE_SCHEMA)
+    out = Synthesizer(schema, epsilon=3.0).fit(toy_frame()).sample(500, rng=0)
+    assert set(out["stage"].dropna().unique()) <= {1, 2, 3}
+    assert pd.api.types.is_integer_dtype(out["stage"])
+    assert out["age"].between(0, 99).all()
+    assert pd.api.types.is_integer_dtype(out["age"])
+
+
+def test_dp_model_keeps_a_strong_correlation():
+    """At epsilon 3 on 2000 rows, age>60 -> stage>=2 must survive (MST keeps strong pairs)."""
+    schema = load_schema(TABLE_SCHEMA)
+    wins = 0
+    for seed in range(5):
+        out = Synthesizer(schema, epsilon=3.0).fit(toy_frame(seed=seed)).sample(4000, rng=seed)
+        old = out["age"] > 65
+        wins += (out.loc[old, "stage"] >= 2).mean() > 0.85
+    assert wins >= 4

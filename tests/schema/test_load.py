@@ -1,0 +1,120 @@
+"""Schema loading: the shipped schema, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from privsynth.errors import SchemaError
+from privsynth.schema import CategoricalDomain, NumericDomain, load_schema
+
+GOOD = """\
+name: tiny
+reference_date: 2024-01-01
+code_groups:
+  diabetes:
+    system: snomed
+    codes: {"44054006": Diabetes}
+columns:
+  - {name: name, role: direct_identifier, faker: name}
+  - name: gender
+    role: quasi_identifier
+    kind: categorical
+    source: {resource: Patient, path: gender}
+    domain: {categories: [female, male]}
+  - name: age
+    role: quasi_identifier
+    kind: integer
+    source: {resource: Patient, path: birthDate, transform: age}
+    domain: {lower: 0, upper: 99, bins: {width: 10}}
+  - name: diabetes
+    role: sensitive
+    kind: boolean
+    source: {resource: Condition, codes: diabetes, summary: exists}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_shipped_schema_covers_what_issue_2_asks(core_schema):
+    names = {c.name for c in core_schema.columns}
+    for col in ("gender", "age", "race", "ethnicity", "state", "marital_status", "deceased"):
+        assert col in names
+    conditions = [c for c in core_schema.columns
+                  if c.source.resource == "Condition" and c.source.summary == "exists"]
+    onsets = [c for c in core_schema.columns if c.source.resource == "Condition" and c.source.summary == "first"]
+    observations = [c for c in core_schema.columns if c.source.resource == "Observation"]
+    loincs = {c.output.get("code") for c in observations}
+    assert len(conditions) >= 10 and len(onsets) >= 3
+    assert {"39156-5", "8480-6", "8462-4", "4548-4", "2093-3", "29463-7"} <= loincs
+    assert any(c.source.resource == "Encounter" and c.source.summary == "count" for c in core_schema.columns)
+    assert {c.faker for c in core_schema.identifier_columns} >= {"name", "mrn", "ssn"}
+
+
+def test_good_schema_builds_public_domains(tmp_path):
+    schema = load_schema(write(tmp_path, GOOD))
+    gender = schema.column("gender").domain
+    assert isinstance(gender, CategoricalDomain)
+    assert gender.labels == ("female", "male", "other", "missing")
+    age = schema.column("age").domain
+    assert isinstance(age, NumericDomain)
+    assert age.edges[:3] == (0.0, 10.0, 20.0) and age.edges[-1] == 99.0
+    assert age.size == age.n_bins + 1
+    assert [c.name for c in schema.learned_columns] == ["gender", "age", "diabetes"]
+
+
+def test_schema_from_dict_equals_file(tmp_path):
+    import yaml
+
+    assert load_schema(yaml.safe_load(GOOD)).columns == load_schema(write(tmp_path, GOOD)).columns
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        pytest.param("    domain: {categories: [female, male]}", "    doman: {categories: [female, male]}",
+                     13, ["doman", "did you mean 'domain'"], id="typo-key"),
+        pytest.param("source: {resource: Patient, path: gender}", "source: {resource: Patient, path: gendr}",
+                     12, ["gendr", "did you mean 'gender'"], id="typo-fhir-path"),
+        pytest.param("resource: Condition,", "resource: Condtion,", 22, ["not an R4 resource type"],
+                     id="typo-resource"),
+        pytest.param("codes: diabetes,", "codes: diabetis,", 22, ["no code group", "did you mean 'diabetes'"],
+                     id="typo-code-group"),
+        pytest.param("kind: integer", "kind: number", 16, ["must be one of", "numeric"], id="bad-kind"),
+        pytest.param("bins: {width: 10}", "bins: [0, 50, 40, 99]", 18, ["strictly increasing"], id="bad-bins"),
+        pytest.param("domain: {lower: 0, upper: 99,", "domain: {lower: 0,", 18, ["upper"], id="missing-bound"),
+        pytest.param("reference_date: 2024-01-01", "reference_date: soon", 2, ["YYYY-MM-DD"], id="bad-date"),
+        pytest.param("faker: name}", "faker: nam}", 8, ["faker", "name"], id="bad-faker"),
+    ],
+)
+def test_schema_errors_name_file_line_field(tmp_path, old, new, line, words):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(SchemaError) as err:
+        load_schema(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    for word in words:
+        assert word.lower() in message.lower(), message
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = write(tmp_path, "name: x\ncolumns: [\n  {a: 1\n")
+    with pytest.raises(SchemaError, match=r"s\.yaml:\d+: invalid YAML"):
+        load_schema(path)
+
+
+def test_missing_schema_file(tmp_path):
+    with pytest.raises(SchemaError, match="schema file not found"):
+        load_schema(tmp_path / "nope.yaml")
+
+
+def test_boolean_exists_needs_boolean_kind(tmp_path):
+    path = write(tmp_path, GOOD.replace("    kind: boolean", "    kind: categorical"))
+    with pytest.raises(SchemaError, match="set kind: boolean"):
+        load_schema(path)

@@ -1,0 +1,125 @@
+"""The command line: exit codes, one-line errors, no tracebacks, no patient values."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BUNDLES, SCHEMA, need_shared
+
+SENTINEL = "Zebulonsentinel"
+PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01",
+           "name": [{"family": SENTINEL, "given": ["Quillon"]}],
+           "identifier": [{"system": "urn:x", "value": "SENTINEL-ID-991"}]}
+
+
+def run(*args: str):
+    return subprocess.run([sys.executable, "-m", "privsynth", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def synth(inputs, out):
+    return run("synthesize", *map(str, inputs), "--schema", str(SCHEMA), "--epsilon", "1", "--out", str(out))
+
+
+def check_error(proc, *words):
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("privsynth: error:")]
+    assert len(errors) == 1, proc.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert SENTINEL not in text and "SENTINEL-ID" not in text and "Quillon" not in text
+    return errors[0]
+
+
+def bundle(*resources):
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": f"urn:uuid:{r.get('id', 'x')}", "resource": r} for r in resources]}
+
+
+def test_truncated_json(tmp_path):
+    text = json.dumps(bundle(PATIENT), indent=2)
+    (tmp_path / "cut.json").write_text(text[: len(text) // 2])
+    check_error(synth([tmp_path], tmp_path / "o"), "cut.json:", "malformed JSON")
+
+
+def test_truncated_real_gzip_bundle(tmp_path):
+    need_shared()
+    raw = gzip.open(next(BUNDLES.glob("*.json.gz"))).read()
+    (tmp_path / "cut.json.gz").write_bytes(gzip.compress(raw[:5000]))
+    check_error(synth([tmp_path], tmp_path / "o"), "cut.json.gz:", "malformed JSON")
+
+
+def test_json_that_is_not_fhir(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"patientName": SENTINEL}))
+    check_error(synth([tmp_path], tmp_path / "o"), "x.json", "not a FHIR resource", "resourceType")
+
+
+def test_r5_shaped_encounter(tmp_path):
+    enc = {"resourceType": "Encounter", "id": "e1", "status": "completed",
+           "class": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}]}],
+           "subject": {"reference": "urn:uuid:p1"}}
+    (tmp_path / "r5.json").write_text(json.dumps(bundle(PATIENT, enc)))
+    check_error(synth([tmp_path], tmp_path / "o"), "r5.json", "entry[1]", "Encounter.class", "R5")
+
+
+def test_unknown_resource_type(tmp_path):
+    lines = [json.dumps(PATIENT), json.dumps({"resourceType": "Patientish", "id": "q"})]
+    (tmp_path / "Patient.ndjson").write_text("\n".join(lines) + "\n")
+    check_error(synth([tmp_path], tmp_path / "o"), "Patient.ndjson:2", "resourceType", "not a FHIR R4")
+
+
+def test_resource_without_subject(tmp_path):
+    cond = {"resourceType": "Condition", "id": "c1",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}}
+    (tmp_path / "Patient.ndjson").write_text(json.dumps(PATIENT) + "\n")
+    (tmp_path / "Condition.ndjson").write_text(json.dumps(cond) + "\n")
+    check_error(synth([tmp_path], tmp_path / "o"), "Condition.ndjson:1", "Condition.subject", "missing")
+
+
+def test_non_utf8_bytes(tmp_path):
+    data = json.dumps(PATIENT).encode().replace(SENTINEL.encode(), b"Zeb\xff\xfeulon")
+    (tmp_path / "Patient.ndjson").write_bytes(data + b"\n")
+    check_error(synth([tmp_path], tmp_path / "o"), "Patient.ndjson:1", "not UTF-8")
+
+
+def test_empty_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    check_error(synth([tmp_path / "empty"], tmp_path / "o"), "no FHIR files found")
+
+
+def test_schema_with_a_typo(tmp_path):
+    text = SCHEMA.read_text().replace("summary: exists", "sumary: exists", 1)
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(text)
+    line = check_error(run("schema", "check", str(bad)), "typo.yaml:", "sumary", "Did you mean 'summary'")
+    assert line.split("typo.yaml:")[1].split(":")[0].isdigit()
+
+
+def test_skip_bad_input_counts_instead_of_stopping(tmp_path):
+    (tmp_path / "Patient.ndjson").write_text(json.dumps(PATIENT) + "\n{not json\n")
+    out = tmp_path / "o"
+    proc = run("synthesize", str(tmp_path), "--schema", str(SCHEMA), "--epsilon", "1", "--rows", "5",
+               "--out", str(out), "--skip-bad-input")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o.internal.json").read_text())
+    assert report["ingest"]["errors_skipped"] == {"malformed JSON": 1}
+
+
+def test_schema_check_ok():
+    proc = run("schema", "check", str(SCHEMA))
+    assert proc.returncode == 0, proc.stderr
+    assert "OK:" in proc.stdout and "48 columns" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [pytest.param(["synthesize"], id="no-input"),
+                                  pytest.param(["frobnicate"], id="unknown-command")])
+def test_usage_errors_exit_2(args):
+    proc = run(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -1,0 +1,107 @@
+"""The whole path on the 200 shared Bundles: valid R4 out, nothing leaked, budget kept."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+
+import orjson
+import pytest
+
+from privsynth.fhir.write import validate
+from privsynth.pipeline import synthesize
+from tests.conftest import BUNDLES, need_shared
+
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _all_output_bytes(out) -> bytes:
+    return b"\n".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
+
+
+def test_every_output_resource_validates_as_r4(synthea_release):
+    fhir = synthea_release.out / "fhir"
+    manifest = json.loads((fhir / "manifest.json").read_text())
+    total = 0
+    for item in manifest["output"]:
+        lines = (fhir / item["url"]).read_bytes().splitlines()
+        assert len(lines) == item["count"]
+        for line in lines:
+            resource = orjson.loads(line)
+            assert resource["resourceType"] == item["type"]
+            validate(resource)  # raises on any invalid resource
+            total += 1
+    assert {"Patient", "Condition", "Observation", "Encounter"} <= {i["type"] for i in manifest["output"]}
+    assert total == sum(synthea_release.resources_out.values())
+
+
+def test_about_200_patients_and_consistent_references(synthea_release):
+    fhir = synthea_release.out / "fhir"
+    patients = [orjson.loads(x) for x in (fhir / "Patient.ndjson").read_bytes().splitlines()]
+    assert 120 <= len(patients) <= 280  # a DP estimate of 200 at epsilon 1
+    ids = {p["id"] for p in patients}
+    for rtype in ("Condition", "Observation", "Encounter"):
+        for line in (fhir / f"{rtype}.ndjson").read_bytes().splitlines():
+            ref = orjson.loads(line)["subject"]["reference"]
+            assert ref.startswith("Patient/") and ref.split("/", 1)[1] in ids
+
+
+def test_budget_spent_equals_budget_allowed(synthea_release):
+    privacy = json.loads((synthea_release.out / "privacy.json").read_text())
+    assert privacy["rho_spent"] <= privacy["rho_total"]
+    assert privacy["rho_spent"] == pytest.approx(privacy["rho_total"], rel=1e-6)
+    assert sum(m["rho"] for m in privacy["measurements"]) == pytest.approx(privacy["rho_spent"], rel=1e-12)
+
+
+def test_no_input_identifier_reaches_the_output(synthea_release):
+    need_shared()
+    uuids: set[bytes] = set()
+    strings: set[str] = set()
+    for path in BUNDLES.glob("*.json.gz"):
+        bundle = json.load(gzip.open(path, "rt", encoding="utf-8"))
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            uuids.add(resource["id"].encode())
+            uuids.add(entry["fullUrl"].removeprefix("urn:uuid:").encode())
+            if resource["resourceType"] != "Patient":
+                continue
+            strings.update(i["value"] for i in resource.get("identifier", []))
+            strings.update(t["value"] for t in resource.get("telecom", []))
+            for name in resource.get("name", []):
+                strings.add(" ".join(name.get("given", []) + [name.get("family", "")]))
+            for address in resource.get("address", []):
+                strings.update(address.get("line", []))
+    blob = _all_output_bytes(synthea_release.out)
+    assert len(uuids) > 60_000 and len(strings) > 1_000
+    assert not (set(UUID.findall(blob)) & uuids)
+    leaked = [s for s in strings if len(s) >= 6 and s.encode() in blob]
+    assert leaked == []
+
+
+def test_data_only_codes_never_appear_in_output(core_schema, tmp_path):
+    """Categories that exist only in the data go to 'other'; the output never shows them."""
+    need_shared()
+    src = tmp_path / "in"
+    src.mkdir()
+    for k, path in enumerate(sorted(BUNDLES.glob("*.json.gz"))[:60]):
+        bundle = json.load(gzip.open(path, "rt", encoding="utf-8"))
+        for entry in bundle["entry"]:
+            r = entry["resource"]
+            if r["resourceType"] == "Patient":
+                r["maritalStatus"] = {"coding": [{"system": "urn:local", "code": "ZQXMARITAL"}]}
+                r["address"][0]["state"] = "Atlantis-Province"
+        (src / f"{k}.json").write_bytes(orjson.dumps(bundle))
+    result = synthesize([src], core_schema, tmp_path / "out", epsilon=2.0, rows=300, seed=1)
+    blob = _all_output_bytes(result.out)
+    assert b"ZQXMARITAL" not in blob and b"Atlantis" not in blob
+    internal = json.loads(result.internal_report.read_text())
+    assert internal["encoding"]["mapped_to_other"]["marital_status"] == 60
+    assert internal["encoding"]["mapped_to_other"]["state"] == 60
+
+
+def test_internal_report_is_outside_the_shareable_directory(synthea_release):
+    assert synthea_release.internal_report.exists()
+    assert synthea_release.out not in synthea_release.internal_report.parents
+    shareable = _all_output_bytes(synthea_release.out)
+    assert b"INTERNAL" not in shareable and b"resources_read" not in shareable
