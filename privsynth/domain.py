@@ -127,7 +127,7 @@ def _encode_numeric(
     safe = np.clip(np.where(missing, domain.lower, values), domain.lower, domain.upper)
     edges = np.asarray(domain.edges)
     codes = np.clip(np.searchsorted(edges, safe, side="right") - 1, 0, domain.n_bins - 1)
-    if missing.any():
+    if missing.any() and domain.missing_code is not None:
         codes = np.where(missing, domain.missing_code, codes)
     return codes.astype(np.int32)
 

@@ -293,7 +293,8 @@ def _read_clinical(
         seen: set[int] = set()
         for coding in codings:
             if isinstance(coding, dict):
-                for ex in index.get((coding.get("system"), coding.get("code")), ()):
+                coded = (str(coding.get("system")), str(coding.get("code")))
+                for ex in index.get(coded, ()):
                     if id(ex) not in seen:
                         seen.add(id(ex))
                         extractors.append(ex)
@@ -319,9 +320,9 @@ def _read_clinical(
             continue
         col = ex.column
         summary = col.source.summary
-        state = per_patient.get(col.name)
-        if state is None:
-            state = per_patient[col.name] = _State()
+        if col.name not in per_patient:
+            per_patient[col.name] = _State()
+        state = per_patient[col.name]
         used = True
         state.count += 1
         if summary in ("exists", "count"):
@@ -379,13 +380,13 @@ def _assemble(
             if col.source.resource == "Patient":
                 raw = patients[pid].get(col.name)
             else:
-                st = merged.get(pid, {}).get(col.name)
+                found = merged.get(pid, {}).get(col.name)
                 if col.source.summary == "exists":
-                    raw = st is not None and st.count > 0
+                    raw = found is not None and found.count > 0
                 elif col.source.summary == "count":
-                    raw = st.count if st is not None else 0
+                    raw = found.count if found is not None else 0
                 else:
-                    raw = st.value if st is not None else None
+                    raw = found.value if found is not None else None
             out.append(_coerce(col, raw, schema, birth.get(pid), report))
         data[col.name] = out
     frame = pd.DataFrame(data, index=pd.Index(np.arange(len(ids)), name="patient"))

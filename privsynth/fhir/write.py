@@ -139,7 +139,7 @@ class FhirWriter:
         who = self.identities.make(gender, state)
         age_col = plan.patient.get("age")
         age = row.get(age_col.name) if age_col else None
-        if _present(age):
+        if age is not None and _present(age):
             birth = ref_date.replace(year=ref_date.year - int(age) - 1) + dt.timedelta(days=int(rng.integers(1, 366)))
             birth = min(birth, ref_date)
         else:
@@ -201,11 +201,11 @@ class FhirWriter:
             resources.append(self._condition(present_col, onset_col, row, birth, ref))
         for col in plan.observations:
             value = row.get(col.name)
-            if _present(value):
+            if value is not None and _present(value):
                 resources.append(self._observation(col, float(value), birth, ref))
         for col in plan.encounters:
             count = row.get(col.name)
-            if _present(count):
+            if count is not None and _present(count):
                 for _ in range(int(count)):
                     resources.append(self._encounter(col, birth, ref))
         return who, {"birth_date": birth.isoformat()}, resources

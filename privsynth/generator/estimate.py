@@ -21,11 +21,19 @@ from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 
 @dataclass(frozen=True)
 class Measurement:
-    """A noisy marginal: ``values`` over ``clique`` with Gaussian noise of ``sigma``."""
+    """A noisy marginal: ``values`` over ``clique`` with Gaussian noise of ``sigma``.
+
+    ``sigma`` is one scale for every cell, or an array of per-cell scales (a merged cell
+    of a compressed domain is a sum of several noisy cells).
+    """
 
     clique: Clique
     values: np.ndarray
-    sigma: float
+    sigma: float | np.ndarray
+
+    @property
+    def variance(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.sigma, dtype=np.float64) ** 2, self.values.shape)
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ def estimate_total(measurements: Sequence[Measurement]) -> float:
     num = 0.0
     den = 0.0
     for m in measurements:
-        var = m.sigma**2 * m.values.size
+        var = float(m.variance.sum())
         num += float(m.values.sum()) / var
         den += 1.0 / var
     return max(1.0, num / den) if den > 0 else 1.0
@@ -89,14 +97,15 @@ def mirror_descent(
             g = np.zeros_like(mu)
             for m in ms:
                 diff = mu - m.values.reshape(mu.shape)
-                loss += 0.5 * float((diff * diff).sum()) / m.sigma**2
-                g += diff / m.sigma**2
+                var = m.variance.reshape(mu.shape)
+                loss += 0.5 * float((diff * diff / var).sum())
+                g += diff / var
             grads[c] = g
         return loss, grads
 
     margs = marginals_of(potentials)
     loss, grads = loss_and_grad(margs)
-    min_var = min(m.sigma**2 for m in measurements)
+    min_var = min(float(m.variance.min()) for m in measurements)
     alpha = min_var / n_total
     done = 0
     for done in range(1, iterations + 1):

@@ -121,15 +121,16 @@ def _sample_clique(
         gidx = np.ravel_multi_index(tuple(out[:, a] for a in given), tuple(sizes[a] for a in given))
     else:
         gidx = np.zeros(n, dtype=np.int64)
-    u = rng.random(n)
+    u: np.ndarray = np.asarray(rng.random(n))
     picked = np.empty(n, dtype=np.int64)
     order = np.argsort(gidx, kind="stable")
     sorted_g = gidx[order]
     starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
     ends = np.r_[starts[1:], n]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts.tolist(), ends.tolist()):
         rows = order[s:e]
-        picked[rows] = np.searchsorted(cdf[sorted_g[s]], u[rows], side="right")
+        row_cdf = np.asarray(cdf[int(sorted_g[s])])
+        picked[rows] = np.searchsorted(row_cdf, np.asarray(u[rows]), side="right")
     picked = np.minimum(picked, table.shape[1] - 1)
     values = np.unravel_index(picked, tuple(sizes[a] for a in new))
     for a, v in zip(new, values):
@@ -165,8 +166,8 @@ def _triangulate(cliques: list[Clique], sizes: tuple[int, ...], max_cells: int) 
         remaining.remove(v)
     maximal = [c for c in found if not any(c < o for o in found)]
     unique: list[Clique] = []
-    for c in maximal:
-        t = tuple(sorted(c))
+    for members in maximal:
+        t = tuple(sorted(members))
         if t not in unique:
             unique.append(t)
     return unique

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from privsynth.errors import InputError
+from privsynth.generator.compress import Compression
 from privsynth.generator.factor import Clique, expand, project
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 from privsynth.release.atomic import write_bytes
@@ -24,16 +25,23 @@ FORMAT = "privsynth-model/1"
 
 @dataclass
 class MarginalModel:
-    """A graphical model over encoded columns: potentials on cliques, and a total."""
+    """A graphical model over encoded columns: potentials on cliques, and a total.
+
+    ``sizes`` are the compressed domain sizes the model works in; ``compressions`` map
+    each column's public domain to them and back.
+    """
 
     columns: tuple[str, ...]
     sizes: tuple[int, ...]
     potentials: dict[Clique, np.ndarray]
     total: float
+    compressions: list[Compression] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     max_cells: int = DEFAULT_MAX_CELLS
 
     def __post_init__(self) -> None:
+        if not self.compressions:
+            self.compressions = [Compression.identity(s) for s in self.sizes]
         cliques = sorted(self.potentials, key=lambda c: (len(c), c))
         self._tree = JunctionTree(cliques, self.sizes, max_cells=self.max_cells)
         logs: dict[int, np.ndarray] = {}
@@ -50,11 +58,20 @@ class MarginalModel:
         h = self._tree.host(tuple(sorted(attrs)))
         return project(self._marginals[h], self._tree.cliques[h], tuple(sorted(attrs)))
 
+    @property
+    def domain_sizes(self) -> tuple[int, ...]:
+        """The public (uncompressed) domain size of every column."""
+        return tuple(int(c.to_small.size) for c in self.compressions)
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` i.i.d. rows of integer codes."""
+        """``n`` i.i.d. rows of integer codes over the public domains."""
         if n < 0:
             raise ValueError("the number of rows must be non-negative")
-        return self._tree.sample(self._marginals, n, rng)
+        small = self._tree.sample(self._marginals, n, rng)
+        out = np.empty_like(small)
+        for j, comp in enumerate(self.compressions):
+            out[:, j] = comp.expand(small[:, j], rng)
+        return out
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         stem = Path(path)
@@ -71,8 +88,13 @@ class MarginalModel:
             "metadata": self.metadata,
         }
         json_path, npz_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
+        arrays = {k: self.potentials[c] for c, k in zip(cliques, keys)}
+        for j, comp in enumerate(self.compressions):
+            arrays[f"to_small_{j}"] = comp.to_small
+            arrays[f"rare_{j}"] = comp.rare
+            arrays[f"rare_weights_{j}"] = comp.rare_weights
         buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: self.potentials[c] for c, k in zip(cliques, keys)})
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         write_bytes(npz_path, buf.getvalue())
         write_bytes(json_path, json.dumps(doc, indent=2).encode())
         return json_path, npz_path
@@ -96,5 +118,9 @@ class MarginalModel:
             tuple(int(a) for a in c["attributes"]): np.asarray(arrays[c["array"]], dtype=np.float64)
             for c in doc["cliques"]
         }
+        compressions = [
+            Compression(arrays[f"to_small_{j}"], arrays[f"rare_{j}"], arrays[f"rare_weights_{j}"])
+            for j in range(len(doc["columns"]))
+        ]
         return cls(tuple(doc["columns"]), tuple(doc["sizes"]), potentials, float(doc["total"]),
-                   dict(doc.get("metadata", {})))
+                   compressions, dict(doc.get("metadata", {})))

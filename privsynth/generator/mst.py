@@ -1,30 +1,37 @@
 """MST (McKenna, Miklau, Sheldon 2021): 1-way marginals, a DP maximum spanning tree of
 2-way marginals, and their measurement -- every noisy number from OpenDP.
 
-Budget split of the rho given: a third to the 1-way marginals, a third to selecting the
-d-1 tree edges (report noisy max, one round per edge), a third to measuring the chosen
-pairs. Each part is divided evenly and shaved by one part in a billion so that the sum of
-what OpenDP reports never exceeds the budget through float rounding.
+Budget split of the rho given (``SPLIT``): 30% to the 1-way marginals, 10% to selecting
+the d-1 tree edges (report noisy max, one round per edge), 60% to measuring the chosen
+pairs (the original MST uses thirds; pairs carry the correlations, and selection needs
+little budget to find strong ones; measured in benchmarks/run.py). After the 1-way
+marginals, categories too rare to measure are merged (:mod:`privsynth.generator.compress`).
+Each part is divided evenly and shaved by one part in a billion so that the sum of what
+OpenDP reports never exceeds the budget through float rounding.
 
 Selection score of a pair (i, j): the L1 distance between its true 2-way table and the
-one implied by independence of the noisy 1-way marginals. Adding or removing a patient
-changes one cell of the true table by 1 and leaves the (already released) model table
-unchanged, so each score moves by at most 1: sensitivity 1.
+one implied by independence of the noisy 1-way marginals, minus a public noise penalty.
+Adding or removing a patient changes one cell of the true table by 1 and leaves the
+(already released) model table and the penalty unchanged, so each score moves by at most
+1: sensitivity 1.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
 
+from privsynth.generator.compress import Compression
 from privsynth.generator.estimate import Measurement, estimate_total
 from privsynth.generator.factor import contingency
 from privsynth.privacy.accounting import Accountant
-from privsynth.privacy.mechanism import measure_counts, select_max
+from privsynth.privacy.mechanism import gaussian_scale, measure_counts, select_max
 
 SAFETY = 1.0 - 1e-9
+SPLIT = (0.3, 0.1, 0.6)  # shares of rho: 1-way marginals, selection, 2-way marginals
 Progress = Callable[[str, int, int], None]
 
 
@@ -41,9 +48,16 @@ def measure(
 
 def select_tree(
     codes: np.ndarray, sizes: tuple[int, ...], one_way: list[Measurement], rho: float,
-    accountant: Accountant, names: tuple[str, ...], progress: Progress | None = None,
+    accountant: Accountant, names: tuple[str, ...], sigma_pair: float,
+    progress: Progress | None = None,
 ) -> list[tuple[int, int]]:
-    """Choose d-1 pairs forming a spanning tree, each by OpenDP report-noisy-max."""
+    """Choose d-1 pairs forming a spanning tree, each by OpenDP report-noisy-max.
+
+    The score of a pair is its L1 gap to independence minus the L1 error its own
+    measurement is expected to add (``sqrt(2/pi) * sigma_pair * cells``, as in AIM):
+    a pair worth measuring is one whose signal beats its noise. The penalty is public
+    (it depends only on the domain and the budget), so the sensitivity stays 1.
+    """
     d = len(sizes)
     if d < 2:
         return []
@@ -57,7 +71,8 @@ def select_tree(
     for k, (i, j) in enumerate(pairs):
         true = contingency(codes, (i, j), sizes)
         model = np.outer(probs[i], probs[j]) * total
-        scores[k] = float(np.abs(true - model).sum())
+        penalty = math.sqrt(2.0 / math.pi) * sigma_pair * sizes[i] * sizes[j]
+        scores[k] = float(np.abs(true - model).sum()) - penalty
     parent = list(range(d))
 
     def root(x: int) -> int:
@@ -83,27 +98,42 @@ def select_tree(
 
 def fit_mst(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
-    progress: Progress | None = None,
-) -> list[Measurement]:
-    """Spend the accountant's remaining rho on MST's measurements and return them."""
+    progress: Progress | None = None, split: tuple[float, float, float] = SPLIT,
+    compressible: tuple[bool, ...] | None = None, threshold: float = 3.0,
+) -> tuple[list[Measurement], list[Compression]]:
+    """Spend the accountant's remaining rho on MST's measurements.
+
+    Returns the measurements (over compressed domains) and each column's compression.
+    """
     d = len(sizes)
     rho = accountant.rho_remaining
     if d == 1:
-        return [measure(codes, sizes, (0,), rho * SAFETY, accountant, f"1-way {names[0]}")]
-    rho_part = rho / 3.0
-    one_way = [
-        measure(codes, sizes, (a,), rho_part / d * SAFETY, accountant, f"1-way {names[a]}")
-        for a in range(d)
-    ]
+        return [measure(codes, sizes, (0,), rho * SAFETY, accountant, f"1-way {names[0]}")], [
+            Compression.identity(sizes[0])]
+    shares = np.asarray(split, dtype=np.float64) / sum(split)
+    rho_one, rho_select, rho_two = (rho * s for s in shares)
+    one_way: list[Measurement] = []
+    compressions: list[Compression] = []
+    small = np.empty_like(codes)
+    for a in range(d):
+        m = measure(codes, sizes, (a,), rho_one / d * SAFETY, accountant, f"1-way {names[a]}")
+        if compressible is None or compressible[a]:
+            comp = Compression.from_noisy(m.values, float(m.sigma), threshold)
+        else:
+            comp = Compression.identity(sizes[a])
+        merged = np.bincount(comp.to_small, minlength=comp.size)
+        one_way.append(Measurement((a,), comp.compress_counts(m.values), float(m.sigma) * np.sqrt(merged)))
+        compressions.append(comp)
+        small[:, a] = comp.to_small[codes[:, a]]
     if progress is not None:
         progress("measure 1-way", d, d)
-    tree = select_tree(codes, sizes, one_way, rho_part, accountant, names, progress)
+    small_sizes = tuple(c.size for c in compressions)
+    rho_pair = rho_two / (d - 1) * SAFETY
+    sigma_pair = gaussian_scale(rho_pair)
+    tree = select_tree(small, small_sizes, one_way, rho_select, accountant, names, sigma_pair, progress)
     two_way = []
     for k, (i, j) in enumerate(tree):
-        two_way.append(
-            measure(codes, sizes, (i, j), rho_part / len(tree) * SAFETY, accountant,
-                    f"2-way {names[i]} x {names[j]}")
-        )
+        two_way.append(measure(small, small_sizes, (i, j), rho_pair, accountant, f"2-way {names[i]} x {names[j]}"))
         if progress is not None:
             progress("measure 2-way", k + 1, len(tree))
-    return one_way + two_way
+    return one_way + two_way, compressions

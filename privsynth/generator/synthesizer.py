@@ -50,7 +50,7 @@ class Synthesizer:
         delta: float = 1e-6,
         *,
         method: str = "mst",
-        iterations: int = 500,
+        iterations: int = 300,
         max_cells: int = DEFAULT_MAX_CELLS,
     ) -> None:
         self.schema = schema
@@ -78,13 +78,18 @@ class Synthesizer:
         codes, report = encode(data, self.schema)
         sizes = domain_sizes(self.schema)
         names = tuple(c.name for c in self.schema.learned_columns)
-        measurements = fit_mst(codes, sizes, accountant, names, progress)
+        # merge rare categories of unordered columns only: merging bins of a number
+        # would scatter its order (threshold from benchmarks/run.py experiments)
+        compressible = tuple(c.kind == "categorical" for c in self.schema.learned_columns)
+        measurements, compressions = fit_mst(codes, sizes, accountant, names, progress,
+                                             compressible=compressible, threshold=1.0)
+        small_sizes = tuple(c.size for c in compressions)
 
         def on_iteration(i: int, loss: float) -> None:
             if progress is not None and i % 25 == 0:
                 progress("estimate", i, self.iterations)
 
-        est = mirror_descent(measurements, sizes, iterations=self.iterations,
+        est = mirror_descent(measurements, small_sizes, iterations=self.iterations,
                              max_cells=self.max_cells, callback=on_iteration)
         if progress is not None:
             progress("estimate", self.iterations, self.iterations)
@@ -102,7 +107,8 @@ class Synthesizer:
             ],
             "estimation": {"iterations": est.iterations, "loss": est.loss},
         }
-        self.model_ = MarginalModel(names, sizes, est.potentials, est.total, metadata, self.max_cells)
+        self.model_ = MarginalModel(names, small_sizes, est.potentials, est.total, compressions, metadata,
+                                    self.max_cells)
         self.accountant_ = accountant
         self.encode_report_: EncodeReport = report
         return self
@@ -146,7 +152,7 @@ class Synthesizer:
         """Load a saved model; ``schema`` must be the one it was fitted with."""
         model = MarginalModel.load(path)
         names = tuple(c.name for c in schema.learned_columns)
-        if model.columns != names or model.sizes != domain_sizes(schema):
+        if model.columns != names or model.domain_sizes != domain_sizes(schema):
             raise InputError(
                 f"{path}: the model's columns or domains differ from schema '{schema.name}'; "
                 "load it with the schema it was fitted with"

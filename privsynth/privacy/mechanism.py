@@ -14,6 +14,7 @@ charges to the :class:`~privsynth.privacy.accounting.Accountant`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,9 @@ class Release:
     mechanism: str
 
 
-def _calibrate(build, rho: float, d_in, first_guess: float) -> tuple[object, float]:  # type: ignore[no-untyped-def]
+def _calibrate(
+    build: Callable[[float], dp.Measurement], rho: float, d_in: float, first_guess: float
+) -> tuple[dp.Measurement, float]:
     """Find a scale whose OpenDP privacy map at ``d_in`` is <= rho (never over)."""
     if not (rho > 0 and math.isfinite(rho)):
         raise BudgetError("each measurement needs a positive, finite rho")
@@ -66,7 +69,7 @@ def measure_counts(counts: np.ndarray, rho: float) -> tuple[np.ndarray, Release]
     if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
         raise ValueError("counts must be a 1-d integer vector")
 
-    def build(scale: float):  # type: ignore[no-untyped-def]
+    def build(scale: float) -> dp.Measurement:
         return dp.m.make_gaussian(*_COUNT_SPACE, scale=scale)
 
     meas, scale = _calibrate(build, rho, 1, gaussian_scale(rho))
@@ -86,7 +89,7 @@ def select_max(scores: np.ndarray, rho: float, sensitivity: float) -> tuple[int,
     if not sensitivity > 0:
         raise ValueError("sensitivity must be positive")
 
-    def build(scale: float):  # type: ignore[no-untyped-def]
+    def build(scale: float) -> dp.Measurement:
         return dp.m.make_noisy_max(*_SCORE_SPACE, dp.zero_concentrated_divergence(), scale=scale)
 
     meas, scale = _calibrate(build, rho, float(sensitivity), sensitivity / math.sqrt(2.0 * rho))

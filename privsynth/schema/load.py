@@ -400,8 +400,8 @@ def _edges(doc: _Doc, bins: Any, key: Key, lower: float, upper: float, integer: 
             if bins > span:
                 bins = int(span)
             step = span / bins
-            edges = [lower + round(i * step) for i in range(bins)] + [upper]
-            return tuple(sorted(set(edges)))
+            ints = [lower + round(i * step) for i in range(bins)] + [upper]
+            return tuple(sorted(set(ints)))
         step = (upper - lower) / bins
         return tuple(lower + i * step for i in range(bins)) + (upper,)
     if isinstance(bins, dict):
@@ -412,13 +412,13 @@ def _edges(doc: _Doc, bins: Any, key: Key, lower: float, upper: float, integer: 
         n = max(1, math.ceil((upper - lower) / width - 1e-9))
         return tuple(min(upper, lower + i * width) for i in range(n)) + (upper,)
     if isinstance(bins, list):
-        edges = tuple(_number(doc, b, key + (i,)) for i, b in enumerate(bins))
-        if len(edges) < 2:
+        listed = tuple(_number(doc, b, key + (i,)) for i, b in enumerate(bins))
+        if len(listed) < 2:
             raise doc.error(key, "give at least two bin edges")
-        if edges[0] != lower or edges[-1] != upper:
+        if listed[0] != lower or listed[-1] != upper:
             raise doc.error(key, "the first bin edge must equal 'lower' and the last 'upper'")
-        for i, (a, b) in enumerate(zip(edges, edges[1:])):
+        for i, (a, b) in enumerate(zip(listed, listed[1:])):
             if b <= a:
                 raise doc.error(key + (i + 1,), "bin edges must be strictly increasing")
-        return edges
+        return listed
     raise doc.error(key, "bins must be a count, a list of edges, or {width: W}")

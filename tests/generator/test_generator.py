@@ -86,7 +86,10 @@ def test_fit_returns_self_and_spends_exactly_the_budget():
     assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
     d = len(schema.learned_columns)
     assert len(acc.charges) == d + (d - 1) + (d - 1)  # 1-ways, selections, 2-ways
-    assert sum(c.rho for c in acc.charges if c.purpose.startswith("select")) == pytest.approx(acc.rho_total / 3)
+    from privsynth.generator.mst import SPLIT
+
+    selection = sum(c.rho for c in acc.charges if c.purpose.startswith("select"))
+    assert selection == pytest.approx(acc.rho_total * SPLIT[1] / sum(SPLIT), rel=1e-6)
 
 
 def test_sample_before_fit_is_a_clear_error():
@@ -121,3 +124,18 @@ def test_dp_model_keeps_a_strong_correlation():
         old = out["age"] > 65
         wins += (out.loc[old, "stage"] >= 2).mean() > 0.85
     assert wins >= 4
+
+
+def test_compression_merges_only_rare_categories_and_expands_back():
+    from privsynth.generator.compress import Compression
+
+    comp = Compression.from_noisy(np.array([100.0, 2.0, -3.0, 50.0, 1.0]), sigma=5.0, threshold=1.0)
+    assert comp.size == 3  # 0 and 3 kept, {1, 2, 4} merged
+    assert list(comp.to_small) == [0, 2, 2, 1, 2]
+    np.testing.assert_allclose(comp.compress_counts(np.array([1.0, 2, 3, 4, 5])), [1, 4, 10])
+    back = comp.expand(np.array([0, 1, 2, 2, 2, 2] * 500), np.random.default_rng(0))
+    assert set(back[::6]) == {0} and set(back[1::6]) == {3}
+    merged = back[np.isin(np.arange(back.size) % 6, [2, 3, 4, 5])]
+    assert set(merged) <= {1, 2, 4}
+    # weights follow the clipped noisy counts 2 : 0 : 1
+    assert abs((merged == 1).mean() - 2 / 3) < 0.05 and (merged == 2).mean() < 0.01
