@@ -55,13 +55,6 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _schema_path(value: str | None) -> Path:
-    if value is not None:
-        return Path(value)
-    local = Path("schemas/patient-core.yaml")
-    return local if local.exists() else DEFAULT_SCHEMA
-
-
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -168,5 +161,5 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int) -> None:
         with _progress() as progress:
             write_example_export(Path(tmp), patients, seed,
                                  progress=lambda d, t: progress("example export", d, t))
-        _run_synthesize((tmp,), _schema_path(None), epsilon, 1e-6, None, seed, out_dir, "ndjson",
+        _run_synthesize((tmp,), DEFAULT_SCHEMA, epsilon, 1e-6, None, seed, out_dir, "ndjson",
                         False, False)

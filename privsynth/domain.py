@@ -24,12 +24,14 @@ class EncodeReport:
     """Counted treatments of values that did not fit their public domain."""
 
     mapped_to_other: Counter[str] = field(default_factory=Counter)
+    unknown_to_missing: Counter[str] = field(default_factory=Counter)
     clamped: Counter[str] = field(default_factory=Counter)
     missing: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {
             "mapped_to_other": dict(self.mapped_to_other),
+            "unknown_mapped_to_missing": dict(self.unknown_to_missing),
             "clamped_to_bounds": dict(self.clamped),
             "missing": dict(self.missing),
         }
@@ -101,7 +103,10 @@ def _encode_categorical(
                     "domain has no 'other' bucket; add the category or set domain.other: true"
                 )
             code = fallback
-            report.mapped_to_other[col.name] += 1
+            if fallback == domain.other_code:
+                report.mapped_to_other[col.name] += 1
+            else:
+                report.unknown_to_missing[col.name] += 1
         codes[i] = code
     return codes
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from privsynth.errors import InputError, OutputError
 from privsynth.fhir.view import build_patient_view
-from privsynth.fhir.write import FhirWriter, to_bundle, validate
+from privsynth.fhir.write import FhirWriter, identity_row, to_bundle, validate
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.privacy.mechanism import rho_for
 from privsynth.release.atomic import atomic_directory, write_bytes
@@ -120,9 +120,7 @@ def synthesize(
     for k, (who, facts, resources) in enumerate(writer.patients(sample)):
         valid = [validate(r) for r in resources]
         ids.append(who.id)
-        identity_rows.append({"patient_id": who.id, "name": who.name, "mrn": who.mrn, "ssn": who.ssn,
-                              "phone": who.phone, "address": f"{who.line}, {who.city}",
-                              "birth_date": facts["birth_date"]})
+        identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
         if output_format == "ndjson":
             for r in valid:
                 by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))

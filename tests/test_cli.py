@@ -123,3 +123,14 @@ def test_schema_check_ok():
 def test_usage_errors_exit_2(args):
     proc = run(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = run("demo", "--out", str(out), "--patients", "120", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "fhir" / "manifest.json").read_text())
+    assert {o["type"] for o in manifest["output"]} >= {"Patient", "Condition", "Observation", "Encounter"}
+    assert (out / "patients.csv").exists() and (out / "privacy.json").exists()
+    assert (tmp_path / "demo.internal.json").exists()
+    assert "rho spent / allowed" in proc.stdout

@@ -98,6 +98,7 @@ def test_data_only_codes_never_appear_in_output(core_schema, tmp_path):
     internal = json.loads(result.internal_report.read_text())
     assert internal["encoding"]["mapped_to_other"]["marital_status"] == 60
     assert internal["encoding"]["mapped_to_other"]["state"] == 60
+    assert "unknown_mapped_to_missing" in internal["encoding"]
 
 
 def test_internal_report_is_outside_the_shareable_directory(synthea_release):
@@ -105,3 +106,45 @@ def test_internal_report_is_outside_the_shareable_directory(synthea_release):
     assert synthea_release.out not in synthea_release.internal_report.parents
     shareable = _all_output_bytes(synthea_release.out)
     assert b"INTERNAL" not in shareable and b"resources_read" not in shareable
+
+
+def test_bundle_format_writes_one_valid_transaction_bundle_per_patient(core_schema, tmp_path):
+    need_shared()
+    files = sorted(BUNDLES.glob("*.json.gz"))[:20]
+    result = synthesize(files, core_schema, tmp_path / "out", epsilon=1.0, rows=25, output_format="bundle")
+    bundles = sorted((result.out / "fhir").glob("*.json"))
+    assert len(bundles) == 25 and result.resources_out == {"Bundle": 25}
+    for path in bundles:
+        bundle = orjson.loads(path.read_bytes())
+        validate(bundle)
+        patient = bundle["entry"][0]["resource"]
+        assert patient["resourceType"] == "Patient" and path.stem == patient["id"]
+        refs = {e["resource"]["subject"]["reference"] for e in bundle["entry"][1:]}
+        assert refs <= {f"urn:uuid:{patient['id']}"}
+
+
+def test_a_failed_run_leaves_no_partial_output(core_schema, tmp_path, monkeypatch):
+    need_shared()
+    import privsynth.pipeline as pipeline
+
+    calls = {"n": 0}
+
+    def broken(resource):
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise RuntimeError("disk on fire")
+        return validate(resource)
+
+    monkeypatch.setattr(pipeline, "validate", broken)
+    with pytest.raises(RuntimeError):
+        synthesize(sorted(BUNDLES.glob("*.json.gz"))[:10], core_schema, tmp_path / "out", epsilon=1.0, rows=30)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_directory_is_refused_before_reading(core_schema, tmp_path):
+    from privsynth.errors import OutputError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(OutputError, match="already exists"):
+        synthesize([tmp_path / "nowhere"], core_schema, tmp_path / "out", epsilon=1.0)

@@ -86,6 +86,8 @@ def discover(inputs: list[str | Path], stats: ReadStats) -> list[Path]:
 
 def _kind(path: Path) -> str | None:
     name = path.name
+    if name == "manifest.json":  # a Bulk Data export manifest, not a resource
+        return None
     if name.endswith(NDJSON_SUFFIXES):
         return "ndjson" if _NDJSON_NAME.match(name) else None
     if name.endswith(JSON_SUFFIXES):
@@ -100,8 +102,8 @@ def _read_bytes(path: Path) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
-        reason = getattr(exc, "strerror", None) or "corrupt or truncated gzip data"
-        raise InputError(f"{path}: cannot read file ({reason})") from None
+        why = getattr(exc, "strerror", None) or "corrupt or truncated gzip data"
+        raise InputError(f"{path}: cannot read file ({why})") from None
 
 
 def _check_utf8(data: bytes, path: Path) -> None:
@@ -148,14 +150,17 @@ def iter_resources(
         except InputError as exc:
             if on_error != "skip":
                 raise
-            stats.errors_skipped[_reason(exc)] += 1
+            stats.errors_skipped[reason(exc)] += 1
         if progress is not None:
             progress(1)
 
 
-def _reason(exc: InputError) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[-1].split(" (")[0]
+def reason(exc: InputError) -> str:
+    """The kind of an input error without its location: a key for counting skipped errors."""
+    parts = [p for p in str(exc).split(": ")
+             if not (p.startswith(("/", "entry[")) or ".json" in p or ".ndjson" in p)]
+    text = ": ".join(parts) if parts else str(exc)
+    return text.split(" (")[0].split("; ")[0]
 
 
 def _json(data: bytes, path: Path, stats: ReadStats) -> Iterator[tuple[dict[str, Any], Location]]:
@@ -196,7 +201,7 @@ def _ndjson(
         except InputError as exc:
             if on_error != "skip":
                 raise
-            stats.errors_skipped[_reason(exc)] += 1
+            stats.errors_skipped[reason(exc)] += 1
             continue
         stats.resources[resource["resourceType"]] += 1
         yield resource, loc

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.errors import InputError
-from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, validate_resource
+from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, reason, validate_resource
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.path import ShapeError, compile_path
 
@@ -54,6 +54,7 @@ class IngestReport:
     unreadable_value: Counter[str] = field(default_factory=Counter)
     errors_skipped: dict[str, int] = field(default_factory=dict)
     patients: int = 0
+    per_reference: Counter[str] = field(default_factory=Counter, repr=False)  # internal, never reported
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,13 +104,15 @@ class _Compiled:
                     self.code_index[rtype].setdefault((group.system, c.code), []).append(ex)
             else:
                 self.uncoded[rtype].append(ex)
-        self.code_paths = {
-            rtype: compile_path(
-                "medicationCodeableConcept.coding" if rtype == "MedicationRequest" else "code.coding",
-                rtype,
-            )
-            for rtype in self.code_index
-        }
+        self.code_paths = {rtype: compile_path(_code_element(rtype) + ".coding", rtype) for rtype in self.code_index}
+
+
+def _code_element(rtype: str) -> str:
+    """The element a resource's codes are matched on: ``code``, else a medication concept."""
+    from privsynth.schema.path import _fields
+
+    fields = _fields(rtype)
+    return "code" if "code" in fields else "medicationCodeableConcept"
 
 
 def _patient_ref(resource: dict[str, Any]) -> str | None:
@@ -223,7 +226,7 @@ def build_patient_view(
         except InputError as exc:
             if on_error != "skip":
                 raise
-            stats.errors_skipped[str(exc).split(": ", 1)[-1].split(" (")[0]] += 1
+            stats.errors_skipped[reason(exc)] += 1
 
     report.files_read = stats.files_read
     report.files_skipped = len(stats.files_skipped)
@@ -277,12 +280,6 @@ def _read_clinical(
     resource: dict[str, Any], rtype: str, loc: Location, compiled: _Compiled,
     states: dict[str, dict[str, _State]], report: IngestReport,
 ) -> None:
-    ref = _patient_ref(resource)
-    if ref is None:
-        raise InputError(
-            f"{loc.describe(rtype + '.subject')}: missing; every {rtype} must reference its "
-            "patient (subject or patient)"
-        )
     extractors = list(compiled.uncoded.get(rtype, ()))
     index = compiled.code_index.get(rtype)
     if index:
@@ -300,6 +297,12 @@ def _read_clinical(
                         extractors.append(ex)
     if not extractors:
         return
+    ref = _patient_ref(resource)
+    if ref is None:
+        raise InputError(
+            f"{loc.describe(rtype + '.subject')}: missing; every {rtype} must reference its "
+            "patient (subject or patient)"
+        )
     if not ref:
         report.unresolved_patient[rtype] += 1
         return
@@ -345,6 +348,7 @@ def _read_clinical(
             state.value = values[0]
     if used:
         report.resources_used[rtype] += 1
+        report.per_reference[key] += 1
 
 
 def _assemble(
@@ -355,8 +359,7 @@ def _assemble(
     for key, cols in states.items():
         pid = aliases.get(key)
         if pid is None:
-            n = sum(1 for _ in cols)
-            report.unresolved_patient["(reference to a Patient not in the input)"] += n
+            report.unresolved_patient["(reference to a Patient not in the input)"] += report.per_reference[key]
             continue
         target = merged[pid]
         for name, st in cols.items():
@@ -418,7 +421,7 @@ def _coerce(
         if src.transform == "year":
             return when.year
         start = born if src.transform == "age_at_event" else when.date()
-        end = when.date() if src.transform == "age_at_event" else schema.reference_date
+        end = when.date() if src.transform == "age_at_event" else schema.reference
         if start is None:
             report.unreadable_value[col.name] += 1
             return None

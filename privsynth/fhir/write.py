@@ -120,6 +120,7 @@ class FhirWriter:
         self.schema = schema
         self.plan = _plan(schema)
         self.identities = IdentityFactory(seed)
+        self.kinds = frozenset(c.faker for c in schema.identifier_columns if c.faker)
         self.rng = np.random.default_rng(seed + 1)
 
     def patients(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], list[dict[str, Any]]]]:
@@ -129,7 +130,7 @@ class FhirWriter:
             yield self._patient(row)
 
     def _patient(self, row: dict[str, Any]) -> tuple[Identity, dict[str, Any], list[dict[str, Any]]]:
-        plan, rng, ref_date = self.plan, self.rng, self.schema.reference_date
+        plan, rng, ref_date = self.plan, self.rng, self.schema.reference
         gender_col = plan.patient.get("gender")
         gender = row.get(gender_col.name) if gender_col else None
         gender = gender if gender in FHIR_GENDERS else None
@@ -140,28 +141,19 @@ class FhirWriter:
         age_col = plan.patient.get("age")
         age = row.get(age_col.name) if age_col else None
         if age is not None and _present(age):
-            birth = ref_date.replace(year=ref_date.year - int(age) - 1) + dt.timedelta(days=int(rng.integers(1, 366)))
+            birth = _add_years(ref_date, -int(age) - 1) + dt.timedelta(days=int(rng.integers(1, 366)))
             birth = min(birth, ref_date)
         else:
             birth = _day_between(dt.date(ref_date.year - 90, 1, 1), ref_date, rng)
         patient: dict[str, Any] = {
             "resourceType": "Patient",
             "id": who.id,
-            "identifier": [
-                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
-                 "system": "urn:privsynth:synthetic-mrn", "value": who.mrn},
-                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "SS"}]},
-                 "system": "http://hl7.org/fhir/sid/us-ssn", "value": who.ssn},
-            ],
-            "name": [{"use": "official", "family": who.family, "given": [who.given]}],
-            "telecom": [{"system": "phone", "value": who.phone, "use": "home"}],
             "gender": gender or "unknown",
             "birthDate": birth.isoformat(),
-            "address": [{"line": [who.line], "city": who.city, "postalCode": who.postal_code, "country": "US",
-                         **({"state": who.state} if who.state else {})}],
             "meta": {"tag": [{"system": "urn:privsynth", "code": "synthetic",
                               "display": "Synthetic record (privsynth); not a real person"}]},
         }
+        patient.update(_identity_elements(who, self.kinds))
         extensions = []
         for key, url in (("race", RACE_URL), ("ethnicity", ETHNICITY_URL)):
             col = plan.patient.get(key)
@@ -212,16 +204,16 @@ class FhirWriter:
 
     def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date,
                    ref: dict[str, str]) -> dict[str, Any]:
-        ref_date = self.schema.reference_date
+        ref_date = self.schema.reference
         group = self.schema.code_groups[col.source.codes or ""]
         first = group.codes[0]
         onset_day = None
         if onset_col is not None and _present(row.get(onset_col.name)):
             value = int(row[onset_col.name])
             if onset_col.source.transform == "age_at_event":
-                start = birth.replace(year=birth.year + value) if _valid_year(birth, value) else birth
+                start = _add_years(birth, value)
                 onset_day = _day_between(start, start + dt.timedelta(days=364), self.rng)
-            elif onset_col.source.transform == "year":
+            elif onset_col.source.transform == "year" and dt.MINYEAR <= value <= dt.MAXYEAR:
                 onset_day = _day_between(dt.date(value, 1, 1), dt.date(value, 12, 31), self.rng)
         if onset_day is None or not birth <= onset_day <= ref_date:
             onset_day = _day_between(birth, ref_date, self.rng)
@@ -237,7 +229,7 @@ class FhirWriter:
         }
 
     def _observation(self, col: Column, value: float, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
-        ref_date = self.schema.reference_date
+        ref_date = self.schema.reference
         start = max(birth, ref_date - dt.timedelta(days=730))
         unit = col.output.get("unit", col.source.unit or "1")
         category = col.output.get("category", "laboratory")
@@ -255,7 +247,7 @@ class FhirWriter:
         }
 
     def _encounter(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
-        ref_date = self.schema.reference_date
+        ref_date = self.schema.reference
         code = col.output.get("code")
         if code is None:
             code = sorted(col.source.where[0].values)[0] if col.source.where else "AMB"
@@ -274,12 +266,54 @@ class FhirWriter:
         }
 
 
-def _valid_year(birth: dt.date, years: int) -> bool:
+def _identity_elements(who: Identity, kinds: frozenset[str]) -> dict[str, Any]:
+    """The Patient elements for the schema's direct identifiers (fresh values only)."""
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    out: dict[str, Any] = {}
+    identifiers = []
+    if "mrn" in kinds:
+        identifiers.append({"type": {"coding": [{"system": v2, "code": "MR"}]},
+                            "system": "urn:privsynth:synthetic-mrn", "value": who.mrn})
+    if "ssn" in kinds:
+        identifiers.append({"type": {"coding": [{"system": v2, "code": "SS"}]},
+                            "system": "http://hl7.org/fhir/sid/us-ssn", "value": who.ssn})
+    if identifiers:
+        out["identifier"] = identifiers
+    if "name" in kinds:
+        out["name"] = [{"use": "official", "family": who.family, "given": [who.given]}]
+    telecom = []
+    if "phone" in kinds:
+        telecom.append({"system": "phone", "value": who.phone, "use": "home"})
+    if "email" in kinds:
+        telecom.append({"system": "email", "value": who.email})
+    if telecom:
+        out["telecom"] = telecom
+    address: dict[str, Any] = {"country": "US"}
+    if who.state:
+        address["state"] = who.state
+    if "address" in kinds:
+        address.update({"line": [who.line], "city": who.city, "postalCode": who.postal_code})
+    out["address"] = [address]
+    return out
+
+
+IDENTITY_COLUMNS = ("name", "mrn", "ssn", "phone", "email", "address")
+
+
+def identity_row(who: Identity, kinds: frozenset[str]) -> dict[str, str]:
+    """The fresh identifiers of one synthetic patient for the patient-view table."""
+    values = {"name": who.name, "mrn": who.mrn, "ssn": who.ssn, "phone": who.phone, "email": who.email,
+              "address": f"{who.line}, {who.city}"}
+    return {"patient_id": who.id, **{k: values[k] for k in IDENTITY_COLUMNS if k in kinds}}
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    """``day`` shifted by whole years (29 February becomes 28), kept in datetime's range."""
+    year = min(max(day.year + years, dt.MINYEAR), dt.MAXYEAR)
     try:
-        birth.replace(year=birth.year + years)
+        return day.replace(year=year)
     except ValueError:
-        return False
-    return True
+        return day.replace(year=year, day=28)
 
 
 _MODELS: dict[str, Any] = {}

@@ -79,11 +79,26 @@ def _dotted(key: Key) -> str:
     return out
 
 
+class _LeadingZero(ValueError):
+    def __init__(self, key: Key) -> None:
+        self.key = key
+
+
+def _check_number(node: yaml.Node, key: Key) -> None:
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":int") and not node.style:
+        text = str(node.value).lstrip("+-")
+        if len(text) > 1 and text.startswith("0"):
+            raise _LeadingZero(key)  # YAML 1.1 would read 0100 as octal 64
+
+
 def _plain(node: yaml.Node, key: Key, lines: dict[Key, int]) -> Any:
     lines[key] = node.start_mark.line + 1
+    _check_number(node, key)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
+            lines[key + (str(knode.value),)] = knode.start_mark.line + 1
+            _check_number(knode, key + (str(knode.value),))
             k = str(yaml.safe_load(yaml.serialize(knode)))
             out[k] = _plain(vnode, key + (k,), lines)
         return out
@@ -115,7 +130,12 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
     if node is None:
         raise SchemaError(f"{file}: the schema file is empty")
     lines: dict[Key, int] = {}
-    data = _plain(node, (), lines)
+    try:
+        data = _plain(node, (), lines)
+    except _LeadingZero as exc:
+        raise _Doc(file, lines).error(
+            exc.key, "a number with a leading zero would be read as octal; write codes in quotes ('0100')"
+        ) from None
     doc = _Doc(file, lines)
     if not isinstance(data, dict):
         raise doc.error((), "a schema must be a mapping with 'name' and 'columns'")
@@ -186,7 +206,7 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
     return Schema(
         name=name,
         input_format=cast(Any, input_format),
-        reference_date=ref or dt.date.today(),
+        reference_date=ref,
         columns=tuple(columns),
         code_groups=groups,
         description=data.get("description"),
@@ -358,6 +378,8 @@ def _domain(doc: _Doc, raw: Any, key: Key, kind: str, source: Source) -> Domain:
     if kind == "boolean":
         data = _keys(doc, raw or {}, key, ("missing",), "a boolean domain")
         missing = data.get("missing", source.summary not in ("exists",))
+        if not isinstance(missing, bool):
+            raise doc.error(key + ("missing",), "must be true or false")
         return CategoricalDomain((Category("false"), Category("true")), other=False,
                                  missing=bool(missing))
     if raw is None:

@@ -210,7 +210,7 @@ class Schema:
 
     name: str
     input_format: Literal["fhir", "table"]
-    reference_date: dt.date
+    reference_date: dt.date | None
     columns: tuple[Column, ...]
     code_groups: Mapping[str, CodeGroup] = field(default_factory=dict)
     description: str | None = None
@@ -228,6 +228,15 @@ class Schema:
     @property
     def identifier_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if not c.learned)
+
+    @property
+    def reference(self) -> dt.date:
+        """The reference date for ages (FHIR schemas always have one)."""
+        if self.reference_date is None:
+            from privsynth.errors import SchemaError
+
+            raise SchemaError(f"schema '{self.name}' has no reference_date; add one (YYYY-MM-DD)")
+        return self.reference_date
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -70,3 +70,22 @@ def test_directory_and_files_give_the_same_view(core_schema):
     one, _ = build_patient_view(files, core_schema)
     assert len(one) == 5
     assert FHIR_2019.is_dir()
+
+
+def test_bulk_manifest_is_skipped_and_unread_resources_need_no_subject(core_schema, tmp_path):
+    import json
+
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1950-05-05"}
+    unrelated = {"resourceType": "Condition", "id": "c0",  # a code in no group: never read
+                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "444814009"}]}}
+    diabetes = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+                "onsetDateTime": "2000-05-05T00:00:00+00:00"}
+    orphan = dict(diabetes, id="c2", subject={"reference": "Patient/nobody"})
+    (tmp_path / "Patient.ndjson").write_text(json.dumps(patient) + "\n")
+    (tmp_path / "Condition.ndjson").write_text("\n".join(json.dumps(r) for r in (unrelated, diabetes, orphan)))
+    (tmp_path / "manifest.json").write_text(json.dumps({"transactionTime": "2024-01-01", "output": []}))
+    frame, report = build_patient_view([tmp_path], core_schema)
+    assert report.files_skipped == 1 and report.files_read == 2
+    assert bool(frame.loc[0, "diabetes"]) and frame.loc[0, "diabetes_onset_age"] == 50
+    assert report.unresolved_patient == {"(reference to a Patient not in the input)": 1}

@@ -118,3 +118,9 @@ def test_boolean_exists_needs_boolean_kind(tmp_path):
     path = write(tmp_path, GOOD.replace("    kind: boolean", "    kind: categorical"))
     with pytest.raises(SchemaError, match="set kind: boolean"):
         load_schema(path)
+
+
+def test_codes_with_a_leading_zero_must_be_quoted(tmp_path):
+    path = write(tmp_path, GOOD.replace('"44054006": Diabetes', '0100: Diabetes'))
+    with pytest.raises(SchemaError, match=r"s\.yaml:6: .*octal"):
+        load_schema(path)
