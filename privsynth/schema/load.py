@@ -365,8 +365,10 @@ def _source_kwargs(
             raise doc.error(key + ("summary",), "summary 'count' makes an integer column; set kind: integer")
         if transform and kind not in ("numeric", "integer"):
             raise doc.error(key + ("transform",), "a date transform makes a number; set kind: numeric or integer")
-    if summary in ("first", "last") and resource == "Patient":
+    if summary != "value" and resource == "Patient":
         raise doc.error(key + ("summary",), "Patient has one resource per patient; use summary 'value'")
+    if raw_where and resource == "Patient":
+        raise doc.error(key + ("where",), "filters apply to many-per-patient resources, not Patient")
     return {
         "resource": resource, "path": path, "codes": codes, "where": tuple(wheres),
         "summary": summary, "transform": transform, "date": data.get("date"),
