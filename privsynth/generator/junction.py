@@ -14,6 +14,7 @@ import numpy as np
 
 from privsynth.errors import ModelTooLargeError
 from privsynth.generator.factor import Clique, cells, expand, logsumexp_to
+from privsynth.generator.forest import DisjointSets
 
 DEFAULT_MAX_CELLS = 5_000_000  # 40 MB per float64 table
 
@@ -180,21 +181,8 @@ def _spanning_tree(cliques: list[Clique]) -> list[tuple[int, int]]:
         ((len(set(cliques[i]) & set(cliques[j])), i, j) for i in range(k) for j in range(i + 1, k)),
         reverse=True,
     )
-    parent = list(range(k))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    edges: list[tuple[int, int]] = []
-    for _, i, j in weighted:
-        ri, rj = root(i), root(j)
-        if ri != rj:
-            parent[ri] = rj
-            edges.append((i, j))
-    return edges
+    sets = DisjointSets(k)
+    return [(i, j) for _, i, j in weighted if sets.union(i, j)]
 
 
 def _schedule(k: int, edges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -27,6 +27,7 @@ import numpy as np
 from privsynth.generator.compress import Compression
 from privsynth.generator.estimate import Measurement, estimate_total
 from privsynth.generator.factor import contingency
+from privsynth.generator.forest import DisjointSets
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, measure_counts, select_max
 
@@ -73,23 +74,16 @@ def select_tree(
         model = np.outer(probs[i], probs[j]) * total
         penalty = math.sqrt(2.0 / math.pi) * sigma_pair * sizes[i] * sizes[j]
         scores[k] = float(np.abs(true - model).sum()) - penalty
-    parent = list(range(d))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = DisjointSets(d)
     chosen: list[tuple[int, int]] = []
     rounds = d - 1
     per_round = rho / rounds * SAFETY
     for r in range(rounds):
-        candidates = [k for k, (i, j) in enumerate(pairs) if root(i) != root(j)]
+        candidates = [k for k, (i, j) in enumerate(pairs) if not sets.connected(i, j)]
         index, release = select_max(scores[candidates], per_round, sensitivity=1.0)
         i, j = pairs[candidates[index]]
         accountant.charge(f"select pair {names[i]} x {names[j]}", release)
-        parent[root(i)] = root(j)
+        sets.union(i, j)
         chosen.append((i, j))
         if progress is not None:
             progress("select", r + 1, rounds)
