@@ -3,8 +3,8 @@
 Direct identifiers are never read from the input and never learned. Every name, MRN,
 SSN, phone number and address here is drawn from a Faker instance seeded for this run,
 with the synthetic gender (for first names) and state (for city and ZIP code).
-SSNs use the 999 area, which the US Social Security Administration never issues, and
-phone numbers use the 555-01xx range reserved for fiction.
+SSNs use areas 900-999 with group 00, which the US Social Security Administration never
+issues, and phone numbers use the 555-01xx range reserved for fiction.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ class IdentityFactory:
             if mrn not in self._used_mrn:
                 self._used_mrn.add(mrn)
                 break
-        ssn = f"999-{self._rng.integers(10, 100)}-{self._rng.integers(1000, 10000)}"
+        # area 900-999 and group 00 are never issued, so this is no one's SSN (and differs
+        # from Synthea's 999-NN-NNNN test numbers, whose group is never 00)
+        ssn = f"{self._rng.integers(900, 1000)}-00-{self._rng.integers(1, 10000):04d}"
         phone = f"555-01{self._rng.integers(0, 100):02d}"
         usps = state if state is not None and len(state) == 2 and state.isupper() else None
         try:
