@@ -67,47 +67,66 @@ def _encode_column(series: pd.Series, col: Column, report: EncodeReport) -> np.n
     return _encode_numeric(series, col, domain, report)
 
 
+def _keys(series: pd.Series) -> pd.Series:
+    """Normalise values to the strings category codes are written as (vectorised)."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.map({True: "true", False: "false"})
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(values)
+        integral = finite & (np.mod(np.where(finite, values, 0), 1) == 0)
+        text = np.where(integral, np.where(integral, values, 0).astype(np.int64).astype(str), values.astype(str))
+        keyed = text.astype(object)
+        keyed[~finite] = None
+        return pd.Series(keyed, index=series.index, dtype=object)
+
+    def one(value: object) -> object:
+        if _is_missing(value):
+            return None
+        if isinstance(value, bool | np.bool_):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return series.map(one)
+
+
 def _encode_categorical(
     series: pd.Series, col: Column, domain: CategoricalDomain, report: EncodeReport
 ) -> np.ndarray:
-    table = domain.lookup()
+    table: dict[str, int] = domain.lookup()
     if col.kind == "boolean":
         table = {"false": 0, "true": 1, "False": 0, "True": 1, "0": 0, "1": 1}
-    fallback = domain.other_code if domain.other_code is not None else domain.missing_code
-    codes = np.empty(len(series), dtype=np.int32)
-    for i, value in enumerate(series.tolist()):
-        if _is_missing(value):
-            if domain.missing_code is None:
-                if domain.other_code is None:
-                    raise InputError(
-                        f"column '{col.name}': a value is missing and the schema allows neither "
-                        "'missing' nor 'other'; set domain.missing: true"
-                    )
-                codes[i] = domain.other_code
-                report.mapped_to_other[col.name] += 1
-            else:
-                codes[i] = domain.missing_code
-                report.missing[col.name] += 1
-            continue
-        if isinstance(value, bool | np.bool_):
-            key = "true" if value else "false"
-        elif isinstance(value, float) and value.is_integer():
-            key = str(int(value))
+    keys = _keys(series)
+    missing = keys.isna().to_numpy()
+    looked = keys.map(table).to_numpy(dtype=np.float64, na_value=np.nan)
+    unknown = ~missing & np.isnan(looked)
+    codes = np.where(np.isnan(looked), 0, looked).astype(np.int32)
+    if missing.any():
+        if domain.missing_code is not None:
+            codes[missing] = domain.missing_code
+            report.missing[col.name] += int(missing.sum())
+        elif domain.other_code is not None:
+            codes[missing] = domain.other_code
+            report.mapped_to_other[col.name] += int(missing.sum())
         else:
-            key = str(value)
-        code = table.get(key)
-        if code is None:
-            if fallback is None:
-                raise InputError(
-                    f"column '{col.name}': a value is not in the schema's categories and the "
-                    "domain has no 'other' bucket; add the category or set domain.other: true"
-                )
-            code = fallback
-            if fallback == domain.other_code:
-                report.mapped_to_other[col.name] += 1
-            else:
-                report.unknown_to_missing[col.name] += 1
-        codes[i] = code
+            raise InputError(
+                f"column '{col.name}': {int(missing.sum())} value(s) missing and the schema allows neither "
+                "'missing' nor 'other'; set domain.missing: true"
+            )
+    if unknown.any():
+        if domain.other_code is not None:
+            codes[unknown] = domain.other_code
+            report.mapped_to_other[col.name] += int(unknown.sum())
+        elif domain.missing_code is not None:
+            codes[unknown] = domain.missing_code
+            report.unknown_to_missing[col.name] += int(unknown.sum())
+        else:
+            raise InputError(
+                f"column '{col.name}': {int(unknown.sum())} value(s) not in the schema's categories and the "
+                "domain has no 'other' bucket; add the categories or set domain.other: true"
+            )
     return codes
 
 
@@ -150,8 +169,10 @@ def _decode_column(codes: np.ndarray, col: Column, rng: np.random.Generator) -> 
     assert domain is not None
     if isinstance(domain, CategoricalDomain):
         if col.kind == "boolean":
-            values = pd.array([None if c == domain.missing_code else bool(c) for c in codes], dtype="boolean")
-            return pd.Series(values)
+            flags = pd.array(codes == 1, dtype="boolean")
+            if domain.missing_code is not None:
+                flags[codes == domain.missing_code] = pd.NA
+            return pd.Series(flags)
         labels: list[object] = [c.code for c in domain.categories]
         if domain.integer_codes:
             labels = [int(str(x)) for x in labels]

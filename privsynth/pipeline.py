@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from privsynth.generator.synthesizer import Synthesizer
 from privsynth.privacy.mechanism import rho_for
 from privsynth.release.atomic import atomic_directory, write_bytes
 from privsynth.schema.model import Schema
+from privsynth.table import read_table, write_table
 
 Progress = Callable[[str, int, int], None]
 FORMATS = ("ndjson", "bundle")
@@ -83,9 +85,11 @@ def synthesize(
     on_error: str = "raise",
     progress: Progress | None = None,
 ) -> SynthesisResult:
-    """Run the whole path once and write the shareable output directory ``out``."""
-    import time
+    """Run the whole path once and write the shareable output directory ``out``.
 
+    FHIR schemas read FHIR files and write FHIR R4 plus the patient-view table; table
+    schemas read CSV/Parquet and write CSV and Parquet.
+    """
     if output_format not in FORMATS:
         raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(FORMATS)}")
     if rows is not None and rows < 1:
@@ -97,8 +101,14 @@ def synthesize(
     inputs = [Path(p) for p in inputs]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    view, ingest = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
-                                      progress=progress)
+    ingest: dict[str, Any]
+    if schema.input_format == "table":
+        view, table_report = read_table(inputs, schema, on_error=on_error)
+        ingest = table_report.as_dict()
+    else:
+        view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
+                                               progress=progress)
+        ingest = fhir_report.as_dict()
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -111,69 +121,13 @@ def synthesize(
     timings["sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    writer = FhirWriter(schema, seed)
-    by_type: dict[str, list[bytes]] = {}
-    bundles: list[tuple[str, bytes]] = []
-    ids: list[str] = []
-    identity_rows: list[dict[str, Any]] = []
-    total = len(sample)
-    for k, (who, facts, resources) in enumerate(writer.patients(sample)):
-        valid = [validate(r) for r in resources]
-        ids.append(who.id)
-        identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
-        if output_format == "ndjson":
-            for r in valid:
-                by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))
-        else:
-            bundles.append((who.id, orjson.dumps(to_bundle(valid))))
-        if progress is not None and (k % 50 == 0 or k == total - 1):
-            progress("write FHIR", k + 1, total)
-
-    counts: Counter[str] = Counter()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    privacy = {
-        "privacy_unit": "patient: one patient's whole record (every resource referencing them)",
-        "epsilon": epsilon,
-        "delta": delta,
-        "rho_total": synth.accountant_.rho_total,
-        "rho_spent": synth.accountant_.rho_spent,
-        "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
-        "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
-        "measurements": [{"purpose": c.purpose, "rho": c.rho, "noise_scale": c.scale}
-                         for c in synth.accountant_.charges],
-        "record_count": "given by --rows" if rows is not None
-        else "DP estimate from the noisy marginals (post-processing, no extra charge)",
-        "post_processing": ["estimation of a consistent graphical model", "sampling",
-                            "decoding inside public bins", "Faker identities", "FHIR writing"],
-        "schema": schema.name,
-        "seed": seed,
-        "versions": _versions(),
-    }
+    privacy = _privacy_document(synth, schema, epsilon, delta, rows, seed)
     with atomic_directory(out) as tmp:
-        fhir_dir = tmp / "fhir"
-        fhir_dir.mkdir()
-        if output_format == "ndjson":
-            output = []
-            for rtype in sorted(by_type):
-                lines = by_type[rtype]
-                write_bytes(fhir_dir / f"{rtype}.ndjson", b"\n".join(lines) + b"\n")
-                counts[rtype] = len(lines)
-                output.append({"type": rtype, "url": f"{rtype}.ndjson", "count": len(lines)})
-            manifest = {
-                "transactionTime": now,
-                "request": "privsynth synthesize",
-                "requiresAccessToken": False,
-                "output": output,
-                "error": [],
-                "extension": {"privsynth": {"synthetic": True, "epsilon": epsilon, "delta": delta}},
-            }
-            write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        if schema.input_format == "table":
+            counts = _write_table_output(tmp, sample, schema, seed)
         else:
-            for pid, blob in bundles:
-                write_bytes(fhir_dir / f"{pid}.json", blob)
-            counts["Bundle"] = len(bundles)
-        table = pd.concat([pd.DataFrame(identity_rows), sample.reset_index(drop=True)], axis=1)
-        write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
+            counts = _write_fhir_output(tmp, sample, schema, seed, output_format, now, epsilon, delta, progress)
         synth.save(tmp / "model")
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
     timings["write"] = time.perf_counter() - t0
@@ -186,10 +140,91 @@ def synthesize(
         "schema_file": schema.source_file,
         "schema_sha256": hashlib.sha256(Path(schema.source_file).read_bytes()).hexdigest()
         if schema.source_file else None,
-        "ingest": ingest.as_dict(),
+        "ingest": ingest,
         "encoding": synth.encode_report_.as_dict(),
         "seconds": timings,
     }
     write_bytes(internal, json.dumps(report, indent=2).encode())
     return SynthesisResult(out, internal, len(view), len(sample), dict(counts), epsilon, delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings)
+
+
+def _privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,
+                      seed: int) -> dict[str, Any]:
+    return {
+        "privacy_unit": "patient: one patient's whole record (one row of the patient view)",
+        "epsilon": epsilon,
+        "delta": delta,
+        "rho_total": synth.accountant_.rho_total,
+        "rho_spent": synth.accountant_.rho_spent,
+        "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
+        "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
+        "measurements": [{"purpose": c.purpose, "rho": c.rho, "noise_scale": c.scale}
+                         for c in synth.accountant_.charges],
+        "record_count": "given by --rows" if rows is not None
+        else "DP estimate from the noisy marginals (post-processing, no extra charge)",
+        "post_processing": ["estimation of a consistent graphical model", "sampling",
+                            "decoding inside public bins", "fresh identifiers", "output writing"],
+        "schema": schema.name,
+        "seed": seed,
+        "versions": _versions(),
+    }
+
+
+def _write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int) -> dict[str, int]:
+    """The synthetic table with the input's column names, fresh ids for identifier columns."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 2)
+    sample = sample.reset_index(drop=True)
+    columns: dict[str, Any] = {}
+    for col in schema.columns:
+        name = col.source.column or col.name
+        if col.learned:
+            columns[name] = sample[col.name]
+        else:  # fresh, meaningless identifiers: a random permutation of 1..n
+            columns[name] = pd.Series(rng.permutation(len(sample)) + 1)
+    table = pd.DataFrame(columns)
+    write_table(table, tmp / "data", "synthetic")
+    return {"rows": len(table)}
+
+
+def _write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
+                       now: str, epsilon: float, delta: float, progress: Progress | None) -> Counter[str]:
+    writer = FhirWriter(schema, seed)
+    by_type: dict[str, list[bytes]] = {}
+    fhir_dir = tmp / "fhir"
+    fhir_dir.mkdir()
+    counts: Counter[str] = Counter()
+    identity_rows: list[dict[str, Any]] = []
+    total = len(sample)
+    for k, (who, facts, resources) in enumerate(writer.patients(sample)):
+        valid = [validate(r) for r in resources]
+        identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
+        if output_format == "ndjson":
+            for r in valid:
+                by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))
+        else:
+            write_bytes(fhir_dir / f"{who.id}.json", orjson.dumps(to_bundle(valid)))
+            counts["Bundle"] += 1
+        if progress is not None and (k % 50 == 0 or k == total - 1):
+            progress("write FHIR", k + 1, total)
+    if output_format == "ndjson":
+        output = []
+        for rtype in sorted(by_type):
+            lines = by_type[rtype]
+            write_bytes(fhir_dir / f"{rtype}.ndjson", b"\n".join(lines) + b"\n")
+            counts[rtype] = len(lines)
+            output.append({"type": rtype, "url": f"{rtype}.ndjson", "count": len(lines)})
+        manifest = {
+            "transactionTime": now,
+            "request": "privsynth synthesize",
+            "requiresAccessToken": False,
+            "output": output,
+            "error": [],
+            "extension": {"privsynth": {"synthetic": True, "epsilon": epsilon, "delta": delta}},
+        }
+        write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+    table = pd.concat([pd.DataFrame(identity_rows), sample.reset_index(drop=True)], axis=1)
+    write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
+    return counts

@@ -57,6 +57,37 @@ def estimate_total(measurements: Sequence[Measurement]) -> float:
     return max(1.0, num / den) if den > 0 else 1.0
 
 
+def _tree_start(
+    measurements: Sequence[Measurement], tree: JunctionTree, sizes: tuple[int, ...],
+    zeros: dict[Clique, np.ndarray],
+) -> dict[Clique, np.ndarray]:
+    """Start from the junction-tree factorisation of the noisy marginals when every tree
+    clique was measured: log p = sum over cliques of log p_C - sum over separators of log p_S.
+
+    For MST this is the tree-structured distribution the measurements describe (made
+    positive and normalised); mirror descent then only has to reconcile the overlaps.
+    Otherwise the uniform start is kept.
+    """
+    measured: dict[Clique, np.ndarray] = {}
+    for m in measurements:
+        if m.clique not in measured:
+            p = np.clip(m.values, 0, None) + 0.5
+            measured[m.clique] = p / p.sum()
+    if not all(c in measured and c in zeros for c in tree.cliques):
+        return zeros
+    start = {c: v.copy() for c, v in zeros.items()}
+    for c in tree.cliques:
+        start[c] = start[c] + np.log(measured[c])
+    for i, j in tree.edges:  # i -> j in the spanning tree: divide by the separator once
+        sep = tree.separator(i, j)
+        if not sep:
+            continue
+        child = tree.cliques[j]
+        p_sep = project(measured[child], child, sep)
+        start[child] = start[child] - expand(np.log(p_sep), sep, child, sizes)
+    return start
+
+
 def mirror_descent(
     measurements: Sequence[Measurement],
     sizes: Sequence[int],
@@ -66,6 +97,7 @@ def mirror_descent(
     warm_start: dict[Clique, np.ndarray] | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     callback: Callable[[int, float], None] | None = None,
+    tol: float = 1e-3,
 ) -> Estimate:
     """Fit log-potentials on the measured cliques so their marginals match the measurements."""
     sizes = tuple(int(s) for s in sizes)
@@ -77,9 +109,12 @@ def mirror_descent(
         c: (warm_start[c].copy() if warm_start and c in warm_start else np.zeros(tuple(sizes[a] for a in c)))
         for c in cliques
     }
-    by_clique: dict[Clique, list[Measurement]] = {}
+    if not warm_start:
+        potentials = _tree_start(measurements, tree, sizes, potentials)
+    by_clique: dict[Clique, list[tuple[np.ndarray, np.ndarray]]] = {}
     for m in measurements:
-        by_clique.setdefault(m.clique, []).append(m)
+        shape = tuple(sizes[a] for a in m.clique)
+        by_clique.setdefault(m.clique, []).append((m.values.reshape(shape), m.variance.reshape(shape)))
 
     def marginals_of(pot: dict[Clique, np.ndarray]) -> list[np.ndarray]:
         logs: dict[int, np.ndarray] = {}
@@ -95,9 +130,8 @@ def mirror_descent(
         for c, ms in by_clique.items():
             mu = project(margs[hosts[c]], tree.cliques[hosts[c]], c)
             g = np.zeros_like(mu)
-            for m in ms:
-                diff = mu - m.values.reshape(mu.shape)
-                var = m.variance.reshape(mu.shape)
+            for values, var in ms:
+                diff = mu - values
                 loss += 0.5 * float((diff * diff / var).sum())
                 g += diff / var
             grads[c] = g
@@ -108,6 +142,7 @@ def mirror_descent(
     min_var = min(float(m.variance.min()) for m in measurements)
     alpha = min_var / n_total
     done = 0
+    history: list[float] = []
     for done in range(1, iterations + 1):
         for _ in range(30):
             trial = {c: potentials[c] - alpha * grads[c] for c in potentials}
@@ -127,6 +162,10 @@ def mirror_descent(
         alpha *= 1.25
         if callback is not None:
             callback(done, loss)
+        history.append(loss)
         if 0 <= improvement <= 1e-9 * max(1.0, abs(loss)):
+            break
+        # converged: the last 10 steps gained less than tol of the loss
+        if len(history) > 10 and history[-11] - loss <= tol * max(1.0, abs(loss)):
             break
     return Estimate(tree, margs, potentials, n_total, loss, done)

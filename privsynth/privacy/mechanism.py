@@ -13,6 +13,7 @@ charges to the :class:`~privsynth.privacy.accounting.Accountant`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,17 +40,21 @@ class Release:
 
 def _calibrate(
     build: Callable[[float], dp.Measurement], rho: float, d_in: float, first_guess: float
-) -> tuple[dp.Measurement, float]:
-    """Find a scale whose OpenDP privacy map at ``d_in`` is <= rho (never over)."""
+) -> tuple[dp.Measurement, float, float]:
+    """Find a scale whose OpenDP privacy map at ``d_in`` is <= rho (never over).
+
+    Returns the measurement, its scale and the rho its map reports.
+    """
     if not (rho > 0 and math.isfinite(rho)):
         raise BudgetError("each measurement needs a positive, finite rho")
-    scale = first_guess
-    bump = 1e-15
+    scale = first_guess * (1.0 + 1e-12)  # OpenDP rounds its maps up: start a hair above
+    bump = 1e-12
     for _ in range(64):
         meas = build(scale)
-        if meas.map(d_in) <= rho:
-            return meas, scale
-        scale *= 1.0 + bump  # OpenDP rounds its maps up: nudge the scale until within budget
+        spent = float(meas.map(d_in))
+        if spent <= rho:
+            return meas, scale, spent
+        scale *= 1.0 + bump
         bump *= 2.0
     raise BudgetError("could not calibrate the mechanism to the budget")  # pragma: no cover
 
@@ -72,9 +77,9 @@ def measure_counts(counts: np.ndarray, rho: float) -> tuple[np.ndarray, Release]
     def build(scale: float) -> dp.Measurement:
         return dp.m.make_gaussian(*_COUNT_SPACE, scale=scale)
 
-    meas, scale = _calibrate(build, rho, 1, gaussian_scale(rho))
+    meas, scale, spent = _calibrate(build, rho, 1, gaussian_scale(rho))
     noisy = np.asarray(meas(values.astype(np.int64).tolist()), dtype=np.float64)
-    return noisy, Release(float(meas.map(1)), scale, "discrete Gaussian (OpenDP make_gaussian)")
+    return noisy, Release(spent, scale, "discrete Gaussian (OpenDP make_gaussian)")
 
 
 def select_max(scores: np.ndarray, rho: float, sensitivity: float) -> tuple[int, Release]:
@@ -92,9 +97,9 @@ def select_max(scores: np.ndarray, rho: float, sensitivity: float) -> tuple[int,
     def build(scale: float) -> dp.Measurement:
         return dp.m.make_noisy_max(*_SCORE_SPACE, dp.zero_concentrated_divergence(), scale=scale)
 
-    meas, scale = _calibrate(build, rho, float(sensitivity), sensitivity / math.sqrt(2.0 * rho))
+    meas, scale, spent = _calibrate(build, rho, float(sensitivity), sensitivity / math.sqrt(2.0 * rho))
     index = int(meas(values.tolist()))
-    return index, Release(float(meas.map(float(sensitivity))), scale, "report noisy max (OpenDP make_noisy_max)")
+    return index, Release(spent, scale, "report noisy max (OpenDP make_noisy_max)")
 
 
 def epsilon_for(rho: float, delta: float) -> float:
@@ -107,16 +112,23 @@ def epsilon_for(rho: float, delta: float) -> float:
     return float(approx.map(1)[0])
 
 
+@functools.lru_cache(maxsize=256)
 def rho_for(epsilon: float, delta: float) -> float:
     """The largest rho whose OpenDP (epsilon, delta) conversion stays within ``epsilon``."""
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise BudgetError("epsilon must be a positive finite number (e.g. --epsilon 1)")
     if not (0 < delta < 1):
         raise BudgetError("delta must be strictly between 0 and 1 (e.g. --delta 1e-6)")
-    low, high = 0.0, epsilon
+    # the classic bound epsilon = rho + 2 sqrt(rho log(1/delta)) is looser than OpenDP's
+    # conversion, so its rho is feasible: a tight lower end for the bisection
+    log_term = math.log(1.0 / delta)
+    low = (math.sqrt(log_term + epsilon) - math.sqrt(log_term)) ** 2
+    if epsilon_for(low, delta) > epsilon:
+        low = 0.0
+    high = max(low, 1e-300) * 2.0
     while epsilon_for(high, delta) <= epsilon:
         low, high = high, high * 2
-    for _ in range(80):
+    for _ in range(36):  # the bracket is within a factor 2: 2^-36 relative precision
         mid = (low + high) / 2
         if epsilon_for(mid, delta) <= epsilon:
             low = mid
