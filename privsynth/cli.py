@@ -102,7 +102,7 @@ def schema_check(file: str) -> None:
 
 def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, delta: float,
                     rows: int | None, seed: int, out_dir: str, fmt: str, validate_input: bool,
-                    skip_bad: bool) -> None:
+                    skip_bad: bool, method: str = "aim") -> None:
     from privsynth.pipeline import synthesize
     from privsynth.schema import load_schema
 
@@ -110,7 +110,7 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
     with _progress() as progress:
         result = synthesize(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, rows=rows,
                             seed=seed, output_format=fmt, validate_input=validate_input,
-                            on_error="skip" if skip_bad else "raise", progress=progress)
+                            on_error="skip" if skip_bad else "raise", progress=progress, method=method)
     table = Table(title="privsynth synthesize")
     table.add_column("")
     table.add_column("")
@@ -135,13 +135,19 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the post-processing.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
+@click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True,
+              help="Generator: adaptive workload-aware selection (aim) or a spanning tree of pairs (mst).")
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
 def synthesize(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float, rows: int | None,
-               seed: int, out_dir: str, fmt: str, validate_input: bool, skip_bad_input: bool) -> None:
-    """Turn FHIR R4 files or directories (INPUTS) into DP synthetic FHIR R4."""
+               seed: int, out_dir: str, fmt: str, method: str, validate_input: bool, skip_bad_input: bool) -> None:
+    """Turn FHIR R4 files or directories, or CSV/Parquet tables (INPUTS), into DP synthetic data.
+
+    A FHIR schema writes FHIR R4 (and the patient view as CSV); a table schema writes CSV
+    and Parquet.
+    """
     _run_synthesize(inputs, Path(schema_file), epsilon, delta, rows, seed, out_dir, fmt,
-                    validate_input, skip_bad_input)
+                    validate_input, skip_bad_input, method)
 
 
 @main.command()

@@ -92,15 +92,34 @@ def _keys(series: pd.Series) -> pd.Series:
     return series.map(one)
 
 
+def _lookup_integers(series: pd.Series, table: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Fast path for integer category codes given as numbers: an array lookup, no strings."""
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(values)
+    codes = {int(k): v for k, v in table.items()}
+    low, high = min(codes), max(codes)
+    lookup = np.full(high - low + 1, np.nan)
+    for k, v in codes.items():
+        lookup[k - low] = v
+    integral = ~missing & (np.mod(np.where(missing, 0, values), 1) == 0)
+    inside = integral & (values >= low) & (values <= high)
+    looked = np.full(values.shape, np.nan)
+    looked[inside] = lookup[values[inside].astype(np.int64) - low]
+    return looked, missing
+
+
 def _encode_categorical(
     series: pd.Series, col: Column, domain: CategoricalDomain, report: EncodeReport
 ) -> np.ndarray:
     table: dict[str, int] = domain.lookup()
     if col.kind == "boolean":
         table = {"false": 0, "true": 1, "False": 0, "True": 1, "0": 0, "1": 1}
-    keys = _keys(series)
-    missing = keys.isna().to_numpy()
-    looked = keys.map(table).to_numpy(dtype=np.float64, na_value=np.nan)
+    if domain.integer_codes and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        looked, missing = _lookup_integers(series, table)
+    else:
+        keys = _keys(series)
+        missing = keys.isna().to_numpy()
+        looked = keys.map(table).to_numpy(dtype=np.float64, na_value=np.nan)
     unknown = ~missing & np.isnan(looked)
     codes = np.where(np.isnan(looked), 0, looked).astype(np.int32)
     if missing.any():

@@ -84,6 +84,7 @@ def synthesize(
     validate_input: bool = False,
     on_error: str = "raise",
     progress: Progress | None = None,
+    method: str = "aim",
 ) -> SynthesisResult:
     """Run the whole path once and write the shareable output directory ``out``.
 
@@ -112,7 +113,7 @@ def synthesize(
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    synth = Synthesizer(schema, epsilon, delta).fit(view, progress=progress)
+    synth = Synthesizer(schema, epsilon, delta, method=method).fit(view, progress=progress)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -166,6 +167,7 @@ def _privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta:
         "post_processing": ["estimation of a consistent graphical model", "sampling",
                             "decoding inside public bins", "fresh identifiers", "output writing"],
         "schema": schema.name,
+        "generator": synth.method,
         "seed": seed,
         "versions": _versions(),
     }

@@ -124,9 +124,12 @@ def mirror_descent(
         full = {h: np.broadcast_to(v, tuple(sizes[a] for a in tree.cliques[h])).copy() for h, v in logs.items()}
         return tree.calibrate(full, n_total)
 
-    def loss_and_grad(margs: list[np.ndarray]) -> tuple[float, dict[Clique, np.ndarray]]:
+    def loss_and_grad(
+        margs: list[np.ndarray],
+    ) -> tuple[float, dict[Clique, np.ndarray], dict[Clique, np.ndarray]]:
         loss = 0.0
         grads: dict[Clique, np.ndarray] = {}
+        mus: dict[Clique, np.ndarray] = {}
         for c, ms in by_clique.items():
             mu = project(margs[hosts[c]], tree.cliques[hosts[c]], c)
             g = np.zeros_like(mu)
@@ -135,10 +138,11 @@ def mirror_descent(
                 loss += 0.5 * float((diff * diff / var).sum())
                 g += diff / var
             grads[c] = g
-        return loss, grads
+            mus[c] = mu
+        return loss, grads, mus
 
     margs = marginals_of(potentials)
-    loss, grads = loss_and_grad(margs)
+    loss, grads, mus = loss_and_grad(margs)
     min_var = min(float(m.variance.min()) for m in measurements)
     alpha = min_var / n_total
     done = 0
@@ -147,18 +151,14 @@ def mirror_descent(
         for _ in range(30):
             trial = {c: potentials[c] - alpha * grads[c] for c in potentials}
             trial_margs = marginals_of(trial)
-            trial_loss, trial_grads = loss_and_grad(trial_margs)
+            trial_loss, trial_grads, trial_mus = loss_and_grad(trial_margs)
             # Armijo condition on the linearisation in marginal space
-            decrease = sum(
-                float((grads[c] * (project(margs[hosts[c]], tree.cliques[hosts[c]], c)
-                                   - project(trial_margs[hosts[c]], tree.cliques[hosts[c]], c))).sum())
-                for c in potentials
-            )
+            decrease = sum(float((grads[c] * (mus[c] - trial_mus[c])).sum()) for c in potentials)
             if trial_loss <= loss - 0.5 * decrease or decrease <= 0:
                 break
             alpha *= 0.5
         improvement = loss - trial_loss
-        potentials, margs, loss, grads = trial, trial_margs, trial_loss, trial_grads
+        potentials, margs, loss, grads, mus = trial, trial_margs, trial_loss, trial_grads, trial_mus
         alpha *= 1.25
         if callback is not None:
             callback(done, loss)

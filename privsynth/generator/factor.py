@@ -25,17 +25,6 @@ def project(values: np.ndarray, attrs: Clique, onto: Clique) -> np.ndarray:
     return values.sum(axis=axes)
 
 
-def logsumexp_to(values: np.ndarray, attrs: Clique, onto: Clique) -> np.ndarray:
-    """log(sum(exp(values))) over the attributes not in ``onto``."""
-    if attrs == onto:
-        return values
-    axes = tuple(i for i, a in enumerate(attrs) if a not in onto)
-    top = values.max(axis=axes, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    out = np.log(np.exp(values - top).sum(axis=axes)) + np.squeeze(top, axis=axes)
-    return out
-
-
 def contingency(codes: np.ndarray, attrs: Clique, sizes: Sequence[int]) -> np.ndarray:
     """The exact count table of ``codes`` (n x d integer array) over ``attrs``."""
     shape = tuple(sizes[a] for a in attrs)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from privsynth.errors import ModelTooLargeError
-from privsynth.generator.factor import Clique, cells, expand, logsumexp_to
+from privsynth.generator.factor import Clique, cells
 from privsynth.generator.forest import DisjointSets
 
 DEFAULT_MAX_CELLS = 5_000_000  # 40 MB per float64 table
@@ -36,6 +36,18 @@ class JunctionTree:
         for i, j in self.edges:
             self.neighbours[i].append(j)
             self.neighbours[j].append(i)
+        # precomputed for belief propagation: separator, axes to sum, shape to broadcast
+        self._sep: dict[tuple[int, int], Clique] = {}
+        self._sum_axes: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._into: dict[tuple[int, int], tuple[int, ...]] = {}
+        for i, j in self.edges:
+            for a, b in ((i, j), (j, i)):
+                sep = tuple(sorted(set(self.cliques[a]) & set(self.cliques[b])))
+                self._sep[(a, b)] = sep
+                self._sum_axes[(a, b)] = tuple(k for k, x in enumerate(self.cliques[a]) if x not in sep)
+                # a message a -> b, reshaped to broadcast over clique b
+                self._into[(a, b)] = tuple(self.sizes[x] if x in sep else 1 for x in self.cliques[b])
+        self._shapes = [tuple(self.sizes[a] for a in c) for c in self.cliques]
 
     def host(self, clique: Clique) -> int:
         """The index of the smallest tree clique that contains ``clique``."""
@@ -52,30 +64,37 @@ class JunctionTree:
         return best
 
     def separator(self, i: int, j: int) -> Clique:
+        found = self._sep.get((i, j))
+        if found is not None:
+            return found
         return tuple(sorted(set(self.cliques[i]) & set(self.cliques[j])))
 
     def calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
         """Belief propagation: the marginal (in counts summing to ``total``) of every clique."""
         k = len(self.cliques)
-        beliefs = [
-            log_potentials.get(i, np.zeros(tuple(self.sizes[a] for a in c)))
-            for i, c in enumerate(self.cliques)
-        ]
+        beliefs = [log_potentials[i] if i in log_potentials else np.zeros(self._shapes[i]) for i in range(k)]
         messages: dict[tuple[int, int], np.ndarray] = {}
         for i, j in self.order:  # collect then distribute
-            sep = self.separator(i, j)
             belief = beliefs[i]
             for n in self.neighbours[i]:
                 if n != j and (n, i) in messages:
-                    belief = belief + expand(messages[(n, i)], self.separator(n, i), self.cliques[i], self.sizes)
-            messages[(i, j)] = logsumexp_to(belief, self.cliques[i], sep)
+                    belief = belief + messages[(n, i)].reshape(self._into[(n, i)])
+            axes = self._sum_axes[(i, j)]
+            if axes:
+                top = belief.max(axis=axes, keepdims=True)
+                top = np.where(np.isfinite(top), top, 0.0)
+                messages[(i, j)] = np.log(np.exp(belief - top).sum(axis=axes)) + top.reshape(
+                    [s for x, s in enumerate(top.shape) if x not in axes])
+            else:
+                messages[(i, j)] = belief
         out: list[np.ndarray] = []
         for i in range(k):
             belief = beliefs[i]
             for n in self.neighbours[i]:
-                belief = belief + expand(messages[(n, i)], self.separator(n, i), self.cliques[i], self.sizes)
-            log_z = logsumexp_to(belief, self.cliques[i], ())
-            out.append(np.exp(belief - log_z) * total)
+                belief = belief + messages[(n, i)].reshape(self._into[(n, i)])
+            top = belief.max()
+            probs = np.exp(belief - (top if np.isfinite(top) else 0.0))
+            out.append(probs * (total / probs.sum()))
         return out
 
     def sample(self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from privsynth.domain import EncodeReport, decode, domain_sizes, encode
 from privsynth.errors import BudgetError, InputError, NotFittedError
+from privsynth.generator.aim import fit_aim
 from privsynth.generator.estimate import mirror_descent
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.model import MarginalModel
@@ -33,7 +34,7 @@ from privsynth.privacy.accounting import Accountant
 from privsynth.schema.model import Schema
 
 Progress = Callable[[str, int, int], None]
-METHODS = ("mst",)
+METHODS = ("aim", "mst")
 
 
 class Synthesizer:
@@ -49,7 +50,7 @@ class Synthesizer:
         epsilon: float = 1.0,
         delta: float = 1e-6,
         *,
-        method: str = "mst",
+        method: str = "aim",
         iterations: int = 300,
         max_cells: int = DEFAULT_MAX_CELLS,
     ) -> None:
@@ -81,18 +82,24 @@ class Synthesizer:
         # merge rare categories of unordered columns only: merging bins of a number
         # would scatter its order (threshold from benchmarks/run.py experiments)
         compressible = tuple(c.kind == "categorical" for c in self.schema.learned_columns)
-        measurements, compressions = fit_mst(codes, sizes, accountant, names, progress,
-                                             compressible=compressible, threshold=1.0)
-        small_sizes = tuple(c.size for c in compressions)
+        if self.method == "aim":
+            measurements, compressions, est = fit_aim(codes, sizes, accountant, names, progress,
+                                                      compressible=compressible, threshold=1.0,
+                                                      max_cells=self.max_cells)
+            small_sizes = tuple(c.size for c in compressions)
+        else:
+            measurements, compressions = fit_mst(codes, sizes, accountant, names, progress,
+                                                 compressible=compressible, threshold=1.0)
+            small_sizes = tuple(c.size for c in compressions)
 
-        def on_iteration(i: int, loss: float) -> None:
-            if progress is not None and i % 25 == 0:
-                progress("estimate", i, self.iterations)
+            def on_iteration(i: int, loss: float) -> None:
+                if progress is not None and i % 25 == 0:
+                    progress("estimate", i, self.iterations)
 
-        est = mirror_descent(measurements, small_sizes, iterations=self.iterations,
-                             max_cells=self.max_cells, callback=on_iteration)
-        if progress is not None:
-            progress("estimate", self.iterations, self.iterations)
+            est = mirror_descent(measurements, small_sizes, iterations=self.iterations,
+                                 max_cells=self.max_cells, callback=on_iteration)
+            if progress is not None:
+                progress("estimate", self.iterations, self.iterations)
         metadata = {
             "schema": self.schema.name,
             "method": self.method,

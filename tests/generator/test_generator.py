@@ -77,9 +77,9 @@ def test_sampling_matches_the_model_marginals():
         np.testing.assert_allclose(got, want, atol=0.01)  # SE of a cell <= 0.0011
 
 
-def test_fit_returns_self_and_spends_exactly_the_budget():
+def test_mst_spends_exactly_the_budget_in_its_three_parts():
     schema = load_schema(TABLE_SCHEMA)
-    synth = Synthesizer(schema, epsilon=1.0, delta=1e-6)
+    synth = Synthesizer(schema, epsilon=1.0, delta=1e-6, method="mst")
     assert synth.fit(toy_frame()) is synth
     acc = synth.accountant_
     assert acc.rho_spent <= acc.rho_total
@@ -92,35 +92,70 @@ def test_fit_returns_self_and_spends_exactly_the_budget():
     assert selection == pytest.approx(acc.rho_total * SPLIT[1] / sum(SPLIT), rel=1e-6)
 
 
+METHODS = [pytest.param("aim", id="aim"), pytest.param("mst", id="mst")]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("epsilon", [0.3, 1.0, 3.0])
+def test_contract_fit_returns_self_and_never_overspends(method, epsilon):
+    schema = load_schema(TABLE_SCHEMA)
+    synth = Synthesizer(schema, epsilon=epsilon, method=method)
+    assert synth.fit(toy_frame()) is synth
+    acc = synth.accountant_
+    assert acc.rho_spent <= acc.rho_total
+    assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
+    assert hasattr(synth, "model_") and synth.n_rows_estimate > 0
+
+
+def test_aim_charges_every_selection_and_measurement():
+    schema = load_schema(TABLE_SCHEMA)
+    acc = Synthesizer(schema, epsilon=2.0, method="aim").fit(toy_frame()).accountant_
+    selections = [c for c in acc.charges if c.purpose.startswith("select")]
+    measured = [c for c in acc.charges if "-way" in c.purpose and not c.purpose.startswith("1-way")]
+    assert len(selections) >= 1 and len(measured) == len(selections)  # no refusal on a toy table
+    assert all(c.mechanism.startswith("report noisy max") for c in selections)
+    assert all(c.mechanism.startswith("discrete Gaussian") for c in measured)
+
+
+def test_unknown_method_is_a_clear_error():
+    from privsynth.errors import InputError
+
+    with pytest.raises(InputError, match="allowed: aim, mst"):
+        Synthesizer(load_schema(TABLE_SCHEMA), method="gan").fit(toy_frame())
+
+
 def test_sample_before_fit_is_a_clear_error():
     with pytest.raises(NotFittedError, match="fit"):
         Synthesizer(load_schema(TABLE_SCHEMA)).sample(5)
 
 
-def test_save_load_round_trip_gives_identical_samples(tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_save_load_round_trip_gives_identical_samples(tmp_path, method):
     schema = load_schema(TABLE_SCHEMA)
-    synth = Synthesizer(schema, epsilon=2.0).fit(toy_frame())
+    synth = Synthesizer(schema, epsilon=2.0, method=method).fit(toy_frame())
     synth.save(tmp_path / "m")
     again = Synthesizer.load(tmp_path / "m", schema)
     pd.testing.assert_frame_equal(synth.sample(300, rng=5), again.sample(300, rng=5))
     assert (tmp_path / "m.json").exists() and (tmp_path / "m.npz").exists()
 
 
-def test_integer_categories_round_trip_as_integers():
+@pytest.mark.parametrize("method", METHODS)
+def test_integer_categories_round_trip_as_integers(method):
     schema = load_schema(TABLE_SCHEMA)
-    out = Synthesizer(schema, epsilon=3.0).fit(toy_frame()).sample(500, rng=0)
+    out = Synthesizer(schema, epsilon=3.0, method=method).fit(toy_frame()).sample(500, rng=0)
     assert set(out["stage"].dropna().unique()) <= {1, 2, 3}
     assert pd.api.types.is_integer_dtype(out["stage"])
     assert out["age"].between(0, 99).all()
     assert pd.api.types.is_integer_dtype(out["age"])
 
 
-def test_dp_model_keeps_a_strong_correlation():
-    """At epsilon 3 on 2000 rows, age>60 -> stage>=2 must survive (MST keeps strong pairs)."""
+@pytest.mark.parametrize("method", METHODS)
+def test_dp_model_keeps_a_strong_correlation(method):
+    """At epsilon 3 on 2000 rows, age>60 -> stage>=2 must survive (strong pairs are selected)."""
     schema = load_schema(TABLE_SCHEMA)
     wins = 0
     for seed in range(5):
-        out = Synthesizer(schema, epsilon=3.0).fit(toy_frame(seed=seed)).sample(4000, rng=seed)
+        out = Synthesizer(schema, epsilon=3.0, method=method).fit(toy_frame(seed=seed)).sample(4000, rng=seed)
         old = out["age"] > 65
         wins += (out.loc[old, "stage"] >= 2).mean() > 0.85
     assert wins >= 4
@@ -139,3 +174,27 @@ def test_compression_merges_only_rare_categories_and_expands_back():
     assert set(merged) <= {1, 2, 4}
     # weights follow the clipped noisy counts 2 : 0 : 1
     assert abs((merged == 1).mean() - 2 / 3) < 0.05 and (merged == 2).mean() < 0.01
+
+
+def test_marginal_query_over_cliques_matches_brute_force():
+    from privsynth.generator.query import marginal
+
+    rng = np.random.default_rng(4)
+    sizes = (2, 3, 2, 4, 3)
+    cliques = [(0, 1), (1, 2), (2, 3), (0, 4)]
+    ms = [Measurement(c, rng.integers(1, 50, tuple(sizes[a] for a in c)).astype(float), 1.0) for c in cliques]
+    est = mirror_descent(ms, sizes, iterations=50, total=1000)
+    # brute force: the full joint from the calibrated tree (product of cliques over separators)
+    joint = np.ones(sizes)
+    full = tuple(range(5))
+    from privsynth.generator.factor import expand, project
+
+    for i, c in enumerate(est.tree.cliques):
+        joint = joint * expand(est.marginals[i] / 1000, c, full, sizes)
+    for i, j in est.tree.edges:
+        sep = est.tree.separator(i, j)
+        joint = joint / expand(project(est.marginals[i] / 1000, est.tree.cliques[i], sep), sep, full, sizes)
+    assert joint.sum() == pytest.approx(1.0)
+    for attrs in [(0, 3), (1, 3, 4), (2, 4), (0, 2, 3), (3,)]:
+        want = project(joint, full, attrs) * 1000
+        np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), want, rtol=1e-9, atol=1e-9)
