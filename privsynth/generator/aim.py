@@ -78,7 +78,8 @@ def fit_aim(
     if d == 1:
         return measurements, compressions, estimate
 
-    weights = {k: workload_weight(k, d) for k in (1, 2, 3)}
+    order = min(3, d)  # the workload: all marginals of `order` columns
+    weights = {k: workload_weight(k, d, order) for k in range(1, order + 1)}
     sensitivity = max(weights.values())
     truth: dict[Clique, np.ndarray] = {}
     measured: set[Clique] = {(a,) for a in range(d)}

@@ -198,3 +198,13 @@ def test_marginal_query_over_cliques_matches_brute_force():
     for attrs in [(0, 3), (1, 3, 4), (2, 4), (0, 2, 3), (3,)]:
         want = project(joint, full, attrs) * 1000
         np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("columns", [1, 2], ids=["one-column", "two-columns"])
+def test_tiny_schemas_fit(method, columns):
+    spec = dict(TABLE_SCHEMA, columns=TABLE_SCHEMA["columns"][:columns])
+    schema = load_schema(spec)
+    synth = Synthesizer(schema, epsilon=1.0, method=method).fit(toy_frame())
+    assert synth.accountant_.rho_spent <= synth.accountant_.rho_total
+    assert synth.sample(10, rng=0).shape == (10, columns)
