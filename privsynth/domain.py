@@ -175,15 +175,47 @@ def _encode_numeric(
     return codes.astype(np.int32)
 
 
-def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.DataFrame:
+SUB_BINS = 8  # each public bin is cut into this many equal sub-bins for within-bin detail
+
+
+def _bin_bounds(domain: NumericDomain, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower end and width of each bin, on the integer grid for integer domains."""
+    edges = np.asarray(domain.edges)
+    low, high = edges[bins], edges[bins + 1]
+    if domain.integer:
+        last = bins == domain.n_bins - 1
+        lo = np.ceil(low)
+        hi = np.maximum(np.where(last, np.floor(high), np.ceil(high) - 1), lo)
+        return lo, hi - lo + 1
+    return low, high - low
+
+
+def sub_bin_index(series: pd.Series, domain: NumericDomain) -> np.ndarray:
+    """For each value, ``bin * SUB_BINS + sub-bin`` of its clamped value; -1 when missing."""
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(values)
+    safe = np.clip(np.where(missing, domain.lower, values), domain.lower, domain.upper)
+    bins = np.clip(np.searchsorted(np.asarray(domain.edges), safe, side="right") - 1, 0, domain.n_bins - 1)
+    low, width = _bin_bounds(domain, bins)
+    position = np.clip((safe - low) / width, 0.0, 1.0 - 1e-12)
+    index = bins * SUB_BINS + (position * SUB_BINS).astype(np.int64)
+    return np.where(missing, -1, index)
+
+
+def decode(
+    codes: np.ndarray, schema: Schema, rng: np.random.Generator,
+    refinements: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Turn integer codes back into values: categories, or numbers drawn inside their bin."""
     data: dict[str, pd.Series] = {}
     for j, col in enumerate(schema.learned_columns):
-        data[col.name] = _decode_column(codes[:, j], col, rng)
+        data[col.name] = _decode_column(codes[:, j], col, rng, (refinements or {}).get(col.name))
     return pd.DataFrame(data)
 
 
-def _decode_column(codes: np.ndarray, col: Column, rng: np.random.Generator) -> pd.Series:
+def _decode_column(
+    codes: np.ndarray, col: Column, rng: np.random.Generator, refinement: np.ndarray | None = None
+) -> pd.Series:
     domain = col.domain
     assert domain is not None
     if isinstance(domain, CategoricalDomain):
@@ -204,27 +236,34 @@ def _decode_column(codes: np.ndarray, col: Column, rng: np.random.Generator) -> 
         if domain.integer_codes and not domain.other:
             return pd.Series(pd.array(list(values), dtype="Int64"))
         return pd.Series(values, dtype=object)
-    return pd.Series(decode_numeric(codes, domain, rng))
+    return pd.Series(decode_numeric(codes, domain, rng, refinement))
 
 
 def decode_numeric(
-    codes: np.ndarray, domain: NumericDomain, rng: np.random.Generator
+    codes: np.ndarray, domain: NumericDomain, rng: np.random.Generator,
+    refinement: np.ndarray | None = None,
 ) -> pd.api.extensions.ExtensionArray:
-    """Draw a value uniformly inside each code's bin (integers: uniformly among the integers)."""
-    edges = np.asarray(domain.edges)
+    """Draw a value inside each code's bin, never on its edges by construction.
+
+    Without ``refinement`` the value is uniform in the bin (integers: among its integers).
+    With it -- an ``(n_bins, SUB_BINS)`` array of DP weights -- a sub-bin is drawn by its
+    weight first, so values follow the measured shape inside the bin (e.g. a long tail).
+    """
     missing = codes == domain.missing_code if domain.missing_code is not None else np.zeros(len(codes), bool)
-    bins = np.where(missing, 0, codes)
-    low = edges[bins]
-    high = edges[bins + 1]
-    last = bins == domain.n_bins - 1
+    bins = np.where(missing, 0, codes).astype(np.int64)
+    low, width = _bin_bounds(domain, bins)
+    position = rng.random(len(codes))
+    if refinement is not None:
+        weights = np.clip(np.asarray(refinement, dtype=np.float64), 0, None) + 1e-3
+        cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+        cdf[:, -1] = 1.0
+        pick = rng.random(len(codes))
+        sub = (pick[:, None] > cdf[bins]).sum(axis=1)
+        position = (sub + position) / SUB_BINS
     if domain.integer:
-        lo = np.ceil(low)
-        hi = np.where(last, np.floor(high), np.ceil(high) - 1)
-        hi = np.maximum(hi, lo)
-        values = lo + np.floor(rng.random(len(codes)) * (hi - lo + 1))
+        values = low + np.minimum(np.floor(position * width), width - 1)
         out = pd.array(values.astype(np.int64), dtype="Int64")
     else:
-        values = low + rng.random(len(codes)) * (high - low)
-        out = pd.array(values, dtype="Float64")
+        out = pd.array(low + position * width, dtype="Float64")
     out[missing] = pd.NA
     return out

@@ -38,6 +38,7 @@ class MarginalModel:
     compressions: list[Compression] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     max_cells: int = DEFAULT_MAX_CELLS
+    refinements: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.compressions:
@@ -89,6 +90,8 @@ class MarginalModel:
         }
         json_path, npz_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
         arrays = {k: self.potentials[c] for c, k in zip(cliques, keys)}
+        for name, weights in self.refinements.items():
+            arrays[f"refine__{name}"] = weights
         for j, comp in enumerate(self.compressions):
             arrays[f"to_small_{j}"] = comp.to_small
             arrays[f"rare_{j}"] = comp.rare
@@ -122,5 +125,7 @@ class MarginalModel:
             Compression(arrays[f"to_small_{j}"], arrays[f"rare_{j}"], arrays[f"rare_weights_{j}"])
             for j in range(len(doc["columns"]))
         ]
+        refinements = {k.removeprefix("refine__"): np.asarray(arrays[k]) for k in arrays.files
+                       if k.startswith("refine__")}
         return cls(tuple(doc["columns"]), tuple(doc["sizes"]), potentials, float(doc["total"]),
-                   compressions, dict(doc.get("metadata", {})))
+                   compressions, dict(doc.get("metadata", {})), DEFAULT_MAX_CELLS, refinements)

@@ -23,18 +23,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from privsynth.domain import EncodeReport, decode, domain_sizes, encode
+from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encode, sub_bin_index
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator.aim import fit_aim
 from privsynth.generator.estimate import mirror_descent
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.model import MarginalModel
-from privsynth.generator.mst import fit_mst
+from privsynth.generator.mst import SAFETY, fit_mst
 from privsynth.privacy.accounting import Accountant
-from privsynth.schema.model import Schema
+from privsynth.privacy.mechanism import measure_counts
+from privsynth.schema.model import NumericDomain, Schema
 
 Progress = Callable[[str, int, int], None]
 METHODS = ("aim", "mst")
+REFINE_SHARE = 0.03  # of rho, for the within-bin detail of numeric columns
 
 
 class Synthesizer:
@@ -53,6 +55,7 @@ class Synthesizer:
         method: str = "aim",
         iterations: int = 300,
         max_cells: int = DEFAULT_MAX_CELLS,
+        refine_numbers: bool = True,
     ) -> None:
         self.schema = schema
         self.epsilon = epsilon
@@ -60,6 +63,7 @@ class Synthesizer:
         self.method = method
         self.iterations = iterations
         self.max_cells = max_cells
+        self.refine_numbers = refine_numbers
 
     # -- learning --------------------------------------------------------------------
 
@@ -79,6 +83,7 @@ class Synthesizer:
         codes, report = encode(data, self.schema)
         sizes = domain_sizes(self.schema)
         names = tuple(c.name for c in self.schema.learned_columns)
+        refinements = self._refine(data, accountant) if self.refine_numbers else {}
         # merge rare categories of unordered columns only: merging bins of a number
         # would scatter its order (threshold from benchmarks/run.py experiments)
         compressible = tuple(c.kind == "categorical" for c in self.schema.learned_columns)
@@ -115,10 +120,28 @@ class Synthesizer:
             "estimation": {"iterations": est.iterations, "loss": est.loss},
         }
         self.model_ = MarginalModel(names, small_sizes, est.potentials, est.total, compressions, metadata,
-                                    self.max_cells)
+                                    self.max_cells, refinements)
         self.accountant_ = accountant
         self.encode_report_: EncodeReport = report
         return self
+
+    def _refine(self, data: pd.DataFrame, accountant: Accountant) -> dict[str, np.ndarray]:
+        """Measure each number's fine histogram (SUB_BINS per public bin) with a small share
+        of rho; decoding then draws values by it inside their bin. One value per patient per
+        column, so each histogram has sensitivity 1."""
+        numeric = [c for c in self.schema.learned_columns if isinstance(c.domain, NumericDomain)]
+        if not numeric:
+            return {}
+        rho_each = accountant.rho_total * REFINE_SHARE / len(numeric) * SAFETY
+        out: dict[str, np.ndarray] = {}
+        for col in numeric:
+            assert isinstance(col.domain, NumericDomain)
+            index = sub_bin_index(data[col.name], col.domain)
+            counts = np.bincount(index[index >= 0], minlength=col.domain.n_bins * SUB_BINS)
+            noisy, release = measure_counts(counts, rho_each)
+            accountant.charge(f"within-bin detail {col.name}", release)
+            out[col.name] = noisy.reshape(col.domain.n_bins, SUB_BINS)
+        return out
 
     def _check_fitted(self) -> MarginalModel:
         model = getattr(self, "model_", None)
@@ -144,7 +167,7 @@ class Synthesizer:
         """Draw synthetic rows (decoded values). ``rng``: a seed or ``numpy.random.Generator``."""
         generator = np.random.default_rng(rng)
         codes = self.sample_codes(n_rows, generator)
-        return decode(codes, self.schema, generator)
+        return decode(codes, self.schema, generator, self._check_fitted().refinements)
 
     # -- persistence -------------------------------------------------------------------
 
