@@ -6,7 +6,8 @@ L1 error its own measurement would add, selection by report-noisy-max, measureme
 Gaussian mechanism, and annealing (a round that barely moved the model doubles the
 precision of the next). What changes, and why (see docs/generator.md):
 
-- A larger first step: 40% of rho on the 1-way marginals and rounds sized to about d
+- A larger first step: 30% of rho on the 1-way marginals (60% when the DP total says
+  there are few patients per cell for this budget) and rounds sized to about d
   instead of AIM's 16 d, so small tables are not starved by thousands of tiny rounds.
 - Candidates grow from what is measured: every 1-way and 2-way marginal, and the 3-way
   marginals that add one column to a measured pair; cliques whose table would exceed
@@ -29,7 +30,7 @@ from math import comb
 import numpy as np
 
 from privsynth.generator.compress import Compression
-from privsynth.generator.estimate import Estimate, Measurement, mirror_descent
+from privsynth.generator.estimate import Estimate, Measurement, estimate_total, mirror_descent
 from privsynth.generator.factor import Clique, cells, contingency
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 from privsynth.generator.mst import SAFETY, measure
@@ -38,9 +39,11 @@ from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
 
 Progress = Callable[[str, int, int], None]
-ONE_WAY_SHARE = 0.4
+ONE_WAY_SHARE = 0.3  # of rho, on every 1-way marginal; twice that in the noisy regime
+NOISY_RATIO = 3.0  # noisy regime: patients per cell (DP estimate) below this many sigma
 SELECT_SHARE = 0.1  # of each round
 ROUNDS_PER_COLUMN = 1.0  # first-round size: rho left / (this * d); AIM uses 16
+ROUND_ITERATIONS = 15  # mirror-descent steps between rounds (warm-started)
 
 
 def workload_weight(size: int, d: int, order: int = 3) -> float:
@@ -52,23 +55,32 @@ def fit_aim(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     progress: Progress | None = None, compressible: tuple[bool, ...] | None = None,
     threshold: float = 1.0, max_cells: int = DEFAULT_MAX_CELLS, max_candidate_cells: int = 100_000,
-    round_iterations: int = 15,
+    round_iterations: int | None = None,
 ) -> tuple[list[Measurement], list[Compression], Estimate]:
     """Spend the accountant's remaining rho adaptively; return measurements, compressions, model."""
     d = len(sizes)
+    round_iterations = ROUND_ITERATIONS if round_iterations is None else round_iterations
     rho = accountant.rho_remaining
     rho_one = rho * ONE_WAY_SHARE / d * SAFETY
+    passes = [[measure(codes, sizes, (a,), rho_one, accountant, f"1-way {names[a]}") for a in range(d)]]
+    # Noisy regime (few patients per cell for this budget, judged from the DP total and
+    # public sizes): measure the 1-way marginals once more; every later estimate rests on them.
+    sigma_one = float(passes[0][0].sigma)
+    if estimate_total(passes[0]) / float(np.mean(sizes)) < NOISY_RATIO * sigma_one:
+        passes.append([measure(codes, sizes, (a,), rho_one, accountant, f"1-way again {names[a]}")
+                       for a in range(d)])
     measurements: list[Measurement] = []
     compressions: list[Compression] = []
     small = np.empty_like(codes)
     for a in range(d):
-        m = measure(codes, sizes, (a,), rho_one, accountant, f"1-way {names[a]}")
+        mean = np.mean([p[a].values for p in passes], axis=0)
         if compressible is None or compressible[a]:
-            comp = Compression.from_noisy(m.values, float(m.sigma), threshold)
+            comp = Compression.from_noisy(mean, sigma_one / np.sqrt(len(passes)), threshold)
         else:
             comp = Compression.identity(sizes[a])
         merged = np.bincount(comp.to_small, minlength=comp.size)
-        measurements.append(Measurement((a,), comp.compress_counts(m.values), float(m.sigma) * np.sqrt(merged)))
+        for p in passes:
+            measurements.append(Measurement((a,), comp.compress_counts(p[a].values), sigma_one * np.sqrt(merged)))
         compressions.append(comp)
         small[:, a] = comp.to_small[codes[:, a]]
     small_sizes = tuple(c.size for c in compressions)

@@ -211,3 +211,12 @@ def test_tiny_schemas_fit(method, columns):
     synth = Synthesizer(schema, epsilon=1.0, method=method).fit(toy_frame())
     assert synth.accountant_.rho_spent <= synth.accountant_.rho_total
     assert synth.sample(10, rng=0).shape == (10, columns)
+
+
+@pytest.mark.parametrize(("epsilon", "again"), [(0.05, True), (3.0, False)], ids=["noisy", "clear"])
+def test_aim_measures_one_way_marginals_twice_only_in_the_noisy_regime(epsilon, again):
+    schema = load_schema(TABLE_SCHEMA)
+    acc = Synthesizer(schema, epsilon=epsilon, method="aim").fit(toy_frame()).accountant_
+    repeated = [c for c in acc.charges if c.purpose.startswith("1-way again")]
+    assert (len(repeated) == len(schema.learned_columns)) is again and (len(repeated) == 0) is not again
+    assert acc.rho_spent <= acc.rho_total
