@@ -41,7 +41,7 @@ def accuracy(name: str, view, schema, seeds: int, epsilon: float, rows: list[lis
     sizes = domain_sizes(schema)
     triples = list(itertools.combinations(range(len(sizes)), 3))
     n = len(codes)
-    mst, ind, boot, secs = [], [], [], []
+    mst, ind, boot, secs = [], [], [], []  # mst: privsynth (default method) errors
     tracemalloc.start()  # peak memory on one extra run: tracing slows the timed runs
     Synthesizer(schema, epsilon).fit(view).sample_codes(n, np.random.default_rng(0))
     peak = tracemalloc.get_traced_memory()[1] / 2**20
@@ -101,8 +101,8 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table("speed and memory (seconds; peak traced MB during fit+sample)", ["data", "what", "value", "peak MB"], speed)
     table(f"accuracy: mean TVD over all 3-way marginals, epsilon={args.epsilon:g}, {args.seeds} seeds",
-          ["data", "patients", "columns", "triples", "eps", "bootstrap floor", "independent", "privsynth MST",
-           "MST sd", "beats independent"], rows)
+          ["data", "patients", "columns", "triples", "eps", "bootstrap floor", "independent", "privsynth",
+           "sd", "beats independent"], rows)
     print(f"\nprocess max RSS: {rss:.0f} MB")
 
 

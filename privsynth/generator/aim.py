@@ -40,7 +40,7 @@ from privsynth.privacy.mechanism import gaussian_scale, select_max
 
 Progress = Callable[[str, int, int], None]
 ONE_WAY_SHARE = 0.3  # of rho, on every 1-way marginal; twice that in the noisy regime
-NOISY_RATIO = 3.0  # noisy regime: patients per cell (DP estimate) below this many sigma
+NOISY_RATIO = 10.0  # noisy regime: patients per cell (DP estimate) below this many sigma
 SELECT_SHARE = 0.1  # of each round
 ROUNDS_PER_COLUMN = 1.0  # first-round size: rho left / (this * d); AIM uses 16
 ROUND_ITERATIONS = 15  # mirror-descent steps between rounds (warm-started)
@@ -146,14 +146,14 @@ def fit_aim(
 def _candidates(measured: set[Clique], refused: set[Clique], sizes: tuple[int, ...],
                 max_candidate_cells: int) -> list[Clique]:
     d = len(sizes)
-    out: set[Clique] = set(itertools.combinations(range(d), 2))
+    out: set[Clique] = {(a,) for a in range(d)} | set(itertools.combinations(range(d), 2))
     pairs = [c for c in measured if len(c) == 2]
     for i, j in pairs:
         for k in range(d):
             if k not in (i, j):
                 out.add(tuple(sorted((i, j, k))))
-    return sorted(c for c in out if c not in measured and c not in refused
-                  and cells(c, sizes) <= max_candidate_cells)
+    # measured cliques stay candidates (as in AIM): a noisy one can be measured again
+    return sorted(c for c in out if c not in refused and cells(c, sizes) <= max_candidate_cells)
 
 
 def _fits(cliques: set[Clique], sizes: tuple[int, ...], max_cells: int) -> bool:
