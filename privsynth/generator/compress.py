@@ -49,7 +49,7 @@ class Compression:
     def expand(self, small: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Compressed codes back to original codes (rare bucket drawn by weight)."""
         if self.rare.size == 0:
-            return small.astype(np.int32)
+            return small
         kept = np.full(self.size, -1, dtype=np.int64)
         kept[self.to_small[np.setdiff1d(np.arange(self.to_small.size), self.rare)]] = np.setdiff1d(
             np.arange(self.to_small.size), self.rare
@@ -57,4 +57,4 @@ class Compression:
         out = kept[small]
         merged = small == self.size - 1
         out[merged] = rng.choice(self.rare, size=int(merged.sum()), p=self.rare_weights)
-        return out.astype(np.int32)
+        return out

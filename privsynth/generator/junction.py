@@ -100,7 +100,9 @@ class JunctionTree:
     def sample(self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` i.i.d. rows (integer codes) from calibrated clique marginals."""
         d = len(self.sizes)
-        out = np.zeros((n, d), dtype=np.int32)
+        largest = max(self.sizes, default=1)
+        dtype = np.int8 if largest <= 127 else np.int16 if largest <= 32767 else np.int32
+        out = np.zeros((n, d), dtype=dtype)
         done: set[int] = set()
         visited: set[int] = set()
         for root in range(len(self.cliques)):

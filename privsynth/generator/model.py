@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from privsynth.domain import code_dtype
 from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
 from privsynth.generator.factor import Clique, expand, project
@@ -69,7 +70,7 @@ class MarginalModel:
         if n < 0:
             raise ValueError("the number of rows must be non-negative")
         small = self._tree.sample(self._marginals, n, rng)
-        out = np.empty_like(small)
+        out = np.empty(small.shape, dtype=code_dtype(self.domain_sizes))
         for j, comp in enumerate(self.compressions):
             out[:, j] = comp.expand(small[:, j], rng)
         return out
