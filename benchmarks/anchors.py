@@ -37,7 +37,7 @@ def main(source: str, target: str) -> None:
     table = None
     # OpenDP 0.16's MST can overspend its own split by one ulp ("insufficient budget for
     # query"); nudging rho down by a few parts in 10^15 avoids it and changes nothing else
-    for nudge in (0.0, 1e-15, 3e-15, 1e-14, 1e-13, 1e-12):
+    for nudge in (0.0, 1e-15, 1e-12):
         context = dp.Context.compositor(data=frame.lazy(), privacy_unit=dp.unit_of(contributions=1),
                                         privacy_loss=dp.loss_of(rho=rho * (1 - nudge)), split_evenly_over=1)
         algo = dp.mbi.AIM() if algorithm == "AIM" else dp.mbi.MST()
@@ -47,8 +47,9 @@ def main(source: str, target: str) -> None:
         except dp.OpenDPException as exc:
             if "insufficient budget" not in str(exc):
                 raise
-    if table is None:
-        raise RuntimeError("OpenDP kept overspending its budget")
+    if table is None:  # seen for MST on flchain at epsilon 3: the overspend does not scale away
+        print("OpenDP overspent its own budget split ('insufficient budget for query')", file=sys.stderr)
+        sys.exit(3)
     synthetic = table.synthesize(rows=n, method="sample")
     seconds = time.perf_counter() - t0
     out = np.column_stack([synthetic[f"c{j}"].fill_null(0).to_numpy() for j in range(d)]).astype(np.int32)
