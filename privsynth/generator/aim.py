@@ -44,6 +44,9 @@ NOISY_RATIO = 10.0  # noisy regime: patients per cell (DP estimate) below this m
 SELECT_SHARE = 0.1  # of each round
 ROUNDS_PER_COLUMN = 1.0  # first-round size: rho left / (this * d); AIM uses 16
 ROUND_ITERATIONS = 15  # mirror-descent steps between rounds (warm-started)
+FINAL_ITERATIONS = 300  # for the final estimate
+FINAL_TOL = 1e-3
+ALL_TRIPLES_UP_TO = 0  # with at most this many columns, every 3-way marginal is a candidate
 
 
 def workload_weight(size: int, d: int, order: int = 3) -> float:
@@ -138,8 +141,8 @@ def fit_aim(
             break
         if float(np.abs(after - before).sum()) <= math.sqrt(2.0 / math.pi) * sigma * cells(chosen, small_sizes):
             rho_round *= 4.0  # annealing: the model did not move, so measure more precisely
-    estimate = mirror_descent(measurements, small_sizes, iterations=300, max_cells=max_cells,
-                              warm_start=estimate.potentials)
+    estimate = mirror_descent(measurements, small_sizes, iterations=FINAL_ITERATIONS, max_cells=max_cells,
+                              warm_start=estimate.potentials, tol=FINAL_TOL)
     return measurements, compressions, estimate
 
 
@@ -147,6 +150,8 @@ def _candidates(measured: set[Clique], refused: set[Clique], sizes: tuple[int, .
                 max_candidate_cells: int) -> list[Clique]:
     d = len(sizes)
     out: set[Clique] = {(a,) for a in range(d)} | set(itertools.combinations(range(d), 2))
+    if d <= ALL_TRIPLES_UP_TO:
+        out |= set(itertools.combinations(range(d), 3))
     pairs = [c for c in measured if len(c) == 2]
     for i, j in pairs:
         for k in range(d):

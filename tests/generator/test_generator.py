@@ -221,3 +221,33 @@ def test_aim_measures_one_way_marginals_twice_only_in_the_noisy_regime(epsilon, 
     repeated = [c for c in acc.charges if c.purpose.startswith("1-way again")]
     assert (len(repeated) == len(schema.learned_columns)) is again and (len(repeated) == 0) is not again
     assert acc.rho_spent <= acc.rho_total
+
+
+@pytest.mark.parametrize("stratified", [True, False], ids=["stratified", "iid"])
+def test_sampling_adds_no_correlation_between_independent_columns(stratified):
+    """Unlike rounding to sorted ranks, the sampler must keep independent columns independent."""
+    sizes = (10, 10)
+    ms = [Measurement((0,), np.full(10, 100.0), 1e-3), Measurement((1,), np.arange(1, 11) * 10.0, 1e-3)]
+    est = mirror_descent(ms, sizes, iterations=200, total=1000)
+    sample = est.tree.sample(est.marginals, 20_000, np.random.default_rng(8), stratified=stratified)
+    r = np.corrcoef(sample[:, 0], sample[:, 1])[0, 1]
+    assert abs(r) < 0.03  # SE of r is 0.007
+    joint = contingency(sample, (0, 1), sizes) / 20_000
+    product = np.outer(joint.sum(1), joint.sum(0))
+    assert 0.5 * np.abs(joint - product).sum() < 0.03
+
+
+def test_stratified_sampling_matches_the_model_more_closely_than_iid():
+    rng = np.random.default_rng(6)
+    sizes = (4, 6)
+    codes = np.column_stack([rng.integers(0, s, 2000) for s in sizes])
+    ms = [Measurement((0, 1), contingency(codes, (0, 1), sizes).astype(float), 1e-3)]
+    est = mirror_descent(ms, sizes, iterations=300, total=2000)
+    want = est.marginals[0] / 2000
+    gaps = {}
+    for stratified in (True, False):
+        errs = [0.5 * np.abs(contingency(est.tree.sample(est.marginals, 2000, np.random.default_rng(k),
+                                                         stratified=stratified), (0, 1), sizes) / 2000 - want).sum()
+                for k in range(10)]
+        gaps[stratified] = float(np.mean(errs))
+    assert gaps[True] < 0.7 * gaps[False]
