@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from privsynth.generator import Synthesizer  # noqa: E402
 from privsynth.generator.factor import contingency  # noqa: E402
 from privsynth.privacy import Accountant, measure_counts  # noqa: E402
 
@@ -48,3 +49,23 @@ def independent(codes: np.ndarray, sizes: tuple[int, ...], epsilon: float, n: in
     return out
 
 
+
+
+def peak_traced_mb(schema, view, epsilon: float, n: int) -> float:  # type: ignore[no-untyped-def]
+    """Peak traced memory of one fit + sample (a separate run: tracing slows the timed ones)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    Synthesizer(schema, epsilon).fit(view).sample_codes(n, np.random.default_rng(0))
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
+
+
+def timed_sample(schema, view, epsilon: float, n: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """Fit at ``epsilon`` and sample ``n`` rows of codes; return them and the seconds taken."""
+    import time
+
+    t0 = time.perf_counter()
+    sample = Synthesizer(schema, epsilon).fit(view).sample_codes(n, rng)
+    return sample, time.perf_counter() - t0

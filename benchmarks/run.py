@@ -18,7 +18,6 @@ import resource
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import independent, table, tvd3  # noqa: E402
+from benchmarks.common import independent, peak_traced_mb, table, timed_sample, tvd3  # noqa: E402
 from privsynth.domain import domain_sizes, encode  # noqa: E402
 from privsynth.fhir.view import build_patient_view  # noqa: E402
-from privsynth.generator import Synthesizer  # noqa: E402
 from privsynth.schema import load_schema  # noqa: E402
 
 SCHEMA = ROOT / "schemas" / "patient-core.yaml"
@@ -42,16 +40,11 @@ def accuracy(name: str, view, schema, seeds: int, epsilon: float, rows: list[lis
     triples = list(itertools.combinations(range(len(sizes)), 3))
     n = len(codes)
     mst, ind, boot, secs = [], [], [], []  # mst: privsynth (default method) errors
-    tracemalloc.start()  # peak memory on one extra run: tracing slows the timed runs
-    Synthesizer(schema, epsilon).fit(view).sample_codes(n, np.random.default_rng(0))
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
+    peak = peak_traced_mb(schema, view, epsilon, n)
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        t0 = time.perf_counter()
-        synth = Synthesizer(schema, epsilon).fit(view)
-        sample = synth.sample_codes(n, rng)
-        secs.append(time.perf_counter() - t0)
+        sample, seconds = timed_sample(schema, view, epsilon, n, rng)
+        secs.append(seconds)
         mst.append(tvd3(codes, sample, sizes, triples))
         ind.append(tvd3(codes, independent(codes, sizes, epsilon, n, rng), sizes, triples))
         boot.append(tvd3(codes, codes[rng.integers(0, n, n)], sizes, triples))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ROOT, independent, table, tvd3
+from benchmarks.common import ROOT, independent, peak_traced_mb, table, timed_sample, tvd3
 from privsynth.domain import domain_sizes, encode
 from privsynth.generator import Synthesizer
 from privsynth.privacy import rho_for
@@ -79,16 +79,11 @@ def run_table(name: str, data: Path, epsilons: list[float], seeds: int, rows: li
     n = len(codes)
     for eps in epsilons:
         e2, e3, i3, b3, secs = [], [], [], [], []
-        tracemalloc.start()
-        Synthesizer(schema, eps).fit(view).sample_codes(n, np.random.default_rng(0))
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
+        peak = peak_traced_mb(schema, view, eps, n)
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
-            t0 = time.perf_counter()
-            synth = Synthesizer(schema, eps).fit(view)
-            sample = synth.sample_codes(n, rng)
-            secs.append(time.perf_counter() - t0)
+            sample, seconds = timed_sample(schema, view, eps, n, rng)
+            secs.append(seconds)
             e2.append(tvd3(codes, sample, sizes, pairs))
             e3.append(tvd3(codes, sample, sizes, triples))
             i3.append(tvd3(codes, independent(codes, sizes, eps, n, rng), sizes, triples))
