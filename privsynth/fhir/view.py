@@ -267,13 +267,18 @@ def _read_patient(
     report.resources_used["Patient"] += 1
 
 
+def _shape_error(loc: Location, exc: ShapeError) -> InputError:
+    """An R4 shape mismatch as an input error at the resource's location."""
+    return InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}")
+
+
 def _read(ex: _Extractor, resource: dict[str, Any], loc: Location) -> list[Any]:
     if ex.read is None:
         return []
     try:
         return ex.read(resource)
     except ShapeError as exc:
-        raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+        raise _shape_error(loc, exc) from None
 
 
 def _read_clinical(
@@ -286,7 +291,7 @@ def _read_clinical(
         try:
             codings = compiled.code_paths[rtype](resource)
         except ShapeError as exc:
-            raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+            raise _shape_error(loc, exc) from None
         seen: set[int] = set()
         for coding in codings:
             if isinstance(coding, dict):
@@ -315,7 +320,7 @@ def _read_clinical(
             try:
                 got = read_where(resource)
             except ShapeError as exc:
-                raise InputError(f"{loc.describe(exc.element)}: {str(exc).split(': ', 1)[-1]}") from None
+                raise _shape_error(loc, exc) from None
             if not any(str(v) in allowed for v in got):
                 ok = False
                 break

@@ -30,10 +30,10 @@ from math import comb
 import numpy as np
 
 from privsynth.generator.compress import Compression
-from privsynth.generator.estimate import Estimate, Measurement, estimate_total, mirror_descent
+from privsynth.generator.estimate import Estimate, Measurement, mirror_descent
 from privsynth.generator.factor import Clique, cells, contingency
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
-from privsynth.generator.mst import SAFETY, measure
+from privsynth.generator.mst import SAFETY, measure, measure_one_ways
 from privsynth.generator.query import marginal
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
@@ -65,27 +65,10 @@ def fit_aim(
     round_iterations = ROUND_ITERATIONS if round_iterations is None else round_iterations
     rho = accountant.rho_remaining
     rho_one = rho * ONE_WAY_SHARE / d * SAFETY
-    passes = [[measure(codes, sizes, (a,), rho_one, accountant, f"1-way {names[a]}") for a in range(d)]]
-    # Noisy regime (few patients per cell for this budget, judged from the DP total and
-    # public sizes): measure the 1-way marginals once more; every later estimate rests on them.
-    sigma_one = float(passes[0][0].sigma)
-    if estimate_total(passes[0]) / float(np.mean(sizes)) < NOISY_RATIO * sigma_one:
-        passes.append([measure(codes, sizes, (a,), rho_one, accountant, f"1-way again {names[a]}")
-                       for a in range(d)])
-    measurements: list[Measurement] = []
-    compressions: list[Compression] = []
-    small = np.empty_like(codes)
-    for a in range(d):
-        mean = np.mean([p[a].values for p in passes], axis=0)
-        if compressible is None or compressible[a]:
-            comp = Compression.from_noisy(mean, sigma_one / np.sqrt(len(passes)), threshold)
-        else:
-            comp = Compression.identity(sizes[a])
-        merged = np.bincount(comp.to_small, minlength=comp.size)
-        for p in passes:
-            measurements.append(Measurement((a,), comp.compress_counts(p[a].values), sigma_one * np.sqrt(merged)))
-        compressions.append(comp)
-        small[:, a] = comp.to_small[codes[:, a]]
+    # noisy regime (few patients per cell for this budget): the 1-way marginals are
+    # measured once more, since every later estimate rests on them
+    measurements, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one,
+                                                         compressible, threshold, again_if_noisy=NOISY_RATIO)
     small_sizes = tuple(c.size for c in compressions)
     if progress is not None:
         progress("measure 1-way", d, d)

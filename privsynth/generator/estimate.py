@@ -46,6 +46,21 @@ class Estimate:
     iterations: int
 
 
+def clique_marginals(
+    tree: JunctionTree, potentials: dict[Clique, np.ndarray], total: float,
+    hosts: dict[Clique, int] | None = None,
+) -> list[np.ndarray]:
+    """Calibrated marginals (in counts) of every tree clique for log-potentials on cliques."""
+    if hosts is None:
+        hosts = {c: tree.host(c) for c in potentials}
+    logs: dict[int, np.ndarray] = {}
+    for c in sorted(potentials, key=lambda c: (len(c), c)):
+        h = hosts[c]
+        logs[h] = logs.get(h, 0.0) + expand(potentials[c], c, tree.cliques[h], tree.sizes)
+    full = {h: np.broadcast_to(v, tuple(tree.sizes[a] for a in tree.cliques[h])).copy() for h, v in logs.items()}
+    return tree.calibrate(full, total)
+
+
 def estimate_total(measurements: Sequence[Measurement]) -> float:
     """Inverse-variance weighted record count from the measurements' sums (at least 1)."""
     num = 0.0
@@ -117,12 +132,7 @@ def mirror_descent(
         by_clique.setdefault(m.clique, []).append((m.values.reshape(shape), m.variance.reshape(shape)))
 
     def marginals_of(pot: dict[Clique, np.ndarray]) -> list[np.ndarray]:
-        logs: dict[int, np.ndarray] = {}
-        for c, theta in pot.items():
-            h = hosts[c]
-            logs[h] = logs.get(h, 0.0) + expand(theta, c, tree.cliques[h], sizes)
-        full = {h: np.broadcast_to(v, tuple(sizes[a] for a in tree.cliques[h])).copy() for h, v in logs.items()}
-        return tree.calibrate(full, n_total)
+        return clique_marginals(tree, pot, n_total, hosts)
 
     def loss_and_grad(
         margs: list[np.ndarray],

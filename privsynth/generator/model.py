@@ -17,7 +17,8 @@ import numpy as np
 from privsynth.domain import code_dtype
 from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
-from privsynth.generator.factor import Clique, expand, project
+from privsynth.generator.estimate import clique_marginals
+from privsynth.generator.factor import Clique, project
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 from privsynth.release.atomic import write_bytes
 
@@ -46,14 +47,7 @@ class MarginalModel:
             self.compressions = [Compression.identity(s) for s in self.sizes]
         cliques = sorted(self.potentials, key=lambda c: (len(c), c))
         self._tree = JunctionTree(cliques, self.sizes, max_cells=self.max_cells)
-        logs: dict[int, np.ndarray] = {}
-        for c in cliques:
-            h = self._tree.host(c)
-            shape = tuple(self.sizes[a] for a in self._tree.cliques[h])
-            logs[h] = np.broadcast_to(
-                logs.get(h, 0.0) + expand(self.potentials[c], c, self._tree.cliques[h], self.sizes), shape
-            ).copy()
-        self._marginals = self._tree.calibrate(logs, self.total)
+        self._marginals = clique_marginals(self._tree, self.potentials, self.total)
 
     def marginal(self, attrs: Clique) -> np.ndarray:
         """The model's marginal (in counts) over ``attrs`` if a tree clique covers them."""

@@ -47,6 +47,41 @@ def measure(
     return Measurement(clique, noisy.reshape(tuple(sizes[a] for a in clique)), release.scale)
 
 
+def measure_one_ways(
+    codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
+    rho_one: float, compressible: tuple[bool, ...] | None, threshold: float,
+    again_if_noisy: float | None = None,
+) -> tuple[list[Measurement], list[Compression], np.ndarray]:
+    """Measure every 1-way marginal with ``rho_one`` each, then compress rare cells.
+
+    With ``again_if_noisy`` set, the 1-way marginals are measured a second time when the
+    DP total per average cell is below that many noise standard deviations (a decision on
+    released values and public sizes only). Returns the measurements over the compressed
+    domains, each column's compression, and the codes mapped to the compressed domains.
+    """
+    d = len(sizes)
+    passes = [[measure(codes, sizes, (a,), rho_one, accountant, f"1-way {names[a]}") for a in range(d)]]
+    sigma = float(passes[0][0].sigma)
+    if again_if_noisy is not None and estimate_total(passes[0]) / float(np.mean(sizes)) < again_if_noisy * sigma:
+        passes.append([measure(codes, sizes, (a,), rho_one, accountant, f"1-way again {names[a]}")
+                       for a in range(d)])
+    measurements: list[Measurement] = []
+    compressions: list[Compression] = []
+    small = np.empty_like(codes)
+    for a in range(d):
+        mean = np.mean([p[a].values for p in passes], axis=0)
+        if compressible is None or compressible[a]:
+            comp = Compression.from_noisy(mean, sigma / np.sqrt(len(passes)), threshold)
+        else:
+            comp = Compression.identity(sizes[a])
+        merged = np.bincount(comp.to_small, minlength=comp.size)
+        for p in passes:
+            measurements.append(Measurement((a,), comp.compress_counts(p[a].values), sigma * np.sqrt(merged)))
+        compressions.append(comp)
+        small[:, a] = comp.to_small[codes[:, a]]
+    return measurements, compressions, small
+
+
 def select_tree(
     codes: np.ndarray, sizes: tuple[int, ...], one_way: list[Measurement], rho: float,
     accountant: Accountant, names: tuple[str, ...], sigma_pair: float,
@@ -106,19 +141,8 @@ def fit_mst(
             Compression.identity(sizes[0])]
     shares = np.asarray(split, dtype=np.float64) / sum(split)
     rho_one, rho_select, rho_two = (rho * s for s in shares)
-    one_way: list[Measurement] = []
-    compressions: list[Compression] = []
-    small = np.empty_like(codes)
-    for a in range(d):
-        m = measure(codes, sizes, (a,), rho_one / d * SAFETY, accountant, f"1-way {names[a]}")
-        if compressible is None or compressible[a]:
-            comp = Compression.from_noisy(m.values, float(m.sigma), threshold)
-        else:
-            comp = Compression.identity(sizes[a])
-        merged = np.bincount(comp.to_small, minlength=comp.size)
-        one_way.append(Measurement((a,), comp.compress_counts(m.values), float(m.sigma) * np.sqrt(merged)))
-        compressions.append(comp)
-        small[:, a] = comp.to_small[codes[:, a]]
+    one_way, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one / d * SAFETY,
+                                                    compressible, threshold)
     if progress is not None:
         progress("measure 1-way", d, d)
     small_sizes = tuple(c.size for c in compressions)
