@@ -30,7 +30,7 @@ from benchmarks.common import ROOT, independent, peak_traced_mb, table, timed_sa
 from privsynth.domain import domain_sizes, encode
 from privsynth.generator import Synthesizer
 from privsynth.privacy import rho_for
-from privsynth.schema import load_schema
+from privsynth.schema import Schema, load_schema
 from privsynth.table import read_table
 
 ANCHOR = {  # best of reference MST / AIM / OpenDP AIM / OpenDP MST, from issue 3
@@ -117,7 +117,7 @@ def run_table(name: str, data: Path, epsilons: list[float], seeds: int, rows: li
                      "-" if anchor is None else f"{err3 / anchor:.2f}", float(np.median(secs)), f"{peak:.1f}"])
 
 
-def scale_run(rows: list[list[object]], n: int = 1_000_000, d: int = 30) -> None:
+def scale_table(n: int = 1_000_000, d: int = 30) -> tuple[Schema, pd.DataFrame]:
     """A seeded n x d table: 10 numeric and 20 categorical columns with some structure."""
     rng = np.random.default_rng(0)
     latent = rng.normal(size=n)
@@ -134,8 +134,12 @@ def scale_run(rows: list[list[object]], n: int = 1_000_000, d: int = 30) -> None
             data[f"c{j}"] = cut
             columns.append({"name": f"c{j}", "kind": "categorical", "role": "sensitive",
                             "source": {"column": f"c{j}"}, "domain": {"categories": list(range(k))}})
-    schema = load_schema({"name": "scale", "input": "table", "columns": columns})
-    frame = pd.DataFrame(data)
+    return load_schema({"name": "scale", "input": "table", "columns": columns}), pd.DataFrame(data)
+
+
+def scale_run(rows: list[list[object]], n: int = 1_000_000, d: int = 30) -> None:
+    """Fit + sample on the scale table, timed; peak traced memory over both."""
+    schema, frame = scale_table(n, d)
     tracemalloc.start()
     t0 = time.perf_counter()
     synth = Synthesizer(schema, 1.0).fit(frame)

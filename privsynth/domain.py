@@ -219,7 +219,8 @@ def decode(
     data: dict[str, pd.Series] = {}
     for j, col in enumerate(schema.learned_columns):
         data[col.name] = _decode_column(codes[:, j], col, rng, (refinements or {}).get(col.name))
-    return pd.DataFrame(data)
+    # copy=False: the decoded columns are fresh arrays; copying them would double the peak
+    return pd.DataFrame(data, copy=False)
 
 
 def _decode_column(
@@ -234,6 +235,11 @@ def _decode_column(
                 flags[codes == domain.missing_code] = pd.NA
             return pd.Series(flags)
         labels: list[object] = [c.code for c in domain.categories]
+        if domain.integer_codes and not domain.other:
+            # nullable integers straight from a lookup table: no per-row Python objects
+            numbers = np.array([int(str(x)) for x in labels] + [0], dtype=np.int64)
+            mask = codes == len(labels) if domain.missing else np.zeros(len(codes), dtype=bool)
+            return pd.Series(pd.arrays.IntegerArray(numbers[codes], mask))
         if domain.integer_codes:
             labels = [int(str(x)) for x in labels]
         if domain.other:
@@ -241,10 +247,7 @@ def _decode_column(
         if domain.missing:
             labels.append(None)
         lookup = np.array(labels, dtype=object)
-        values = lookup[codes]
-        if domain.integer_codes and not domain.other:
-            return pd.Series(pd.array(list(values), dtype="Int64"))
-        return pd.Series(values, dtype=object)
+        return pd.Series(lookup[codes], dtype=object)
     return pd.Series(decode_numeric(codes, domain, rng, refinement))
 
 
@@ -266,9 +269,12 @@ def decode_numeric(
         weights = np.clip(np.asarray(refinement, dtype=np.float64), 0, None) + 1e-3
         cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
         cdf[:, -1] = 1.0
+        # the sub-bin is the number of cdf entries of its bin below a uniform pick; one
+        # sorted search over all bins (bin b's cdf shifted to (b, b+1]) keeps memory O(n)
+        shifted = (cdf + np.arange(len(cdf))[:, None]).ravel()
         pick = rng.random(len(codes))
-        sub = (pick[:, None] > cdf[bins]).sum(axis=1)
-        position = (sub + position) / SUB_BINS
+        sub = np.searchsorted(shifted, pick + bins) - bins * SUB_BINS
+        position = (np.clip(sub, 0, SUB_BINS - 1) + position) / SUB_BINS
     if domain.integer:
         values = low + np.minimum(np.floor(position * width), width - 1)
         out = pd.array(values.astype(np.int64), dtype="Int64")
