@@ -1,11 +1,13 @@
 """The command line: a thin layer over the Python API. The only module that prints.
 
-Exit codes: 0 success, 2 bad input or usage (one line, no traceback), 1 internal error.
+Exit codes: 0 success, 2 bad input or usage (one line, no traceback), 3 an audit failed
+(the release was refused), 1 internal error.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -71,10 +73,15 @@ class _Group(click.Group):
             _fail(f"internal error ({type(exc).__name__}); rerun with PRIVSYNTH_DEBUG=1 and report it", 1)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds: temporary output is removed, the ledger records the attempt
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="privsynth")
 def main() -> None:
     """privsynth: differentially private synthetic FHIR R4 and tables."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 @main.group()
@@ -169,3 +176,120 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int) -> None:
                                  progress=lambda d, t: progress("example export", d, t))
         _run_synthesize((tmp,), DEFAULT_SCHEMA, epsilon, 1e-6, None, seed, out_dir, "ndjson",
                         False, False)
+
+
+def _verdict_table(result: Any, title: str) -> Table:
+    table = Table(title=title)
+    for name in ("verdict", "audit", "check", "value", "95% interval", "rule", "detail"):
+        table.add_column(name, overflow="fold")
+    for c in result.checks:
+        verdict = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "info"}[c.passed]
+        interval = f"[{c.interval[0]:.3f}, {c.interval[1]:.3f}]" if c.interval else ""
+        table.add_row(verdict, c.audit, c.name, f"{c.value:.4g}", interval, c.rule, c.detail)
+    return table
+
+
+@main.command()
+@click.option("--schema", "schema_file", required=True, type=click.Path(dir_okay=False), help="Schema YAML.")
+@click.option("--train", "train_path", required=True, type=click.Path(), help="Patients the generator saw.")
+@click.option("--holdout", "holdout_path", required=True, type=click.Path(), help="Patients it never saw.")
+@click.option("--synthetic", "synthetic_path", required=True, type=click.Path(), help="The synthetic data.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy YAML.")
+@click.option("--epsilon", type=float, default=None, help="The epsilon claimed for the synthetic data, if any.")
+@click.option("--delta", type=float, default=1e-6, show_default=True, help="The delta claimed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit's resampling.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full figures here (internal: computed on real patients).")
+def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: str, policy_file: str | None,
+          epsilon: float | None, delta: float, seed: int, json_file: str | None) -> None:
+    """Audit ANY synthetic dataset (tables or FHIR directories) against train and holdout.
+
+    Exit code 0 if every gate passes, 3 if one fails.
+    """
+    import json
+
+    from privsynth.audit import evaluate, load_policy
+    from privsynth.pipeline import read_view
+    from privsynth.release.atomic import write_bytes
+    from privsynth.schema import load_schema
+
+    s = load_schema(schema_file)
+    policy = load_policy(policy_file)
+    with _progress() as progress:
+        train, _ = read_view([Path(train_path)], s, progress=progress)
+        holdout, _ = read_view([Path(holdout_path)], s, progress=progress)
+        synthetic, _ = read_view([Path(synthetic_path)], s, progress=progress)
+        result = evaluate(train, holdout, synthetic, s, policy, epsilon=epsilon, delta=delta, seed=seed,
+                          progress=progress)
+    out.print(_verdict_table(result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)"))
+    for line in policy.weakened():
+        out.print(f"[yellow]policy weakened:[/] {line}")
+    if json_file:
+        write_bytes(json_file, json.dumps(result.as_dict(), indent=2, default=float).encode())
+    if result.passed:
+        out.print("[bold green]PASS[/]: every gate passed")
+    else:
+        out.print(f"[bold red]FAIL[/]: {len(result.failures())} gate(s) failed")
+        sys.exit(3)
+
+
+@main.command("release")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--schema", "schema_file", required=True, type=click.Path(dir_okay=False), help="Schema YAML.")
+@click.option("--epsilon", type=float, required=True, help="Privacy loss epsilon of this release.")
+@click.option("--delta", type=float, default=1e-6, show_default=True, help="Privacy loss delta.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy YAML.")
+@click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None,
+              help="Budget ledger (SQLite); default $PRIVSYNTH_LEDGER or ~/.local/share/privsynth/ledger.sqlite3.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New release directory.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and post-processing.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
+@click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
+def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
+                    policy_file: str | None, ledger_file: str | None, out_dir: str, seed: int, fmt: str,
+                    method: str) -> None:
+    """Split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
+    from privsynth.audit import load_policy
+    from privsynth.privacy.ledger import Ledger, default_ledger_path
+    from privsynth.release.release import release
+    from privsynth.schema import load_schema
+
+    s = load_schema(schema_file)
+    policy = load_policy(policy_file)
+    ledger = Ledger(ledger_file or default_ledger_path())
+    with _progress() as progress:
+        result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
+                         seed=seed, output_format=fmt, method=method, progress=progress)
+    out.print(_verdict_table(result.audit, "release audit"))
+    m = result.manifest
+    spent, total = m["ledger"]["dataset_rho_spent"], m["ledger"]["dataset_rho_budget"]
+    out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), "
+              f"rho {m['rho']:.6g}; dataset budget spent {spent:.6g} of {total:.6g})")
+    for line in policy.weakened():
+        out.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
+    out.print(f"internal audit figures (NOT for sharing): {result.audit_file}")
+
+
+@main.group()
+def budget() -> None:
+    """The privacy budget ledger."""
+
+
+@budget.command("show")
+@click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None, help="Budget ledger file.")
+def budget_show(ledger_file: str | None) -> None:
+    """Every dataset's total budget, what its releases spent, and its attempts."""
+    from privsynth.privacy.ledger import Ledger, default_ledger_path
+    from privsynth.privacy.mechanism import epsilon_for
+
+    path = Path(ledger_file) if ledger_file else default_ledger_path()
+    if not path.exists():
+        _fail(f"{path}: no ledger yet (it is created by the first `privsynth release`)")
+    table = Table(title=f"privacy budget ledger {path}")
+    for name in ("dataset", "label", "rho spent / budget", "epsilon spent (delta 1e-6)", "attempts", "released"):
+        table.add_column(name)
+    for d in Ledger(path).datasets():
+        eps = epsilon_for(d.rho_spent, 1e-6) if d.rho_spent > 0 else 0.0
+        table.add_row(d.hash[:12], d.label, f"{d.rho_spent:.6g} / {d.rho_budget:.6g}", f"{eps:.3g}",
+                      str(d.attempts), str(d.released))
+    out.print(table)

@@ -27,6 +27,20 @@ class BudgetError(PrivsynthError, ValueError):
     """A privacy budget is invalid or would be exceeded."""
 
 
+class PolicyError(PrivsynthError, ValueError):
+    """A release policy file is invalid."""
+
+
+class AuditError(PrivsynthError, ValueError):
+    """An audit cannot be run as asked (e.g. too few patients to audit)."""
+
+
+class AuditFailed(PrivsynthError):
+    """A release was refused: an audit gate failed. The message lists the reasons."""
+
+    exit_code = 3
+
+
 class NotFittedError(PrivsynthError, RuntimeError):
     """A synthesizer was used before ``fit``."""
 

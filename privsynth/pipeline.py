@@ -50,9 +50,9 @@ class SynthesisResult:
     seconds: dict[str, float]
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("privsynth", "opendp", "numpy", "pandas", "fhir.resources", "faker"):
+    for pkg in ("privsynth", "opendp", "numpy", "pandas", "scipy", "scikit-learn", "fhir.resources", "faker"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -60,7 +60,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+def consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Blank an onset when its condition is absent (post-processing for coherent records)."""
     present = {c.source.codes: c.name for c in schema.learned_columns
                if c.source.resource == "Condition" and c.source.summary == "exists" and c.source.codes}
@@ -69,6 +69,26 @@ def _consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             flag = frame[present[col.source.codes]]
             frame[col.name] = frame[col.name].where(flag.fillna(False).astype(bool), None)
     return frame
+
+
+def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
+              progress: Progress | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The patient view of FHIR files or tables (as the schema says), and the ingest counts."""
+    if schema.input_format == "table":
+        view, table_report = read_table(inputs, schema, on_error=on_error)
+        return view, table_report.as_dict()
+    view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
+                                           progress=progress)
+    return view, fhir_report.as_dict()
+
+
+def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,
+                    epsilon: float, delta: float, progress: Progress | None) -> dict[str, int]:
+    """Write synthetic rows under ``base``: FHIR R4 (``fhir/``) and ``patients.csv`` for
+    FHIR schemas, ``synthetic.csv``/``.parquet`` for table schemas."""
+    if schema.input_format == "table":
+        return write_table_output(base, sample, schema, seed)
+    return dict(write_fhir_output(base, sample, schema, seed, output_format, now, epsilon, delta, progress))
 
 
 def synthesize(
@@ -99,17 +119,10 @@ def synthesize(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
-    inputs = [Path(p) for p in inputs]
+    paths = [Path(p) for p in inputs]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    ingest: dict[str, Any]
-    if schema.input_format == "table":
-        view, table_report = read_table(inputs, schema, on_error=on_error)
-        ingest = table_report.as_dict()
-    else:
-        view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
-                                               progress=progress)
-        ingest = fhir_report.as_dict()
+    view, ingest = read_view(paths, schema, validate_input=validate_input, on_error=on_error, progress=progress)
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -118,17 +131,15 @@ def synthesize(
 
     t0 = time.perf_counter()
     sample = synth.sample(rows, rng=seed)
-    sample = _consistent(sample, schema)
+    sample = consistent(sample, schema)
     timings["sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    privacy = _privacy_document(synth, schema, epsilon, delta, rows, seed)
+    privacy = privacy_document(synth, schema, epsilon, delta, rows, seed)
     with atomic_directory(out) as tmp:
-        if schema.input_format == "table":
-            counts = _write_table_output(tmp, sample, schema, seed)
-        else:
-            counts = _write_fhir_output(tmp, sample, schema, seed, output_format, now, epsilon, delta, progress)
+        counts = write_synthetic(tmp / "data" if schema.input_format == "table" else tmp, sample, schema, seed,
+                                 output_format, now, epsilon, delta, progress)
         synth.save(tmp / "model")
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
     timings["write"] = time.perf_counter() - t0
@@ -137,7 +148,7 @@ def synthesize(
     report = {
         "warning": "INTERNAL: exact counts from the real data; not differentially private; do not share",
         "created": now,
-        "inputs": [str(p) for p in inputs],
+        "inputs": [str(p) for p in paths],
         "schema_file": schema.source_file,
         "schema_sha256": hashlib.sha256(Path(schema.source_file).read_bytes()).hexdigest()
         if schema.source_file else None,
@@ -150,7 +161,7 @@ def synthesize(
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings)
 
 
-def _privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,
+def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,
                       seed: int) -> dict[str, Any]:
     return {
         "privacy_unit": "patient: one patient's whole record (one row of the patient view)",
@@ -169,11 +180,11 @@ def _privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta:
         "schema": schema.name,
         "generator": synth.method,
         "seed": seed,
-        "versions": _versions(),
+        "versions": versions(),
     }
 
 
-def _write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int) -> dict[str, int]:
+def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int) -> dict[str, int]:
     """The synthetic table with the input's column names, fresh ids for identifier columns."""
     import numpy as np
 
@@ -187,11 +198,11 @@ def _write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: i
         else:  # fresh, meaningless identifiers: a random permutation of 1..n
             columns[name] = pd.Series(rng.permutation(len(sample)) + 1)
     table = pd.DataFrame(columns)
-    write_table(table, tmp / "data", "synthetic")
+    write_table(table, tmp, "synthetic")
     return {"rows": len(table)}
 
 
-def _write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
+def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
                        now: str, epsilon: float, delta: float, progress: Progress | None) -> Counter[str]:
     writer = FhirWriter(schema, seed)
     by_type: dict[str, list[bytes]] = {}

@@ -36,6 +36,31 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(final: str | Path) -> list[Path]:
+    """Remove temporary siblings of ``final`` left by a killed process (its pid is in the
+    name and no longer runs). A killed run can leave nothing but such a hidden sibling."""
+    target = Path(final)
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    for path in target.parent.glob(f".{target.name}.*.partial"):
+        pid = path.name[len(target.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_directory(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success rename it to ``final``.
@@ -47,7 +72,8 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise OutputError(f"{target}: already exists and is not empty; choose a new --out directory")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    remove_stale_partials(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import yaml
 
-from privsynth.errors import SchemaError
+from privsynth.errors import PrivsynthError, SchemaError
 from privsynth.schema import path as fpath
 from privsynth.schema.model import (
     FAKER_KINDS,
@@ -55,11 +55,12 @@ CODE_SYSTEMS = {
 class _Doc:
     """Plain data from YAML plus the line of every node, keyed by its path."""
 
-    def __init__(self, file: str, lines: dict[Key, int]) -> None:
+    def __init__(self, file: str, lines: dict[Key, int], error_type: type[PrivsynthError] = SchemaError) -> None:
         self.file = file
         self.lines = lines
+        self.error_type = error_type
 
-    def error(self, key: Key, message: str) -> SchemaError:
+    def error(self, key: Key, message: str) -> PrivsynthError:
         line = None
         probe = key
         while probe and line is None:
@@ -69,7 +70,7 @@ class _Doc:
             line = self.lines.get(())
         field = _dotted(key)
         loc = self.file + (f":{line}" if line else "")
-        return SchemaError(f"{loc}: field '{field}': {message}" if field else f"{loc}: {message}")
+        return self.error_type(f"{loc}: field '{field}': {message}" if field else f"{loc}: {message}")
 
 
 def _dotted(key: Key) -> str:
@@ -107,36 +108,42 @@ def _plain(node: yaml.Node, key: Key, lines: dict[Key, int]) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
-def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
-    """Load a schema from a YAML file path or from a dict; validate it fully."""
-    if isinstance(source, Mapping):
-        return _build(dict(source), _Doc("<schema dict>", {}))
+def read_yaml(source: str | Path, what: str,
+              error_type: type[PrivsynthError] = SchemaError) -> tuple[Any, _Doc]:
+    """Read a YAML file into plain data plus the line of every node (for errors)."""
     file = str(source)
     try:
         text = Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SchemaError(f"{file}: schema file not found") from None
+        raise error_type(f"{file}: {what} file not found") from None
     except UnicodeDecodeError as exc:
-        raise SchemaError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+        raise error_type(f"{file}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise SchemaError(f"{file}: cannot read schema ({exc.strerror})") from None
+        raise error_type(f"{file}: cannot read {what} ({exc.strerror})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SchemaError(f"{file}{line}: invalid YAML: {problem}") from None
+        raise error_type(f"{file}{line}: invalid YAML: {problem}") from None
     if node is None:
-        raise SchemaError(f"{file}: the schema file is empty")
+        raise error_type(f"{file}: the {what} file is empty")
     lines: dict[Key, int] = {}
     try:
         data = _plain(node, (), lines)
     except _LeadingZero as exc:
-        raise _Doc(file, lines).error(
+        raise _Doc(file, lines, error_type).error(
             exc.key, "a number with a leading zero would be read as octal; write codes in quotes ('0100')"
         ) from None
-    doc = _Doc(file, lines)
+    return data, _Doc(file, lines, error_type)
+
+
+def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
+    """Load a schema from a YAML file path or from a dict; validate it fully."""
+    if isinstance(source, Mapping):
+        return _build(dict(source), _Doc("<schema dict>", {}))
+    data, doc = read_yaml(source, "schema")
     if not isinstance(data, dict):
         raise doc.error((), "a schema must be a mapping with 'name' and 'columns'")
     schema = _build(data, doc)

@@ -1,0 +1,124 @@
+"""The release policy: the thresholds every audit gate uses, with defensible defaults.
+
+A policy file is YAML; any key left out keeps its default. Loosening a threshold (a value
+that lets more through than the default) is allowed, and recorded in the manifest and the
+report as a weakening.
+
+>>> p = Policy()
+>>> p.mia_auc_max, p.dcr_share_max, p.max_attempts
+(0.55, 0.52, 3)
+>>> Policy(mia_auc_max=0.6).weakened()
+['mia_auc_max: 0.6 (default 0.55)']
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from privsynth.errors import PolicyError
+from privsynth.schema.load import read_yaml
+
+# per threshold: does a LARGER value let more through (True) or less (False)?
+_LOOSER_WHEN_LARGER = {
+    "holdout_fraction": False,
+    "min_holdout": False,
+    "exact_match_p": False,
+    "near_match_distance": False,
+    "dcr_share_max": True,
+    "tail_ratio_max": True,
+    "tail_p": False,
+    "mia_auc_max": True,
+    "mia_tpr_at_1pct_fpr_max": True,
+    "epsilon_lower_bound_max": True,
+    "max_attempts": True,
+    "total_epsilon": True,
+    "total_delta": True,
+    "min_cell_patients": False,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds of the release gate (docs/audit.md explains each one).
+
+    A gate FAILS when:
+
+    - exact matches: synthetic rows equal to a train record outnumber those equal to a
+      holdout record with one-sided binomial p < ``exact_match_p``; the same for near
+      matches (every column within ``near_match_distance`` of a record: a near-copy);
+    - closeness: the Wilson lower bound of the share of synthetic rows closer to train than
+      to holdout exceeds ``dcr_share_max`` (0.5 is what a model that never saw train gets);
+    - tail: among the closest 1% of distances, train-side hits outnumber holdout-side hits
+      by more than ``tail_ratio_max`` with binomial p < ``tail_p``; (these p-value tests are
+      Bonferroni-corrected as one family: see reidentification.py)
+    - membership inference: an attack's AUC upper bound exceeds ``mia_auc_max``, or its
+      TPR at 1% FPR exceeds ``mia_tpr_at_1pct_fpr_max``, or its empirical epsilon lower
+      bound exceeds ``epsilon_lower_bound_max`` -- or the claimed epsilon, always.
+    """
+
+    holdout_fraction: float = 0.2
+    min_holdout: int = 1000
+    exact_match_p: float = 0.01
+    near_match_distance: float = 0.02
+    dcr_share_max: float = 0.52
+    tail_ratio_max: float = 1.5
+    tail_p: float = 0.01
+    mia_auc_max: float = 0.55
+    mia_tpr_at_1pct_fpr_max: float = 0.02
+    epsilon_lower_bound_max: float = 1.0
+    max_attempts: int = 3
+    total_epsilon: float = 3.0
+    total_delta: float = 1e-5
+    min_cell_patients: int = 10
+    source: str = "defaults"
+
+    def __post_init__(self) -> None:
+        for name in _LOOSER_WHEN_LARGER:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise PolicyError(f"policy '{self.source}': '{name}' must be a non-negative number")
+        if not 0 < self.holdout_fraction < 1:
+            raise PolicyError(f"policy '{self.source}': 'holdout_fraction' must be between 0 and 1")
+        if self.max_attempts < 1 or self.total_epsilon <= 0:
+            raise PolicyError(f"policy '{self.source}': 'max_attempts' and 'total_epsilon' must be positive")
+
+    def weakened(self) -> list[str]:
+        """Thresholds looser than the defaults, as 'name: value (default d)'."""
+        default = Policy()
+        out = []
+        for name, larger_is_looser in _LOOSER_WHEN_LARGER.items():
+            mine, theirs = getattr(self, name), getattr(default, name)
+            if (mine > theirs) if larger_is_looser else (mine < theirs):
+                out.append(f"{name}: {mine:g} (default {theirs:g})")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """The policy in a YAML file (keys left out keep their defaults), or the defaults."""
+    if path is None:
+        return Policy()
+    data, doc = read_yaml(path, "policy", PolicyError)
+    if data is None:
+        return Policy(source=str(path))
+    if not isinstance(data, dict):
+        raise doc.error((), "a policy must be a mapping of threshold names to numbers")
+    allowed = [f.name for f in fields(Policy) if f.name != "source"]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise doc.error((key,), f"unknown threshold.{hint} Allowed: {', '.join(allowed)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise doc.error((key,), "must be a number")
+        values[key] = value
+    try:
+        return replace(Policy(source=str(path)), **values)
+    except PolicyError as exc:
+        raise doc.error((), str(exc).split(": ", 1)[-1]) from None

@@ -1,0 +1,151 @@
+"""Nearest-neighbour re-identification: are synthetic rows closer to training patients
+than to patients the generator never saw?
+
+Train is cut into K chunks the size of the holdout (all of train is used: a leak of a few
+training records is diluted by nothing). Under the null hypothesis -- the synthetic data do
+not depend on who was in training -- the K + 1 equal-size sides are exchangeable for every
+synthetic row, so a "hit" (an exact match, a distance in the tail) that lands on exactly one
+side lands on the holdout with probability 1 / (K + 1). The tests below are exact binomial
+tests of that. The closer-share statistic compares one train chunk with the holdout, as the
+classic DCR share does.
+
+The p-value tests (exact matches, near matches, the two tails) form one family: each is
+compared with its policy threshold divided by the family size (Bonferroni), so that clean
+output raises a false alarm in this family with probability at most the policy's p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from privsynth.audit.neighbours import nearest
+from privsynth.audit.policy import Policy
+from privsynth.audit.result import Check
+from privsynth.audit.space import AuditSpace
+from privsynth.audit.stats import wilson
+
+HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
+TAIL_QUANTILE = 0.01  # the closest 1% of distances
+P_TESTS = 4  # exact matches, near matches, tail (mean), tail (worst column)
+
+
+@dataclass(frozen=True)
+class SideHits:
+    """Hits of synthetic rows on K train chunks and the holdout (equal sizes).
+
+    ``train``/``holdout``: rows hit on exactly one side, that side being a train chunk / the
+    holdout; ``several``: rows hit on two sides or more (not informative, counted)."""
+
+    train: int
+    holdout: int
+    several: int
+    chunks: int
+
+    @property
+    def ratio(self) -> float:
+        """Train hits per chunk over holdout hits (1 expected under the null)."""
+        if self.holdout == 0:
+            return float("inf") if self.train else 1.0
+        return self.train / self.chunks / self.holdout
+
+    @property
+    def p(self) -> float:
+        """P(holdout hits <= observed) if each single hit were on the holdout w.p. 1/(K+1)."""
+        n = self.train + self.holdout
+        return 1.0 if n == 0 else float(binom.cdf(self.holdout, n, 1.0 / (self.chunks + 1)))
+
+
+def side_hits(hit_train: np.ndarray, hit_holdout: np.ndarray) -> SideHits:
+    """``hit_train``: (n, K) booleans per chunk; ``hit_holdout``: (n,).
+
+    >>> side_hits(np.array([[True], [False], [True]]), np.array([False, True, True]))
+    SideHits(train=1, holdout=1, several=1, chunks=1)
+    """
+    count = hit_train.sum(axis=1) + hit_holdout
+    single = count == 1
+    return SideHits(int((single & ~hit_holdout).sum()), int((single & hit_holdout).sum()),
+                    int((count > 1).sum()), hit_train.shape[1])
+
+
+def closer_share(d_train: np.ndarray, d_holdout: np.ndarray) -> float:
+    """Share of synthetic rows strictly closer to train than to holdout (ties count half)."""
+    if len(d_train) == 0:
+        return 0.5
+    return float(((d_train < d_holdout).sum() + 0.5 * (d_train == d_holdout).sum()) / len(d_train))
+
+
+def tail(d_train: np.ndarray, d_holdout: np.ndarray, quantile: float) -> tuple[float, SideHits]:
+    """The pooled ``quantile`` of all distances (``d_train``: (n, K)), and the rows at or
+    below it on each side."""
+    q = float(np.quantile(np.concatenate([d_train.ravel(), d_holdout]), quantile))
+    return q, side_hits(d_train <= q, d_holdout <= q)
+
+
+def nndr(mean: np.ndarray) -> np.ndarray:
+    """Nearest / second-nearest distance ratio per row (1 when both are 0)."""
+    first, second = mean[:, 0], mean[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(second > 0, first / second, 1.0)
+
+
+def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: AuditSpace, policy: Policy,
+                            workers: int | None = None) -> tuple[list[Check], dict, np.ndarray, np.ndarray]:
+    """Run every re-identification statistic. Also returns each train and holdout row's
+    nearest mean distance to the synthetic rows (the distance attack's scores)."""
+    m = holdout.n
+    chunks = max(1, train.n // m)
+    to_chunk = [nearest(synthetic, train.take(np.arange(k * m, (k + 1) * m)), k=2, workers=workers)
+                for k in range(chunks)]
+    to_holdout = nearest(synthetic, holdout, k=2, workers=workers)
+    rest = np.arange(chunks * m, train.n)
+    train_reverse = np.concatenate([nn.reverse for nn in to_chunk]
+                                   + ([nearest(synthetic, train.take(rest), workers=workers).reverse]
+                                      if len(rest) else []))
+    checks: list[Check] = []
+    figures: dict = {"train_chunks": chunks}
+    audit = "re-identification"
+    mean_t = np.column_stack([nn.mean[:, 0] for nn in to_chunk])
+    worst_t = np.column_stack([nn.worst for nn in to_chunk])
+
+    def p_check(name: str, hits: SideHits, p_limit: float, extra: str, ratio_limit: float | None = None) -> Check:
+        limit = p_limit / P_TESTS
+        ok = hits.p >= limit if ratio_limit is None else not (hits.ratio > ratio_limit and hits.p < limit)
+        rule = (f"fails if p < {limit:.3g} ({p_limit:g} over {P_TESTS} tests)" if ratio_limit is None else
+                f"fails if ratio > {ratio_limit:g} with p < {limit:.3g} ({p_limit:g} over {P_TESTS} tests)")
+        return Check(audit, name, hits.ratio, None, rule, ok,
+                     f"train {hits.train} over {chunks} chunk(s), holdout {hits.holdout}, several {hits.several}, "
+                     f"{extra}p = {hits.p:.3g}")
+
+    exact = side_hits(mean_t == 0, to_holdout.mean[:, 0] == 0)
+    checks.append(p_check("exact matches, train per chunk / holdout", exact, policy.exact_match_p, ""))
+    figures["exact_matches"] = asdict(exact) | {"p": exact.p}
+    near_limit = policy.near_match_distance
+    near = side_hits(worst_t <= near_limit, to_holdout.worst <= near_limit)
+    checks.append(p_check(f"near matches (every column within {near_limit:g}), train per chunk / holdout", near,
+                          policy.exact_match_p, ""))
+    figures["near_matches"] = asdict(near) | {"p": near.p, "distance": near_limit}
+
+    for metric, d_t, d_h in (("mean", mean_t, to_holdout.mean[:, 0]), ("worst-column", worst_t, to_holdout.worst)):
+        share = closer_share(d_t[:, 0], d_h)
+        lo, hi = wilson(share * len(d_h), len(d_h))
+        checks.append(Check(audit, f"share closer to train ({metric} distance)", share, (lo, hi),
+                            f"fails if lower bound > {policy.dcr_share_max:g}", lo <= policy.dcr_share_max))
+        q, hits = tail(d_t, d_h, TAIL_QUANTILE)
+        checks.append(p_check(f"closest-1% tail, train vs holdout ({metric} distance)", hits, policy.tail_p,
+                              f"threshold {q:.4f}, ", policy.tail_ratio_max))
+        figures[f"dcr_{metric}"] = {
+            "share_closer_to_train": share, "interval": [lo, hi],
+            "tail": asdict(hits) | {"threshold": q, "p": hits.p},
+            "histogram_edges": HISTOGRAM_BINS.tolist(),
+            "histogram_train": np.histogram(np.clip(d_t[:, 0], 0, 1), HISTOGRAM_BINS)[0].tolist(),
+            "histogram_holdout": np.histogram(np.clip(d_h, 0, 1), HISTOGRAM_BINS)[0].tolist(),
+        }
+    ratio_t, ratio_h = nndr(to_chunk[0].mean), nndr(to_holdout.mean)
+    checks.append(Check(audit, "median NNDR, train (holdout in detail)", float(np.median(ratio_t)), None,
+                        "information: a train NNDR well below holdout's means isolated copies", None,
+                        f"holdout {float(np.median(ratio_h)):.3f}"))
+    figures["nndr"] = {"median_train": float(np.median(ratio_t)), "median_holdout": float(np.median(ratio_h))}
+    return checks, figures, train_reverse, to_holdout.reverse

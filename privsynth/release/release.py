@@ -1,0 +1,186 @@
+"""A gated release: ledger -> split -> fit on train -> sample -> audit -> release or refuse.
+
+Order matters for privacy:
+
+1. the input files are hashed (bytes only, nothing parsed) to identify the dataset;
+2. the ledger reserves the release's rho -- or refuses, before any patient data is read;
+3. the patients are split: the holdout never reaches the generator;
+4. the DP model is fitted on train and sampled; the sample is audited against train and
+   holdout under the policy;
+5. on pass, the release directory appears atomically: ``data/``, ``model.*``,
+   ``privacy.json`` and ``manifest.json`` (SHA-256 of every file); the full audit figures go
+   to ``<out>.audit.json`` BESIDE it (internal, not for sharing). On fail nothing is
+   written but that internal audit, and :class:`AuditFailed` carries the reasons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
+from privsynth.errors import AuditFailed, InputError, OutputError
+from privsynth.generator.synthesizer import Synthesizer
+from privsynth.pipeline import consistent, privacy_document, read_view, versions, write_synthetic
+from privsynth.privacy.ledger import Ledger
+from privsynth.privacy.mechanism import rho_for
+from privsynth.release.atomic import atomic_directory, remove_stale_partials, write_bytes
+from privsynth.schema.model import Schema
+
+Progress = Callable[[str, int, int], None]
+MANIFEST_FORMAT = "privsynth-release-manifest/1"
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    out: Path
+    audit_file: Path
+    manifest: dict[str, Any]
+    audit: AuditResult
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_files(inputs: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    if not files:
+        raise InputError("the inputs contain no files")
+    return files
+
+
+def dataset_hash(files: list[Path]) -> tuple[str, list[dict[str, str]]]:
+    """A content hash of the dataset: independent of file names, paths and order."""
+    per_file = [{"name": f.name, "sha256": sha256_file(f)} for f in files]
+    combined = hashlib.sha256("\n".join(sorted(x["sha256"] for x in per_file)).encode()).hexdigest()
+    return combined, per_file
+
+
+def release(
+    inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, epsilon: float, delta: float = 1e-6,
+    policy: Policy | None = None, ledger: Ledger, seed: int = 0, output_format: str = "ndjson",
+    method: str = "aim", progress: Progress | None = None,
+) -> ReleaseResult:
+    policy = policy or Policy()
+    rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
+    remove_stale_partials(out)
+    audit_file = out.parent / f"{out.name}.audit.json"
+    paths = [Path(p) for p in inputs]
+    files = input_files(paths)
+    content, per_file = dataset_hash(files)
+    label = ", ".join(p.name for p in paths)[:200]
+    release_id = ledger.reserve(content, label, rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
+                                epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts, out=str(out))
+    status = "failed"
+    stage: list[str] = []  # "fit" once the generator has touched the data
+    try:
+        result = _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
+                      seed, output_format, method, progress, release_id, stage)
+        status = "released"
+        return result
+    except AuditFailed:
+        status = "refused"
+        raise
+    finally:
+        ledger.finish(release_id, status, refund=status == "failed" and not stage)
+
+
+def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float,
+         policy: Policy, ledger: Ledger, content: str, per_file: list[dict[str, str]], seed: int,
+         output_format: str, method: str, progress: Progress | None, release_id: int,
+         stage: list[str]) -> ReleaseResult:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    view, ingest = read_view(paths, schema, progress=progress)
+    rng = np.random.default_rng(seed)
+    train_rows, holdout_rows = holdout_split(len(view), policy.holdout_fraction, policy.min_holdout, rng)
+    train = view.iloc[train_rows].reset_index(drop=True)
+    holdout = view.iloc[holdout_rows].reset_index(drop=True)
+    timings["ingest"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    stage.append("fit")
+    synth = Synthesizer(schema, epsilon, delta, method=method).fit(train, progress=progress)
+    sample = consistent(synth.sample(None, rng=seed), schema)
+    timings["fit+sample"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    audit = evaluate(train, holdout, sample, schema, policy, epsilon=epsilon, delta=delta, seed=seed,
+                     progress=progress)
+    timings["audit"] = time.perf_counter() - t0
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    internal = {
+        "warning": "INTERNAL: audit figures computed on the real patients; not differentially private; do not share",
+        "created": now,
+        "release_id": release_id,
+        "dataset_sha256": content,
+        "ingest": ingest,
+        "encoding": synth.encode_report_.as_dict(),
+        "audit": audit.as_dict(),
+        "seconds": timings,
+    }
+    write_bytes(audit_file, json.dumps(internal, indent=2, default=float).encode())
+    if not audit.passed:
+        reasons = "\n".join("  " + c.line() for c in audit.failures())
+        raise AuditFailed(
+            f"release refused: {len(audit.failures())} audit check(s) failed; no data was written.\n{reasons}\n"
+            f"Full figures (internal, not for sharing): {audit_file}. This attempt's rho stays spent in the ledger.")
+
+    schema_hash = sha256_file(Path(schema.source_file)) if schema.source_file else None
+    privacy = privacy_document(synth, schema, epsilon, delta, None, seed)
+    with atomic_directory(out) as tmp:
+        write_synthetic(tmp / "data", sample, schema, seed, output_format, now, epsilon, delta, progress)
+        synth.save(tmp / "model")
+        write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
+        files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        budget = next(d for d in ledger.datasets() if d.hash == content)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "created": now,
+            "synthetic": True,
+            "privacy_unit": "patient: one patient's whole record (one row of the patient view; add/remove)",
+            "epsilon": epsilon,
+            "delta": delta,
+            "rho": rho,
+            "rho_spent": synth.accountant_.rho_spent,
+            "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
+            "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
+            "generator": method,
+            "real_columns": [],
+            "holdout": {"fraction": policy.holdout_fraction,
+                        "note": "holdout patients never reached the generator; they serve the audits only"},
+            "inputs": {"dataset_sha256": content, "files": per_file},
+            "schema": {"name": schema.name, "sha256": schema_hash},
+            "policy": {**policy.as_dict(), "weakened": policy.weakened()},
+            "ledger": {"release_id": release_id, "dataset_rho_budget": budget.rho_budget,
+                       "dataset_rho_spent": budget.rho_spent, "attempts": budget.attempts},
+            "audit": {"passed": True, "verdicts": audit.verdicts(), "sizes": {"synthetic": len(sample)}},
+            "seed": seed,
+            "versions": versions(),
+            "files": files,
+        }
+        write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+    return ReleaseResult(out, audit_file, manifest, audit)
