@@ -172,3 +172,18 @@ def test_a_killed_release_leaves_no_partial_directory(tmp_path, how):
 
     remove_stale_partials(out)
     assert not list(tmp_path.glob(".release*"))
+
+
+def test_audit_command_on_another_tools_tables(rhc, clean_samples, tmp_path):
+    schema, train, holdout = rhc
+    columns = {c.name: c.source.column or c.name for c in schema.columns}
+    paths = {}
+    for name, frame in (("train", train), ("holdout", holdout), ("clean", clean_samples[0]), ("copy", train)):
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.rename(columns=columns).to_csv(paths[name], index=False)
+    common = ["audit", "--schema", str(RHC_SCHEMA), "--train", str(paths["train"]), "--holdout", str(paths["holdout"])]
+    passed = cli(*common, "--synthetic", str(paths["clean"]), "--epsilon", "1", "--json", str(tmp_path / "a.json"))
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "PASS" in passed.stdout and json.loads((tmp_path / "a.json").read_text())["passed"] is True
+    failed = cli(*common, "--synthetic", str(paths["copy"]))
+    assert failed.returncode == 3 and "FAIL" in failed.stdout and "Traceback" not in failed.stderr
