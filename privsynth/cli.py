@@ -179,13 +179,16 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int) -> None:
 
 
 def _verdict_table(result: Any, title: str) -> Table:
-    table = Table(title=title)
-    for name in ("verdict", "audit", "check", "value", "95% interval", "rule", "detail"):
-        table.add_column(name, overflow="fold")
+    table = Table(title=title, show_lines=False)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("check", ratio=3)
+    table.add_column("value [95% interval]", no_wrap=True)
+    table.add_column("rule", ratio=2)
     for c in result.checks:
         verdict = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "info"}[c.passed]
-        interval = f"[{c.interval[0]:.3f}, {c.interval[1]:.3f}]" if c.interval else ""
-        table.add_row(verdict, c.audit, c.name, f"{c.value:.4g}", interval, c.rule, c.detail)
+        value = f"{c.value:.4g}" + (f" [{c.interval[0]:.3f}, {c.interval[1]:.3f}]" if c.interval else "")
+        check = f"{c.audit}: {c.name}" + (f"\n[dim]{c.detail}[/]" if c.detail else "")
+        table.add_row(verdict, check, value, c.rule)
     return table
 
 

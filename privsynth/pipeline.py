@@ -207,7 +207,7 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int
     writer = FhirWriter(schema, seed)
     by_type: dict[str, list[bytes]] = {}
     fhir_dir = tmp / "fhir"
-    fhir_dir.mkdir()
+    fhir_dir.mkdir(parents=True)
     counts: Counter[str] = Counter()
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)

@@ -187,3 +187,44 @@ def test_audit_command_on_another_tools_tables(rhc, clean_samples, tmp_path):
     assert "PASS" in passed.stdout and json.loads((tmp_path / "a.json").read_text())["passed"] is True
     failed = cli(*common, "--synthetic", str(paths["copy"]))
     assert failed.returncode == 3 and "FAIL" in failed.stdout and "Traceback" not in failed.stderr
+
+
+def test_a_release_beyond_the_budget_is_refused_before_reading(tmp_path):
+    need_rhc()
+    from privsynth.privacy.ledger import Ledger
+    from privsynth.privacy.mechanism import rho_for
+    from privsynth.release.release import dataset_hash
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    content, _ = dataset_hash([RHC])
+    budget = rho_for(3.0, 1e-5)  # the default policy's total
+    ledger.reserve(content, "earlier", rho=budget * 0.9, rho_budget=budget, epsilon=2.9, delta=1e-6, max_attempts=3)
+    run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--ledger",
+              str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "r"))
+    assert run.returncode == 2 and "is left; nothing was read or written" in run.stderr
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.audit.json").exists()
+    assert ledger.spent(content) == pytest.approx(budget * 0.9)
+
+
+def test_fhir_release_of_the_example_hospital_records_a_weakened_policy(tmp_path):
+    """A FHIR export in, valid FHIR R4 out. 1,500 patients are too few for the default
+    policy; a policy loosened for it is recorded in the manifest as a weakening."""
+    from privsynth.example.hospital import write_example_export
+
+    export = tmp_path / "export"
+    write_example_export(export, 1500, 0)
+    policy = tmp_path / "small.yaml"
+    policy.write_text("min_holdout: 250\nmia_auc_max: 0.6\nmia_tpr_at_1pct_fpr_max: 0.05\n")
+    out = tmp_path / "release"
+    run = cli("release", str(export), "--schema", str(ROOT / "schemas" / "patient-core.yaml"), "--epsilon", "1",
+              "--policy", str(policy), "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "data/fhir/Patient.ndjson" in manifest["files"] and "data/patients.csv" in manifest["files"]
+    assert manifest["policy"]["weakened"] == ["min_holdout: 250 (default 1000)", "mia_auc_max: 0.6 (default 0.55)",
+                                              "mia_tpr_at_1pct_fpr_max: 0.05 (default 0.02)"]
+    assert "policy weakened" in run.stdout
+    from fhir.resources.R4B.patient import Patient
+
+    first = (out / "data" / "fhir" / "Patient.ndjson").read_text().splitlines()[0]
+    assert Patient.model_validate_json(first).id
