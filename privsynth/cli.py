@@ -248,9 +248,10 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and post-processing.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
 @click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
+@click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
 def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
                     policy_file: str | None, ledger_file: str | None, out_dir: str, seed: int, fmt: str,
-                    method: str) -> None:
+                    method: str, keep: str) -> None:
     """Split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
     from privsynth.privacy.ledger import Ledger, default_ledger_path
@@ -262,12 +263,15 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     ledger = Ledger(ledger_file or default_ledger_path())
     with _progress() as progress:
         result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
-                         seed=seed, output_format=fmt, method=method, progress=progress)
+                         seed=seed, output_format=fmt, method=method, progress=progress,
+                         keep=[k.strip() for k in keep.split(",") if k.strip()])
     out.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     spent, total = m["ledger"]["dataset_rho_spent"], m["ledger"]["dataset_rho_budget"]
     out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), "
               f"rho {m['rho']:.6g}; dataset budget spent {spent:.6g} of {total:.6g})")
+    if m["real_columns"]:
+        out.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m['real_columns'])}")
     for line in policy.weakened():
         out.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
     out.print(f"internal audit figures (NOT for sharing): {result.audit_file}")

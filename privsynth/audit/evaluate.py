@@ -7,12 +7,14 @@ figures are for the data owner; a release carries only the verdicts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from privsynth.audit.inference import attribute_inference_checks, restricted
 from privsynth.audit.membership import membership_checks
 from privsynth.audit.policy import Policy
 from privsynth.audit.reidentification import reidentification_checks
@@ -26,11 +28,22 @@ Progress = Callable[[str, int, int], None]
 
 def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
              policy: Policy | None = None, *, epsilon: float | None = None, delta: float = 1e-6,
-             seed: int = 0, workers: int | None = None, progress: Progress | None = None) -> AuditResult:
+             seed: int = 0, workers: int | None = None, progress: Progress | None = None,
+             keep: list[str] | None = None) -> AuditResult:
     """Audit ``synthetic`` (patient views, one row per patient) against ``train`` (what the
     generator saw) and ``holdout`` (what it never saw). ``epsilon``/``delta``: the claimed
-    guarantee, if any (an empirical lower bound above it is a failure)."""
+    guarantee, if any (an empirical lower bound above it is a failure).
+
+    ``keep``: the synthetic rows are a PARTIAL synthesis of the train patients with these
+    columns real. Membership is then disclosed by design (the rows are the train patients),
+    so the distance checks run on the replaced columns only: exact and near matches stay
+    gates (a copied secret shows there), the rest become information, and the attribute
+    inference audit on every replaced column joins the gate.
+    """
     policy = policy or Policy()
+    full_schema = schema
+    if keep:
+        schema = restricted(schema, [c.name for c in schema.learned_columns if c.name not in keep])
     m = min(len(train), len(holdout))
     if m < policy.min_holdout:
         raise AuditError(
@@ -60,8 +73,18 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     if progress is not None:
         progress("audit", 3, 3)
     figures["membership_inference"] = mia_figures
+    checks = checks + mia
+    if keep:
+        why = "information only: in a partial synthesis the released rows are the train patients"
+        checks = [c if c.passed is None or c.name.startswith(("exact matches", "near matches"))
+                  else dataclasses.replace(c, passed=None, detail=f"{c.detail} ({why})".strip()) for c in checks]
+        inference, inference_figures = attribute_inference_checks(synthetic, train, holdout, list(keep), full_schema,
+                                                                  policy, rng, workers)
+        checks += inference
+        figures["attribute_inference"] = inference_figures
+        figures["kept_columns"] = list(keep)
     figures["seconds"] = time.perf_counter() - t0
     figures["policy"] = policy.as_dict()
     figures["weakened"] = policy.weakened()
     sizes = {"train": len(train), "holdout": len(holdout), "holdout_compared": m, "synthetic": len(synthetic)}
-    return AuditResult(tuple(checks + mia), sizes, figures)
+    return AuditResult(tuple(checks), sizes, figures)

@@ -22,23 +22,27 @@ from privsynth.audit.space import AuditSpace, blocks
 class Nearest:
     """``mean``: (n_x, k) smallest mean distances from each x row to y, ascending;
     ``worst``: (n_x,) smallest worst-column distance; ``reverse``: (n_y,) smallest mean
-    distance from each y row to any x row."""
+    distance from each y row to any x row; ``index``: (n_x,) the y row nearest to each x
+    row by mean distance (the first of ties)."""
 
     mean: np.ndarray
     worst: np.ndarray
     reverse: np.ndarray
+    index: np.ndarray
 
 
 def nearest(x: AuditSpace, y: AuditSpace, k: int = 1, workers: int | None = None) -> Nearest:
     mean = np.full((x.n, k), np.inf)
     worst = np.full(x.n, np.inf)
     reverse = np.full(y.n, np.inf)
+    index = np.full(x.n, -1, dtype=np.int64)
     if x.n == 0 or y.n == 0:
-        return Nearest(mean, worst, reverse)
+        return Nearest(mean, worst, reverse, index)
     kk = min(k, y.n)
     for start, stop, m, w in blocks(x, y, workers):
         part = np.partition(m, kk - 1, axis=1)[:, :kk] if kk < y.n else m
         mean[start:stop, :kk] = np.sort(part, axis=1)[:, :kk]
         worst[start:stop] = w.min(axis=1)
+        index[start:stop] = m.argmin(axis=1)
         np.minimum(reverse, m.min(axis=0), out=reverse)
-    return Nearest(mean, worst, reverse)
+    return Nearest(mean, worst, reverse, index)

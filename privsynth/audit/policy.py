@@ -33,10 +33,12 @@ _LOOSER_WHEN_LARGER = {
     "mia_auc_max": True,
     "mia_tpr_at_1pct_fpr_max": True,
     "epsilon_lower_bound_max": True,
+    "attribute_risk_max": True,
     "max_attempts": True,
     "total_epsilon": True,
     "total_delta": True,
     "min_cell_patients": False,
+    "allow_keep_sensitive": True,
 }
 
 
@@ -56,7 +58,11 @@ class Policy:
       Bonferroni-corrected as one family: see reidentification.py)
     - membership inference: an attack's AUC upper bound exceeds ``mia_auc_max``, or its
       TPR at 1% FPR exceeds ``mia_tpr_at_1pct_fpr_max``, or its empirical epsilon lower
-      bound exceeds ``epsilon_lower_bound_max`` -- or the claimed epsilon, always.
+      bound exceeds ``epsilon_lower_bound_max`` -- or the claimed epsilon, always;
+    - attribute inference (partial synthesis only): the lower bound of the risk of guessing
+      a replaced column from the kept ones exceeds ``attribute_risk_max``.
+
+    ``allow_keep_sensitive`` (0 or 1): whether partial synthesis may keep sensitive columns.
     """
 
     holdout_fraction: float = 0.2
@@ -69,6 +75,8 @@ class Policy:
     mia_auc_max: float = 0.55
     mia_tpr_at_1pct_fpr_max: float = 0.02
     epsilon_lower_bound_max: float = 1.0
+    attribute_risk_max: float = 0.05
+    allow_keep_sensitive: int = 0
     max_attempts: int = 3
     total_epsilon: float = 3.0
     total_delta: float = 1e-5

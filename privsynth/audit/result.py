@@ -18,6 +18,13 @@ class Check:
     passed: bool | None
     detail: str = ""
 
+    def __post_init__(self) -> None:  # numpy booleans and floats in, plain Python out
+        object.__setattr__(self, "value", float(self.value))
+        if self.passed is not None:
+            object.__setattr__(self, "passed", bool(self.passed))
+        if self.interval is not None:
+            object.__setattr__(self, "interval", (float(self.interval[0]), float(self.interval[1])))
+
     def line(self) -> str:
         interval = f" [{self.interval[0]:.3f}, {self.interval[1]:.3f}]" if self.interval else ""
         verdict = {True: "pass", False: "FAIL", None: "info"}[self.passed]

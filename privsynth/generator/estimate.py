@@ -46,19 +46,25 @@ class Estimate:
     iterations: int
 
 
-def clique_marginals(
-    tree: JunctionTree, potentials: dict[Clique, np.ndarray], total: float,
-    hosts: dict[Clique, int] | None = None,
-) -> list[np.ndarray]:
-    """Calibrated marginals (in counts) of every tree clique for log-potentials on cliques."""
+def clique_log_potentials(
+    tree: JunctionTree, potentials: dict[Clique, np.ndarray], hosts: dict[Clique, int] | None = None,
+) -> dict[int, np.ndarray]:
+    """The log-potentials on cliques, summed into the tree clique that hosts each."""
     if hosts is None:
         hosts = {c: tree.host(c) for c in potentials}
     logs: dict[int, np.ndarray] = {}
     for c in sorted(potentials, key=lambda c: (len(c), c)):
         h = hosts[c]
         logs[h] = logs.get(h, 0.0) + expand(potentials[c], c, tree.cliques[h], tree.sizes)
-    full = {h: np.broadcast_to(v, tuple(tree.sizes[a] for a in tree.cliques[h])).copy() for h, v in logs.items()}
-    return tree.calibrate(full, total)
+    return {h: np.broadcast_to(v, tuple(tree.sizes[a] for a in tree.cliques[h])).copy() for h, v in logs.items()}
+
+
+def clique_marginals(
+    tree: JunctionTree, potentials: dict[Clique, np.ndarray], total: float,
+    hosts: dict[Clique, int] | None = None,
+) -> list[np.ndarray]:
+    """Calibrated marginals (in counts) of every tree clique for log-potentials on cliques."""
+    return tree.calibrate(clique_log_potentials(tree, potentials, hosts), total)
 
 
 def estimate_total(measurements: Sequence[Measurement]) -> float:

@@ -71,6 +71,10 @@ class JunctionTree:
 
     def calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
         """Belief propagation: the marginal (in counts summing to ``total``) of every clique."""
+        with np.errstate(divide="ignore"):  # evidence (log 0 = -inf) is allowed
+            return self._calibrate(log_potentials, total)
+
+    def _calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
         k = len(self.cliques)
         beliefs = [log_potentials[i] if i in log_potentials else np.zeros(self._shapes[i]) for i in range(k)]
         messages: dict[tuple[int, int], np.ndarray] = {}
@@ -98,7 +102,8 @@ class JunctionTree:
         return out
 
     def sample(
-        self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator, stratified: bool = True
+        self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator, stratified: bool = True,
+        given: dict[int, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Draw ``n`` rows (integer codes) from calibrated clique marginals.
 
@@ -108,12 +113,18 @@ class JunctionTree:
         everything sampled so far except through the separator, so no spurious correlation
         appears (unlike rounding to sorted ranks), but the sample's marginals sit closer to
         the model's. ``stratified=False`` draws plain i.i.d. rows.
+
+        ``given`` fixes some columns (index -> codes of every row); the others are drawn
+        given them. That is exact when ``marginals`` are calibrated on that evidence.
         """
         d = len(self.sizes)
         largest = max(self.sizes, default=1)
         dtype = np.int8 if largest <= 127 else np.int16 if largest <= 32767 else np.int32
         out = np.zeros((n, d), dtype=dtype)
         done: set[int] = set()
+        for a, codes in (given or {}).items():
+            out[:, a] = codes
+            done.add(a)
         visited: set[int] = set()
         for root in range(len(self.cliques)):
             if root in visited:

@@ -17,7 +17,7 @@ import numpy as np
 from privsynth.domain import code_dtype
 from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
-from privsynth.generator.estimate import clique_marginals
+from privsynth.generator.estimate import clique_log_potentials, clique_marginals
 from privsynth.generator.factor import Clique, project
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 from privsynth.release.atomic import write_bytes
@@ -67,6 +67,43 @@ class MarginalModel:
         out = np.empty(small.shape, dtype=code_dtype(self.domain_sizes))
         for j, comp in enumerate(self.compressions):
             out[:, j] = comp.expand(small[:, j], rng)
+        return out
+
+    def sample_given(self, given: dict[int, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """One row per row of ``given`` (column index -> public codes): the given columns as
+        they are, every other column drawn from the model conditioned on them.
+
+        Exact: for each distinct combination of given values, belief propagation with that
+        evidence calibrates the tree, then forward sampling draws the rest.
+        """
+        if not given:
+            raise ValueError("sample_given needs at least one given column")
+        columns = sorted(given)
+        n = len(given[columns[0]])
+        small_given = np.stack([self.compressions[j].to_small[np.asarray(given[j], dtype=np.int64)]
+                                for j in columns], axis=1)
+        combos, inverse = np.unique(small_given, axis=0, return_inverse=True)
+        base = clique_log_potentials(self._tree, self.potentials)
+        hosts = {j: self._tree.host((j,)) for j in columns}
+        small = np.zeros((n, len(self.sizes)), dtype=np.int64)
+        for k, combo in enumerate(combos):
+            rows = np.flatnonzero(inverse.ravel() == k)
+            logs = dict(base)
+            for j, value in zip(columns, combo.tolist()):
+                h = hosts[j]
+                clique = self._tree.cliques[h]
+                shape = tuple(self.sizes[a] for a in clique)
+                evidence = np.full(self.sizes[j], -np.inf)
+                evidence[value] = 0.0
+                view = [1] * len(clique)
+                view[clique.index(j)] = self.sizes[j]
+                logs[h] = (logs[h] if h in logs else np.zeros(shape)) + evidence.reshape(view)
+            marginals = self._tree.calibrate(logs, float(len(rows)))
+            fixed = {j: np.full(len(rows), v) for j, v in zip(columns, combo.tolist())}
+            small[rows] = self._tree.sample(marginals, len(rows), rng, given=fixed)
+        out = np.empty(small.shape, dtype=code_dtype(self.domain_sizes))
+        for j, comp in enumerate(self.compressions):
+            out[:, j] = given[j] if j in given else comp.expand(small[:, j], rng)
         return out
 
     def save(self, path: str | Path) -> tuple[Path, Path]:

@@ -171,6 +171,37 @@ class Synthesizer:
         codes = self.sample_codes(n_rows, generator)
         return decode(codes, self.schema, generator, self._check_fitted().refinements)
 
+    def sample_partial(self, real: pd.DataFrame, keep: list[str] | tuple[str, ...], rng: Any = None, *,
+                       allow_sensitive: bool = False) -> pd.DataFrame:
+        """Partial synthesis: one row per row of ``real`` (a patient view), whose ``keep``
+        columns are copied byte for byte and every other learned column is drawn from the
+        DP model conditioned on them. NOT end-to-end DP: the kept columns are real.
+
+        Only quasi-identifier and 'other' columns may be kept unless ``allow_sensitive``.
+        """
+        model = self._check_fitted()
+        learned = {c.name: c for c in self.schema.learned_columns}
+        keep = list(dict.fromkeys(keep))
+        if not keep:
+            raise InputError("partial synthesis needs at least one column to keep")
+        for name in keep:
+            if name not in learned:
+                raise InputError(f"cannot keep '{name}': not a learned column of schema '{self.schema.name}'; "
+                                 f"allowed: {', '.join(learned)}")
+            if learned[name].role == "sensitive" and not allow_sensitive:
+                raise InputError(f"cannot keep '{name}': it is a sensitive column; only quasi-identifiers and "
+                                 "'other' columns may stay real unless the policy allows sensitive ones")
+        if len(keep) == len(learned):
+            raise InputError("partial synthesis must replace at least one column; every column was kept")
+        generator = np.random.default_rng(rng)
+        codes, _ = encode(real, self.schema)
+        index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
+        drawn = model.sample_given({index[name]: codes[:, index[name]] for name in keep}, generator)
+        out = decode(drawn, self.schema, generator, model.refinements)
+        for name in keep:
+            out[name] = real[name].reset_index(drop=True).to_numpy()
+        return out
+
     # -- persistence -------------------------------------------------------------------
 
     def save(self, path: str | Path) -> tuple[Path, Path]:

@@ -79,9 +79,22 @@ def dataset_hash(files: list[Path]) -> tuple[str, list[dict[str, str]]]:
 def release(
     inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, epsilon: float, delta: float = 1e-6,
     policy: Policy | None = None, ledger: Ledger, seed: int = 0, output_format: str = "ndjson",
-    method: str = "aim", progress: Progress | None = None,
+    method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
 ) -> ReleaseResult:
+    """``keep``: partial synthesis -- these columns of the train patients stay real, every
+    other one is drawn from the DP model conditioned on them (not end-to-end DP; the
+    manifest says so and the attribute-inference audit joins the gate)."""
     policy = policy or Policy()
+    keep = list(keep or [])
+    if keep:
+        learned = {c.name: c for c in schema.learned_columns}
+        for name in keep:
+            if name not in learned:
+                raise InputError(f"--keep '{name}': not a learned column of schema '{schema.name}'; "
+                                 f"allowed: {', '.join(learned)}")
+            if learned[name].role == "sensitive" and not policy.allow_keep_sensitive:
+                raise InputError(f"--keep '{name}': a sensitive column may stay real only if the policy sets "
+                                 "allow_keep_sensitive: 1")
     rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -98,7 +111,7 @@ def release(
     stage: list[str] = []  # "fit" once the generator has touched the data
     try:
         result = _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
-                      seed, output_format, method, progress, release_id, stage)
+                      seed, output_format, method, progress, release_id, stage, keep)
         status = "released"
         return result
     except AuditFailed:
@@ -111,7 +124,7 @@ def release(
 def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float,
          policy: Policy, ledger: Ledger, content: str, per_file: list[dict[str, str]], seed: int,
          output_format: str, method: str, progress: Progress | None, release_id: int,
-         stage: list[str]) -> ReleaseResult:
+         stage: list[str], keep: list[str]) -> ReleaseResult:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     view, ingest = read_view(paths, schema, progress=progress)
@@ -124,12 +137,15 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
     t0 = time.perf_counter()
     stage.append("fit")
     synth = Synthesizer(schema, epsilon, delta, method=method).fit(train, progress=progress)
-    sample = consistent(synth.sample(None, rng=seed), schema)
+    if keep:
+        sample = synth.sample_partial(train, keep, rng=seed, allow_sensitive=bool(policy.allow_keep_sensitive))
+    else:
+        sample = consistent(synth.sample(None, rng=seed), schema)
     timings["fit+sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     audit = evaluate(train, holdout, sample, schema, policy, epsilon=epsilon, delta=delta, seed=seed,
-                     progress=progress)
+                     progress=progress, keep=keep or None)
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     internal = {
@@ -169,7 +185,12 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
             "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
             "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
             "generator": method,
-            "real_columns": [],
+            "real_columns": keep,
+            "end_to_end_dp": not keep,
+            "partial_synthesis": None if not keep else (
+                "the listed real_columns are the train patients' real values, copied; every other column is "
+                "drawn from the DP model conditioned on them. The DP guarantee covers the model, not the real "
+                "columns, and the rows are the train patients (their number is exact)."),
             "holdout": {"fraction": policy.holdout_fraction,
                         "note": "holdout patients never reached the generator; they serve the audits only"},
             "inputs": {"dataset_sha256": content, "files": per_file},
@@ -177,7 +198,8 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
             "policy": {**policy.as_dict(), "weakened": policy.weakened()},
             "ledger": {"release_id": release_id, "dataset_rho_budget": budget.rho_budget,
                        "dataset_rho_spent": budget.rho_spent, "attempts": budget.attempts},
-            "audit": {"passed": True, "verdicts": audit.verdicts(), "sizes": {"synthetic": len(sample)}},
+            "audit": {"passed": True, "verdicts": audit.verdicts(),
+                      "sizes": {"synthetic": len(sample)} if not keep else {}},
             "seed": seed,
             "versions": versions(),
             "files": files,

@@ -228,3 +228,28 @@ def test_fhir_release_of_the_example_hospital_records_a_weakened_policy(tmp_path
 
     first = (out / "data" / "fhir" / "Patient.ndjson").read_text().splitlines()[0]
     assert Patient.model_validate_json(first).id
+
+
+def test_partial_release_keeps_columns_real_and_says_so(tmp_path):
+    need_rhc()
+    out = tmp_path / "partial"
+    run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--keep", "age,sex,race",
+              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["real_columns"] == ["age", "sex", "race"] and manifest["end_to_end_dp"] is False
+    assert any(v["audit"] == "attribute inference" for v in manifest["audit"]["verdicts"])
+    assert "NOT end-to-end DP" in run.stdout
+    released = pd.read_csv(out / "data" / "synthetic.csv")
+    real = pd.read_csv(RHC)
+    # every released (age, sex, race) is a real patient's, value for value
+    key = ["age", "sex", "race"]
+    real_keys = set(map(tuple, real[key].astype(str).to_numpy()))
+    assert set(map(tuple, released[key].astype(str).to_numpy())) <= real_keys
+
+
+def test_partial_release_refuses_to_keep_a_sensitive_column(tmp_path):
+    need_rhc()
+    run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--keep", "age,dnr1",
+              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "p"))
+    assert run.returncode == 2 and "'dnr1': a sensitive column" in run.stderr
