@@ -249,9 +249,10 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
 @click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
 @click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
+@click.option("--target", default=None, help="Column the report's TSTR models predict (default: the schema's).")
 def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
                     policy_file: str | None, ledger_file: str | None, out_dir: str, seed: int, fmt: str,
-                    method: str, keep: str) -> None:
+                    method: str, keep: str, target: str | None) -> None:
     """Split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
     from privsynth.privacy.ledger import Ledger, default_ledger_path
@@ -264,7 +265,7 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     with _progress() as progress:
         result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
-                         keep=[k.strip() for k in keep.split(",") if k.strip()])
+                         keep=[k.strip() for k in keep.split(",") if k.strip()], target=target)
     out.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     spent, total = m["ledger"]["dataset_rho_spent"], m["ledger"]["dataset_rho_budget"]
@@ -275,6 +276,20 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     for line in policy.weakened():
         out.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
     out.print(f"internal audit figures (NOT for sharing): {result.audit_file}")
+    out.print(f"report for the compliance review (internal): {result.report_file}")
+
+
+@main.command()
+@click.argument("release_dir", type=click.Path(file_okay=False))
+@click.option("--audit", "audit_file", type=click.Path(dir_okay=False), default=None,
+              help="The release's internal audit (default: RELEASE_DIR.audit.json beside it).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the HTML (default: RELEASE_DIR.report.html beside it).")
+def report(release_dir: str, audit_file: str | None, out_file: str | None) -> None:
+    """Rebuild the self-contained HTML report of an existing release."""
+    from privsynth.release.release import rebuild_report
+
+    out.print(f"report written: {rebuild_report(release_dir, audit_file, out_file)}")
 
 
 @main.group()

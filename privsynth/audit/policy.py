@@ -38,6 +38,7 @@ _LOOSER_WHEN_LARGER = {
     "total_epsilon": True,
     "total_delta": True,
     "min_cell_patients": False,
+    "bias_shift_max": True,
     "allow_keep_sensitive": True,
 }
 
@@ -81,6 +82,7 @@ class Policy:
     total_epsilon: float = 3.0
     total_delta: float = 1e-5
     min_cell_patients: int = 10
+    bias_shift_max: float = 0.05
     source: str = "defaults"
 
     def __post_init__(self) -> None:

@@ -9,8 +9,10 @@ Order matters for privacy:
    holdout under the policy;
 5. on pass, the release directory appears atomically: ``data/``, ``model.*``,
    ``privacy.json`` and ``manifest.json`` (SHA-256 of every file); the full audit figures go
-   to ``<out>.audit.json`` BESIDE it (internal, not for sharing). On fail nothing is
-   written but that internal audit, and :class:`AuditFailed` carries the reasons.
+   to ``<out>.audit.json`` BESIDE it (internal, not for sharing), with the report's figures
+   (small cells suppressed), and the HTML report to ``<out>.report.html``, also beside it.
+   On fail nothing is written but that internal audit, and :class:`AuditFailed` carries
+   the reasons.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from privsynth.pipeline import consistent, privacy_document, read_view, versions
 from privsynth.privacy.ledger import Ledger
 from privsynth.privacy.mechanism import rho_for
 from privsynth.release.atomic import atomic_directory, remove_stale_partials, write_bytes
+from privsynth.report.data import report_data
+from privsynth.report.html import render
 from privsynth.schema.model import Schema
 
 Progress = Callable[[str, int, int], None]
@@ -45,6 +49,7 @@ class ReleaseResult:
     audit_file: Path
     manifest: dict[str, Any]
     audit: AuditResult
+    report_file: Path
 
 
 def sha256_file(path: Path) -> str:
@@ -80,12 +85,15 @@ def release(
     inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, epsilon: float, delta: float = 1e-6,
     policy: Policy | None = None, ledger: Ledger, seed: int = 0, output_format: str = "ndjson",
     method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
+    target: str | None = None,
 ) -> ReleaseResult:
     """``keep``: partial synthesis -- these columns of the train patients stay real, every
     other one is drawn from the DP model conditioned on them (not end-to-end DP; the
     manifest says so and the attribute-inference audit joins the gate)."""
     policy = policy or Policy()
     keep = list(keep or [])
+    if target is not None and target not in [c.name for c in schema.learned_columns]:
+        raise InputError(f"--target '{target}': not a learned column of schema '{schema.name}'")
     if keep:
         learned = {c.name: c for c in schema.learned_columns}
         for name in keep:
@@ -111,7 +119,7 @@ def release(
     stage: list[str] = []  # "fit" once the generator has touched the data
     try:
         result = _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
-                      seed, output_format, method, progress, release_id, stage, keep)
+                      seed, output_format, method, progress, release_id, stage, keep, target)
         status = "released"
         return result
     except AuditFailed:
@@ -124,7 +132,7 @@ def release(
 def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float,
          policy: Policy, ledger: Ledger, content: str, per_file: list[dict[str, str]], seed: int,
          output_format: str, method: str, progress: Progress | None, release_id: int,
-         stage: list[str], keep: list[str]) -> ReleaseResult:
+         stage: list[str], keep: list[str], target: str | None) -> ReleaseResult:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     view, ingest = read_view(paths, schema, progress=progress)
@@ -148,7 +156,7 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
                      progress=progress, keep=keep or None)
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    internal = {
+    internal: dict[str, Any] = {
         "warning": "INTERNAL: audit figures computed on the real patients; not differentially private; do not share",
         "created": now,
         "release_id": release_id,
@@ -158,6 +166,9 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
         "audit": audit.as_dict(),
         "seconds": timings,
     }
+    if audit.passed:
+        internal["report"] = report_data(train, holdout, sample, schema, min_cell=policy.min_cell_patients,
+                                         shift_max=policy.bias_shift_max, target=target, seed=seed)
     write_bytes(audit_file, json.dumps(internal, indent=2, default=float).encode())
     if not audit.passed:
         reasons = "\n".join("  " + c.line() for c in audit.failures())
@@ -205,4 +216,31 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
             "files": files,
         }
         write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
-    return ReleaseResult(out, audit_file, manifest, audit)
+    report_file = report_path(out)
+    write_bytes(report_file, render(manifest, internal["audit"], internal["report"]).encode())
+    return ReleaseResult(out, audit_file, manifest, audit, report_file)
+
+
+def report_path(out: Path) -> Path:
+    """The report is beside the release, not in it: it holds real-data aggregates."""
+    return out.parent / f"{out.name}.report.html"
+
+
+def rebuild_report(release_dir: str | Path, audit_file: str | Path | None = None,
+                   out_file: str | Path | None = None) -> Path:
+    """Render the report of an existing release from its manifest and internal audit."""
+    release_dir = Path(release_dir)
+    audit_file = Path(audit_file) if audit_file else release_dir.parent / f"{release_dir.name}.audit.json"
+    try:
+        manifest = json.loads((release_dir / "manifest.json").read_text())
+        internal = json.loads(Path(audit_file).read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename}: not found; `privsynth report` needs a release directory and its "
+                         "internal audit (DIR.audit.json, or --audit)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON (line {exc.lineno}); is this a privsynth release?") from None
+    if manifest.get("format") != MANIFEST_FORMAT or "audit" not in internal:
+        raise InputError(f"{release_dir}: not a privsynth release (manifest format) or audit file mismatch")
+    target = Path(out_file) if out_file else report_path(release_dir)
+    write_bytes(target, render(manifest, internal["audit"], internal.get("report")).encode())
+    return target

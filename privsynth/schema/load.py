@@ -37,7 +37,7 @@ from privsynth.schema.model import (
 Key = tuple[str | int, ...]
 
 SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
-               "code_groups", "columns")
+               "code_groups", "columns", "target", "protected")
 COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output")
 SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
                "column")
@@ -210,6 +210,16 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         columns.append(col)
     if not any(c.learned for c in columns):
         raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
+    learned = [c.name for c in columns if c.learned]
+    target = data.get("target")
+    if target is not None and target not in learned:
+        raise doc.error(("target",), f"'{target}' is not a learned column; allowed: {', '.join(learned)}")
+    protected = data.get("protected", [])
+    if not isinstance(protected, list):
+        raise doc.error(("protected",), "must be a list of learned column names")
+    for i, attribute in enumerate(protected):
+        if attribute not in learned:
+            raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
     return Schema(
         name=name,
         input_format=cast(Any, input_format),
@@ -218,6 +228,8 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         code_groups=groups,
         description=data.get("description"),
         source_file=None if doc.file.startswith("<") else doc.file,
+        target=target,
+        protected=tuple(protected),
     )
 
 

@@ -215,6 +215,8 @@ class Schema:
     code_groups: Mapping[str, CodeGroup] = field(default_factory=dict)
     description: str | None = None
     source_file: str | None = None
+    target: str | None = None  # the column utility reports predict (TSTR), if any
+    protected: tuple[str, ...] = ()  # attributes whose groups the bias check compares
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

@@ -1,0 +1,202 @@
+"""What the report shows, computed once at release time and kept with the internal audit.
+
+Everything here is an aggregate over the real patients (or a figure from the synthetic
+data) with SMALL CELLS SUPPRESSED: a category, bin or group held by fewer than
+``min_cell`` real patients is dropped from every table and plot, and its label never
+appears (the synthetic patients page shows such values as "suppressed"). The figures are
+not differentially private; they stay with the data owner and the compliance reviewer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privsynth.domain import encode
+from privsynth.schema.model import Column, Schema
+
+SUPPRESSED = "suppressed"
+MAX_COLUMNS = 40  # one-way plots and the association heatmap
+PAIRS = 6  # two-way comparisons shown
+PATIENTS = 12  # synthetic patients on the face-validation page
+
+
+def labels(col: Column) -> list[str]:
+    """Display labels of a column's codes: categories, or the public bins ``[a, b)``."""
+    assert col.domain is not None
+    return [str(x) for x in col.domain.labels]
+
+
+def _counts(codes: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes.astype(np.int64), minlength=size)[:size]
+
+
+def one_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, min_cell: int) -> list[dict[str, Any]]:
+    out = []
+    for j, col in enumerate(schema.learned_columns[:MAX_COLUMNS]):
+        names = labels(col)
+        r, s = _counts(real[:, j], len(names)), _counts(synthetic[:, j], len(names))
+        keep = r >= min_cell
+        out.append({
+            "column": col.name, "labels": [n for n, k in zip(names, keep) if k],
+            "real": (r[keep] / max(1, r.sum())).tolist(), "synthetic": (s[keep] / max(1, s.sum())).tolist(),
+            "suppressed": int((~keep & (r > 0)).sum()),
+            "tvd": float(0.5 * np.abs(r / max(1, r.sum()) - s / max(1, s.sum())).sum()),
+        })
+    return out
+
+
+def cramers_v(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> float:
+    table = np.zeros((size_a, size_b))
+    np.add.at(table, (a.astype(np.int64), b.astype(np.int64)), 1)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    n = table.sum()
+    if n == 0 or min(table.shape) < 2:
+        return 0.0
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return float(np.sqrt(chi2 / n / (min(table.shape) - 1)))
+
+
+def associations(real: np.ndarray, synthetic: np.ndarray, schema: Schema) -> dict[str, Any]:
+    """Cramer's V between every pair of (binned) columns, real and synthetic."""
+    cols = schema.learned_columns[:MAX_COLUMNS]
+    sizes = [c.domain.size for c in cols if c.domain is not None]
+    k = len(cols)
+    r, s = np.eye(k), np.eye(k)
+    for i, j in itertools.combinations(range(k), 2):
+        r[i, j] = r[j, i] = cramers_v(real[:, i], real[:, j], sizes[i], sizes[j])
+        s[i, j] = s[j, i] = cramers_v(synthetic[:, i], synthetic[:, j], sizes[i], sizes[j])
+    return {"columns": [c.name for c in cols], "real": r.tolist(), "synthetic": s.tolist(),
+            "mean_abs_difference": float(np.abs(r - s)[np.triu_indices(k, 1)].mean()) if k > 1 else 0.0}
+
+
+def two_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, assoc: dict[str, Any],
+            min_cell: int) -> list[dict[str, Any]]:
+    """The most associated pairs (in the real data), cell by cell, small cells suppressed."""
+    cols = schema.learned_columns[:MAX_COLUMNS]
+    strength = np.array(assoc["real"])
+    pairs = sorted(itertools.combinations(range(len(cols)), 2), key=lambda p: -strength[p])[:PAIRS]
+    out = []
+    for i, j in pairs:
+        li, lj = labels(cols[i]), labels(cols[j])
+        r = np.zeros((len(li), len(lj)))
+        s = np.zeros((len(li), len(lj)))
+        np.add.at(r, (real[:, i].astype(np.int64), real[:, j].astype(np.int64)), 1)
+        np.add.at(s, (synthetic[:, i].astype(np.int64), synthetic[:, j].astype(np.int64)), 1)
+        rows = r.sum(axis=1) >= min_cell
+        columns = r.sum(axis=0) >= min_cell
+        r, s = r[rows][:, columns], s[rows][:, columns]
+        small = r < min_cell
+        out.append({
+            "columns": [cols[i].name, cols[j].name],
+            "row_labels": [x for x, k in zip(li, rows) if k], "col_labels": [x for x, k in zip(lj, columns) if k],
+            "real": np.where(small, np.nan, r / max(1, real.shape[0])).tolist(),
+            "synthetic": np.where(small, np.nan, s / max(1, synthetic.shape[0])).tolist(),
+        })
+    return out
+
+
+def _features(codes: np.ndarray, target: int) -> np.ndarray:
+    return np.delete(codes, target, axis=1).astype(np.float64)
+
+
+def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np.ndarray, schema: Schema,
+         target: str, protected_groups: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
+    """Train on synthetic, test on real (holdout), beside train on real: accuracy overall
+    and per protected group (groups given as holdout masks)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    names = [c.name for c in schema.learned_columns]
+    t = names.index(target)
+    y_test = holdout_codes[:, t]
+    out: dict[str, Any] = {"target": target, "test_patients": int(len(y_test)), "majority": 0.0}
+    out["majority"] = float(np.max(np.bincount(y_test.astype(np.int64))) / max(1, len(y_test)))
+    for label, source in (("real", train_codes), ("synthetic", synthetic_codes)):
+        model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+        y = source[:, t]
+        if len(np.unique(y)) < 2:
+            out[label] = {"accuracy": None, "by_group": {}}
+            continue
+        model.fit(_features(source, t), y)
+        right = model.predict(_features(holdout_codes, t)) == y_test
+        out[label] = {"accuracy": float(right.mean()),
+                      "by_group": {g: float(right[mask].mean()) for g, mask in protected_groups.items()}}
+    return out
+
+
+def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: Schema, min_cell: int,
+         shift_max: float) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Each protected attribute's groups: real share vs synthetic share, flagged when the
+    shift exceeds ``shift_max``; also the holdout masks of the groups (for TSTR by group)."""
+    names = [c.name for c in schema.learned_columns]
+    rows, masks = [], {}
+    for attr in schema.protected:
+        j = names.index(attr)
+        col = schema.learned_columns[j]
+        group_labels = labels(col)
+        r, s = _counts(real[:, j], len(group_labels)), _counts(synthetic[:, j], len(group_labels))
+        for code, name in enumerate(group_labels):
+            if r[code] < min_cell:
+                continue
+            real_share, synthetic_share = r[code] / max(1, r.sum()), s[code] / max(1, s.sum())
+            key = f"{attr} = {name}"
+            hold = holdout[:, j] == code
+            if hold.sum() >= min_cell:
+                masks[key] = hold
+            rows.append({"attribute": attr, "group": name, "real": float(real_share),
+                         "synthetic": float(synthetic_share), "shift": float(synthetic_share - real_share),
+                         "flagged": bool(abs(synthetic_share - real_share) > shift_max)})
+    return rows, masks
+
+
+def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: np.ndarray, schema: Schema,
+             min_cell: int, rng: np.random.Generator) -> list[dict[str, str]]:
+    """A few random synthetic patients, values as text; a value whose category or bin has
+    fewer than ``min_cell`` real patients is shown as 'suppressed'."""
+    cols = schema.learned_columns
+    rare = [set(np.flatnonzero(_counts(real_codes[:, j], c.domain.size if c.domain else 1) < min_cell).tolist())
+            for j, c in enumerate(cols)]
+    picks = rng.choice(len(synthetic), size=min(PATIENTS, len(synthetic)), replace=False)
+    out = []
+    for i in picks.tolist():
+        card: dict[str, str] = {}
+        for j, c in enumerate(cols):
+            value = synthetic[c.name].iloc[i]
+            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+                continue
+            if int(synthetic_codes[i, j]) in rare[j]:
+                card[c.name] = SUPPRESSED
+            elif isinstance(value, float):
+                card[c.name] = f"{value:.4g}"
+            else:
+                card[c.name] = str(value)
+        out.append(card)
+    return out
+
+
+def report_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
+                min_cell: int, shift_max: float, target: str | None, seed: int) -> dict[str, Any]:
+    """All the report's utility and bias figures (small cells suppressed)."""
+    rng = np.random.default_rng(seed)
+    real_codes, _ = encode(train, schema)
+    synthetic_codes, _ = encode(synthetic, schema)
+    holdout_codes, _ = encode(holdout, schema)
+    assoc = associations(real_codes, synthetic_codes, schema)
+    bias_rows, groups = bias(real_codes, synthetic_codes, holdout_codes, schema, min_cell, shift_max)
+    target = target or schema.target
+    data: dict[str, Any] = {
+        "min_cell": min_cell,
+        "one_way": one_way(real_codes, synthetic_codes, schema, min_cell),
+        "associations": assoc,
+        "two_way": two_way(real_codes, synthetic_codes, schema, assoc, min_cell),
+        "bias": {"shift_max": shift_max, "groups": bias_rows},
+        "patients": patients(synthetic, real_codes, synthetic_codes, schema, min_cell, rng),
+        "tstr": None,
+    }
+    if target is not None:
+        data["tstr"] = tstr(real_codes, synthetic_codes, holdout_codes, schema, target, groups, seed)
+    return data

@@ -1,0 +1,214 @@
+"""The release report: one self-contained HTML page for the compliance officer and the
+research collaborator. Inline CSS and SVG only: nothing is fetched when it is opened.
+
+Built from the release manifest and the internal audit (which carries the report's
+figures, small cells already suppressed), so ``privsynth report`` can rebuild it later
+without touching the real data.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from privsynth.report import svg
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#243447;color:#fff;padding:18px 32px}header h1{margin:0 0 4px;font-size:22px}
+nav{background:#fff;border-bottom:1px solid #ddd;padding:8px 32px;position:sticky;top:0}
+nav a{margin-right:14px;color:#243447;text-decoration:none;font-size:14px}
+main{padding:8px 32px 40px;max-width:1200px}section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;
+padding:12px 20px;margin:16px 0}h2{font-size:18px;border-bottom:1px solid #eee;padding-bottom:6px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.pass{color:#1a7f37;font-weight:bold}
+.fail{color:#c62828;font-weight:bold}.info{color:#666}.flag{background:#fff3cd}.banner{background:#fff3cd;
+border:1px solid #e0c060;padding:8px 12px;border-radius:4px}.grid{display:flex;flex-wrap:wrap;gap:16px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;width:260px;font-size:12px;background:#fcfcfc}
+.card dt{font-weight:bold;float:left;clear:left;width:120px;color:#555}.card dd{margin-left:125px}
+.small{font-size:12px;color:#555}
+"""
+
+SECTIONS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates"), ("distances", "Closest records"),
+            ("membership", "Membership inference"), ("utility", "Utility"), ("bias", "Bias check"),
+            ("patients", "Synthetic patients")]
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: '<span class="pass">pass</span>', False: '<span class="fail">FAIL</span>',
+            None: '<span class="info">info</span>'}[passed]
+
+
+def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    for k, row in enumerate(rows):
+        cls = f' class="{classes[k]}"' if classes and classes[k] else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _guarantee(m: dict[str, Any]) -> str:
+    real = m.get("real_columns") or []
+    lines = [
+        f"<p>This release was produced with <b>differential privacy</b> at <b>ε = {m['epsilon']:g}</b>, "
+        f"<b>δ = {m['delta']:g}</b> (zero-concentrated DP, ρ = {m['rho']:.4g}). The privacy unit is the "
+        "<b>patient</b>: adding or removing one patient's whole record changes the probability of any output "
+        f"by at most a factor e<sup>ε</sup> = {math.exp(m['epsilon']):.3g}, except with "
+        f"probability δ.</p>",
+        "<p>Every number learned from the patients was measured with noise drawn by OpenDP "
+        f"({escape(', '.join(m.get('mechanisms', [])))}). Everything after that is <b>post-processing</b>, which "
+        "cannot weaken the guarantee: fitting a consistent model to the noisy measurements, sampling synthetic "
+        "patients from it, drawing numbers inside their public bins, fresh identifiers (names, addresses, "
+        "record numbers) made up by Faker, and writing the files.</p>",
+        f"<p>{int(round(m['holdout']['fraction'] * 100))}% of the patients were held out: the generator never "
+        "saw them; the audits below compare the synthetic data with both groups.</p>",
+    ]
+    if real:
+        lines.append('<p class="banner"><b>Partial synthesis — not end-to-end differentially private.</b> These '
+                     f"columns are the patients' <b>real values</b>: {escape(', '.join(real))}. Every other column "
+                     "was drawn from the DP model conditioned on them. The rows are the training patients.</p>")
+    weakened = m.get("policy", {}).get("weakened", [])
+    if weakened:
+        lines.append('<p class="banner">The release policy was <b>weakened</b> against the defaults: '
+                     + escape("; ".join(weakened)) + "</p>")
+    lines.append(_table(["", ""], [["dataset (content SHA-256)", escape(m["inputs"]["dataset_sha256"])],
+                                   ["schema", f"{escape(m['schema']['name'])} ({escape(str(m['schema']['sha256']))})"],
+                                   ["generator", escape(m.get("generator", ""))],
+                                   ["ledger", escape(f"release {m['ledger']['release_id']}; dataset ρ spent "
+                                                     f"{m['ledger']['dataset_rho_spent']:.4g} of "
+                                                     f"{m['ledger']['dataset_rho_budget']:.4g}")],
+                                   ["seed", str(m.get("seed"))], ["created", escape(m.get("created", ""))]]))
+    return "".join(lines)
+
+
+def _gates(audit: dict[str, Any]) -> str:
+    rows = []
+    for c in audit["checks"]:
+        interval = f"[{c['interval'][0]:.3f}, {c['interval'][1]:.3f}]" if c.get("interval") else ""
+        rows.append([_verdict(c["passed"]), escape(c["audit"]), escape(c["name"]), f"{c['value']:.4g}", interval,
+                     escape(c["rule"]), f'<span class="small">{escape(c.get("detail", ""))}</span>'])
+    verdict = "every gate passed" if audit["passed"] else "a gate FAILED: the release was refused"
+    return (f"<p><b>{verdict}.</b> How to read each statistic: docs/audit.md.</p>"
+            + _table(["verdict", "audit", "check", "value", "95% interval", "rule", "detail"], rows))
+
+
+def _distances(figures: dict[str, Any]) -> str:
+    out = ["<p>How far each synthetic patient is from the closest real patient, among training patients and "
+           "among held-out patients (same number of each). If the generator copied or memorised patients, the "
+           "training bars would pile up near 0.</p><div class='grid'>"]
+    for key, title in (("dcr_mean", "mean distance over columns"), ("dcr_worst-column", "worst single column")):
+        d = figures.get(key)
+        if not d:
+            continue
+        edges = d["histogram_edges"]
+        labels = [f"{edges[i]:.2f}–{edges[i + 1]:.2f}" for i in range(len(edges) - 1)]
+        n_t, n_h = max(1, sum(d["histogram_train"])), max(1, sum(d["histogram_holdout"]))
+        out.append(f"<div><h3>{escape(title)}</h3>" + svg.bars(labels, {
+            "train": [x / n_t for x in d["histogram_train"]], "holdout": [x / n_h for x in d["histogram_holdout"]]})
+            + "</div>")
+    return "".join(out) + "</div>"
+
+
+def _membership(figures: dict[str, Any], m: dict[str, Any]) -> str:
+    mia = figures.get("membership_inference", {})
+    curves = {name.replace("_", " "): (f["roc_fpr"], f["roc_tpr"]) for name, f in mia.items()}
+    return ("<p>An attacker who holds the synthetic data tries to tell training patients from held-out ones. "
+            "Each curve shows, on log axes, how many training patients (TPR) the attack flags for a given share of "
+            "false alarms (FPR). The black line is the most any attack can achieve under the DP guarantee; "
+            "curves near the dashed chance line mean the attack learns nothing.</p>"
+            + svg.roc(curves, None if m.get("real_columns") else m["epsilon"], m["delta"]))
+
+
+def _utility(report: dict[str, Any]) -> str:
+    out = [f"<p class='small'>Categories, bins and cells held by fewer than {report['min_cell']} real patients "
+           "are suppressed from every table and plot.</p>"]
+    t = report.get("tstr")
+    if t:
+        def fmt(v: float | None) -> str:
+            return "–" if v is None else f"{100 * v:.1f}%"
+        out.append(f"<h3>Train on synthetic, test on real: predicting <i>{escape(t['target'])}</i></h3>"
+                   "<p>A gradient-boosting classifier trained on the synthetic data and one trained on the real "
+                   f"training patients, both tested on the {t['test_patients']} held-out patients.</p>"
+                   + _table(["trained on", "accuracy on held-out patients"],
+                            [["real training patients", fmt(t["real"]["accuracy"])],
+                             ["synthetic data", fmt(t["synthetic"]["accuracy"])],
+                             ["(always guessing the most common value)", fmt(t["majority"])]]))
+    a = report["associations"]
+    out.append("<h3>Associations between columns (Cramér's V)</h3><p>Mean absolute difference "
+               f"{a['mean_abs_difference']:.3f}.</p><div class='grid'>"
+               + svg.heatmap(a["real"], a["columns"], a["columns"], title="real")
+               + svg.heatmap(a["synthetic"], a["columns"], a["columns"], title="synthetic") + "</div>")
+    out.append("<h3>Most associated pairs, cell by cell (share of patients)</h3><div class='grid'>")
+    for pair in report["two_way"]:
+        vmax = max([v for row in pair["real"] + pair["synthetic"] for v in row if v == v] + [1e-9])
+        name = " × ".join(pair["columns"])
+        out.append("<div>" + svg.heatmap(pair["real"], pair["row_labels"], pair["col_labels"], vmax=vmax,
+                                         title=f"{name}: real")
+                   + svg.heatmap(pair["synthetic"], pair["row_labels"], pair["col_labels"], vmax=vmax,
+                                 title=f"{name}: synthetic") + "</div>")
+    out.append("</div><h3>Every column: real vs synthetic shares</h3><div class='grid'>")
+    for col in report["one_way"]:
+        note = f" ({col['suppressed']} small categories suppressed)" if col["suppressed"] else ""
+        out.append(f"<div><b>{escape(col['column'])}</b> <span class='small'>TVD {col['tvd']:.3f}{note}</span><br>"
+                   + svg.bars(col["labels"], {"real": col["real"], "synthetic": col["synthetic"]}, width=460)
+                   + "</div>")
+    return "".join(out) + "</div>"
+
+
+def _bias(report: dict[str, Any]) -> str:
+    b = report["bias"]
+    if not b["groups"]:
+        return "<p>The schema names no protected attributes (add <code>protected:</code> to it).</p>"
+    by_group = {}
+    t = report.get("tstr")
+    if t and t["real"].get("by_group") is not None:
+        by_group = {g: (t["real"]["by_group"].get(g), t["synthetic"]["by_group"].get(g))
+                    for g in t["real"]["by_group"]}
+    rows, classes = [], []
+    for g in b["groups"]:
+        key = f"{g['attribute']} = {g['group']}"
+        acc = by_group.get(key, (None, None))
+        rows.append([escape(g["attribute"]), escape(g["group"]), f"{100 * g['real']:.1f}%",
+                     f"{100 * g['synthetic']:.1f}%", f"{100 * g['shift']:+.1f} pts",
+                     "–" if acc[0] is None else f"{100 * acc[0]:.1f}%",
+                     "–" if acc[1] is None else f"{100 * acc[1]:.1f}%", "FLAG" if g["flagged"] else ""])
+        classes.append("flag" if g["flagged"] else "")
+    flagged = sum(g["flagged"] for g in b["groups"])
+    return (f"<p>Each group of the protected attributes: its share among real and synthetic patients, flagged when "
+            f"it shifts by more than {100 * b['shift_max']:.0f} percentage points; and the accuracy of the two "
+            f"prediction models on held-out patients of that group. <b>{flagged} group(s) flagged.</b></p>"
+            + _table(["attribute", "group", "real share", "synthetic share", "shift", "accuracy (trained on real)",
+                      "accuracy (trained on synthetic)", ""], rows, classes))
+
+
+def _patients(report: dict[str, Any]) -> str:
+    cards = []
+    for k, card in enumerate(report["patients"], 1):
+        items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in card.items())
+        cards.append(f"<div class='card'><b>Synthetic patient {k}</b><dl>{items}</dl></div>")
+    return ("<p>Random synthetic patients, for a clinician's face validation: do these records look plausible? "
+            "(None of them is a real person.)</p><div class='grid'>" + "".join(cards) + "</div>")
+
+
+def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None) -> str:
+    figures = audit.get("figures", {})
+    body = {
+        "guarantee": _guarantee(manifest),
+        "gates": _gates(audit),
+        "distances": _distances(figures),
+        "membership": _membership(figures, manifest),
+        "utility": _utility(report) if report else "<p>No utility figures were recorded.</p>",
+        "bias": _bias(report) if report else "",
+        "patients": _patients(report) if report else "",
+    }
+    nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS)
+    sections = "".join(f'<section id="{key}"><h2>{escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>privsynth release report"
+            f"</title><style>{CSS}</style></head><body><header><h1>privsynth release report</h1>"
+            f"<div>{escape(manifest['schema']['name'])} · ε = {manifest['epsilon']:g} · "
+            f"{'audits passed' if audit['passed'] else 'REFUSED'}</div></header><nav>{nav}</nav><main>"
+            "<p class='banner'>INTERNAL: this report contains aggregate statistics of the real patients (cells "
+            "under the policy minimum suppressed) and audit figures; they are not differentially private. Share "
+            "the release directory, not this page, unless the data owner agrees.</p>"
+            f"{sections}</main></body></html>")

@@ -1,0 +1,80 @@
+"""The release report: it renders in headless Chromium with every section, and small cells
+never reach it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.report.html import SECTIONS
+
+RARE = "zz-held-by-three"
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A release of a seeded 6,000-patient table in which one category has 3 patients."""
+    from privsynth.privacy.ledger import Ledger
+    from privsynth.release.release import release
+    from privsynth.schema import load_schema
+
+    tmp = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    n = 6000
+    sex = rng.choice(["F", "M"], n)
+    group = rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    group[:3] = RARE
+    age = rng.integers(18, 90, n)
+    outcome = (rng.random(n) < 0.2 + 0.4 * (sex == "F") + 0.003 * (age - 50)).astype(int)
+    pd.DataFrame({"id": np.arange(n), "sex": sex, "region": group, "age": age, "outcome": outcome}).to_csv(
+        tmp / "patients.csv", index=False)
+    schema = load_schema({"name": "toy", "input": "table", "target": "outcome", "protected": ["sex", "region"],
+                          "columns": [
+        {"name": "id", "role": "direct_identifier", "faker": "id", "source": {"column": "id"}},
+        {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
+         "domain": {"categories": ["F", "M"]}},
+        {"name": "region", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "region"},
+         "domain": {"categories": ["north", "south", "east", RARE]}},
+        {"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
+         "domain": {"lower": 0, "upper": 100, "bins": 10}},
+        {"name": "outcome", "kind": "categorical", "role": "sensitive", "source": {"column": "outcome"},
+         "domain": {"categories": [0, 1]}},
+    ]})
+    result = release([tmp / "patients.csv"], schema, tmp / "release", epsilon=3.0, ledger=Ledger(tmp / "l.sqlite3"))
+    return result
+
+
+def test_report_has_every_section_and_the_figures(released):
+    html = released.report_file.read_text()
+    for key, title in SECTIONS:
+        assert f'id="{key}"' in html and title in html
+    assert "ε = 3" in html and "Train on synthetic, test on real" in html and "<svg" in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+
+
+def test_a_category_held_by_three_patients_never_shows(released):
+    assert RARE not in released.report_file.read_text()
+
+
+def test_report_rebuilds_from_the_release_and_its_audit(released, tmp_path):
+    from privsynth.release.release import rebuild_report
+
+    again = rebuild_report(released.out, out_file=tmp_path / "again.html")
+    assert again.read_text() == released.report_file.read_text()
+
+
+def test_report_renders_in_headless_chromium(released, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium package is not installed")
+    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          released.report_file.as_uri()], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    dom = run.stdout
+    for key, title in SECTIONS:
+        assert f'id="{key}"' in dom and f"<h2>{title}</h2>" in dom
+    assert dom.count("<svg") >= 6 and RARE not in dom
