@@ -163,12 +163,22 @@ def synthesize(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta:
 @click.option("--patients", type=int, default=1000, show_default=True, help="Size of the example hospital.")
 @click.option("--epsilon", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out_dir: str, patients: int, epsilon: float, seed: int) -> None:
+@click.option("--export-only", "export_dir", type=click.Path(file_okay=False), default=None,
+              help="Only write the example FHIR export to this new directory (e.g. to try `privsynth release`).")
+def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str | None) -> None:
     """Build an example hospital export (fake patients) and synthesize it."""
     from privsynth.example.hospital import write_example_export
 
     if patients < 10:
         _fail("--patients must be at least 10")
+    if export_dir is not None:
+        target = Path(export_dir)
+        if target.exists() and any(target.iterdir()):
+            _fail(f"{target}: already exists and is not empty; choose a new directory")
+        with _progress() as progress:
+            write_example_export(target, patients, seed, progress=lambda d, t: progress("example export", d, t))
+        out.print(f"example FHIR R4 export of {patients} fake patients written to {target}")
+        return
     with tempfile.TemporaryDirectory(prefix="privsynth-example-") as tmp:
         console.print(f"Building an example hospital export of {patients} fake patients ...")
         with _progress() as progress:

@@ -100,8 +100,14 @@ def two_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, assoc: dict
     return out
 
 
-def _features(codes: np.ndarray, target: int) -> np.ndarray:
-    return np.delete(codes, target, axis=1).astype(np.float64)
+def _feature_columns(schema: Schema, target: str) -> list[int]:
+    """Every learned column but the target and those read from the same FHIR codes (an
+    onset age of the target condition would give the answer away)."""
+    cols = schema.learned_columns
+    goal = schema.column(target).source
+    same = goal.codes is not None and goal.resource is not None
+    return [j for j, c in enumerate(cols) if c.name != target
+            and not (same and c.source.resource == goal.resource and c.source.codes == goal.codes)]
 
 
 def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np.ndarray, schema: Schema,
@@ -112,8 +118,10 @@ def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np
 
     names = [c.name for c in schema.learned_columns]
     t = names.index(target)
+    features = _feature_columns(schema, target)
     y_test = holdout_codes[:, t]
-    out: dict[str, Any] = {"target": target, "test_patients": int(len(y_test)), "majority": 0.0}
+    out: dict[str, Any] = {"target": target, "test_patients": int(len(y_test)), "majority": 0.0,
+                           "features": [names[j] for j in features]}
     out["majority"] = float(np.max(np.bincount(y_test.astype(np.int64))) / max(1, len(y_test)))
     for label, source in (("real", train_codes), ("synthetic", synthetic_codes)):
         model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
@@ -121,8 +129,8 @@ def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np
         if len(np.unique(y)) < 2:
             out[label] = {"accuracy": None, "by_group": {}}
             continue
-        model.fit(_features(source, t), y)
-        right = model.predict(_features(holdout_codes, t)) == y_test
+        model.fit(source[:, features].astype(np.float64), y)
+        right = model.predict(holdout_codes[:, features].astype(np.float64)) == y_test
         out[label] = {"accuracy": float(right.mean()),
                       "by_group": {g: float(right[mask].mean()) for g, mask in protected_groups.items()}}
     return out

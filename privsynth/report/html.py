@@ -129,7 +129,9 @@ def _utility(report: dict[str, Any]) -> str:
             return "–" if v is None else f"{100 * v:.1f}%"
         out.append(f"<h3>Train on synthetic, test on real: predicting <i>{escape(t['target'])}</i></h3>"
                    "<p>A gradient-boosting classifier trained on the synthetic data and one trained on the real "
-                   f"training patients, both tested on the {t['test_patients']} held-out patients.</p>"
+                   f"training patients, both tested on the {t['test_patients']} held-out patients, from "
+                   f"{len(t.get('features', []))} other columns (columns read from the target's own codes are "
+                   "left out).</p>"
                    + _table(["trained on", "accuracy on held-out patients"],
                             [["real training patients", fmt(t["real"]["accuracy"])],
                              ["synthetic data", fmt(t["synthetic"]["accuracy"])],
