@@ -318,10 +318,12 @@ def budget_show(ledger_file: str | None) -> None:
     if not path.exists():
         _fail(f"{path}: no ledger yet (it is created by the first `privsynth release`)")
     table = Table(title=f"privacy budget ledger {path}")
-    for name in ("dataset", "label", "rho spent / budget", "epsilon spent (delta 1e-6)", "attempts", "released"):
+    for name in ("dataset", "label", "rho spent / budget", "epsilon spent / budget (at the budget's delta)",
+                 "attempts", "released"):
         table.add_column(name)
     for d in Ledger(path).datasets():
-        eps = epsilon_for(d.rho_spent, 1e-6) if d.rho_spent > 0 else 0.0
-        table.add_row(d.hash[:12], d.label, f"{d.rho_spent:.6g} / {d.rho_budget:.6g}", f"{eps:.3g}",
+        eps = epsilon_for(d.rho_spent, d.delta_budget) if d.rho_spent > 0 else 0.0
+        table.add_row(d.hash[:12], d.label, f"{d.rho_spent:.6g} / {d.rho_budget:.6g}",
+                      f"{eps:.3g} / {epsilon_for(d.rho_budget, d.delta_budget):.3g} (delta {d.delta_budget:g})",
                       str(d.attempts), str(d.released))
     out.print(table)

@@ -111,6 +111,18 @@ def _columns(
     return pd.DataFrame(out)
 
 
+def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column: a column mixing integer categories with the
+    'other' bucket is written as text (the CSV is unchanged)."""
+    out = frame
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype == object and len({type(v) for v in values.dropna()}) > 1:
+            out = out.copy() if out is frame else out
+            out[name] = values.map(lambda v: v if pd.isna(v) else str(v)).astype("string")
+    return out
+
+
 def write_table(frame: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
     """Write ``frame`` as ``<stem>.csv`` and ``<stem>.parquet`` (atomically each)."""
     import io
@@ -121,6 +133,6 @@ def write_table(frame: pd.DataFrame, directory: Path, stem: str) -> list[Path]:
     parquet_path = directory / f"{stem}.parquet"
     write_bytes(csv_path, frame.to_csv(index=False).encode())
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    _parquet_ready(frame).to_parquet(buf, index=False)
     write_bytes(parquet_path, buf.getvalue())
     return [csv_path, parquet_path]

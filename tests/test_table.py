@@ -74,3 +74,16 @@ def test_fhir_schema_refuses_a_table_and_vice_versa(core_schema, tmp_path):
     table.write_text("a\n1\n")
     with pytest.raises(InputError, match="FHIR"):
         read_table([table], core_schema)
+
+
+def test_integer_categories_mixed_with_other_write_to_parquet(tmp_path):
+    """Integer-coded categories plus the 'other' bucket: one object column of ints and text."""
+    import pandas as pd
+
+    from privsynth.table import write_table
+
+    frame = pd.DataFrame({"outcome": pd.Series([0, 1, "other", None], dtype=object), "age": [1, 2, 3, 4]})
+    csv_path, parquet_path = write_table(frame, tmp_path, "t")
+    back = pd.read_parquet(parquet_path)
+    assert back["outcome"].tolist()[:3] == ["0", "1", "other"] and pd.isna(back["outcome"].iloc[3])
+    assert csv_path.read_text().splitlines()[1:4] == ["0,1", "1,2", "other,3"]

@@ -55,8 +55,7 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
         raise AuditError("the synthetic dataset has no rows to audit")
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    # train in random order (the audits cut it into holdout-size chunks); holdout at most
-    # as large as train, so that every side has the same size
+    # train, in random order, is cut into chunks the size of the (subsampled) holdout
     train_rows = rng.permutation(len(train))
     holdout_rows = rng.permutation(len(holdout))[:m]
     train_space = audit_space(train.iloc[train_rows], schema)

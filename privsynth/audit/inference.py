@@ -27,6 +27,7 @@ from privsynth.audit.neighbours import nearest
 from privsynth.audit.policy import Policy
 from privsynth.audit.result import Check
 from privsynth.audit.space import audit_space
+from privsynth.domain import encode
 from privsynth.schema.model import NumericDomain, Schema
 
 TOLERANCE = 0.05  # of the public range: a numeric guess this close counts as right
@@ -38,16 +39,14 @@ def restricted(schema: Schema, names: list[str]) -> Schema:
     return dataclasses.replace(schema, columns=tuple(c for c in schema.columns if not c.learned or c.name in wanted))
 
 
-def _right(guess: pd.Series, truth: pd.Series, domain: object) -> np.ndarray:
-    if isinstance(domain, NumericDomain):
-        g = pd.to_numeric(guess, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        t = pd.to_numeric(truth, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        both_missing = np.isnan(g) & np.isnan(t)
-        close = np.abs(g - t) <= TOLERANCE * (domain.upper - domain.lower)
-        return both_missing | np.nan_to_num(close, nan=0).astype(bool)
-    g = guess.astype(object).where(guess.notna(), None).to_numpy()
-    t = truth.astype(object).where(truth.notna(), None).to_numpy()
-    return np.array([str(a) == str(b) for a, b in zip(g, t)])
+def _numbers(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _right_number(guess: pd.Series, truth: pd.Series, domain: NumericDomain) -> np.ndarray:
+    g, t = _numbers(guess), _numbers(truth)
+    close = np.abs(g - t) <= TOLERANCE * (domain.upper - domain.lower)
+    return (np.isnan(g) & np.isnan(t)) | np.nan_to_num(close, nan=0).astype(bool)
 
 
 def attribute_inference_checks(released: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
@@ -61,12 +60,23 @@ def attribute_inference_checks(released: pd.DataFrame, train: pd.DataFrame, hold
     guess_t = nearest(audit_space(targets, kept_schema), released_space, workers=workers).index
     guess_c = nearest(audit_space(control, kept_schema), released_space, workers=workers).index
     released = released.reset_index(drop=True)
+    # categories are compared by their codes over the public domain (so 0, 0.0 and "0" agree)
+    codes = {name: encode(frame, schema)[0] for name, frame in
+             (("released", released), ("targets", targets), ("control", control))}
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
     checks, figures = [], {}
     secrets = [c for c in schema.learned_columns if c.name not in keep]
     z = float(norm.ppf(1 - 0.05 / 2 / max(1, len(secrets))))
     for col in secrets:
-        attack = _right(released[col.name].iloc[guess_t].reset_index(drop=True), targets[col.name], col.domain)
-        base = _right(released[col.name].iloc[guess_c].reset_index(drop=True), control[col.name], col.domain)
+        if isinstance(col.domain, NumericDomain):
+            attack = _right_number(released[col.name].iloc[guess_t].reset_index(drop=True), targets[col.name],
+                                   col.domain)
+            base = _right_number(released[col.name].iloc[guess_c].reset_index(drop=True), control[col.name],
+                                 col.domain)
+        else:
+            j = index[col.name]
+            attack = codes["released"][guess_t, j] == codes["targets"][:, j]
+            base = codes["released"][guess_c, j] == codes["control"][:, j]
         rate, rate_c = float(attack.mean()), float(base.mean())
         half = z * float(np.sqrt((rate * (1 - rate) + rate_c * (1 - rate_c)) / m))
         scale = max(1.0 / m, 1 - rate_c)

@@ -14,6 +14,7 @@ report as a weakening.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ _LOOSER_WHEN_LARGER = {
     "bias_shift_max": True,
     "allow_keep_sensitive": True,
 }
+
+
+# (threshold, lowest allowed, highest allowed): outside these a gate would be meaningless
+_RANGES = (
+    ("holdout_fraction", 0.05, 0.5), ("min_holdout", 100, 10**9), ("exact_match_p", 1e-12, 0.5),
+    ("near_match_distance", 0.0, 1.0), ("dcr_share_max", 0.5, 1.0), ("tail_ratio_max", 1.0, 1e9),
+    ("tail_p", 1e-12, 0.5), ("mia_auc_max", 0.5, 1.0), ("mia_tpr_at_1pct_fpr_max", 0.01, 1.0),
+    ("epsilon_lower_bound_max", 0.0, 1e3), ("attribute_risk_max", 0.0, 1.0), ("allow_keep_sensitive", 0, 1),
+    ("max_attempts", 1, 10**6), ("total_epsilon", 0.0, 1e3), ("total_delta", 0.0, 0.01),
+    ("min_cell_patients", 1, 10**6), ("bias_shift_max", 0.0, 1.0),
+)
+_COUNTS = ("min_holdout", "max_attempts", "min_cell_patients", "allow_keep_sensitive")
 
 
 @dataclass(frozen=True)
@@ -86,14 +99,22 @@ class Policy:
     source: str = "defaults"
 
     def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> PolicyError:
+            return PolicyError(f"policy '{self.source}': '{name}' must be {allowed}")
+
         for name in _LOOSER_WHEN_LARGER:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise PolicyError(f"policy '{self.source}': '{name}' must be a non-negative number")
-        if not 0 < self.holdout_fraction < 1:
-            raise PolicyError(f"policy '{self.source}': 'holdout_fraction' must be between 0 and 1")
-        if self.max_attempts < 1 or self.total_epsilon <= 0:
-            raise PolicyError(f"policy '{self.source}': 'max_attempts' and 'total_epsilon' must be positive")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise bad(name, "a finite number")
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise bad(name, f"between {low:g} and {high:g}")
+        for name in _COUNTS:
+            if float(getattr(self, name)) != int(getattr(self, name)):
+                raise bad(name, "a whole number")
+        if self.total_delta <= 0 or self.total_epsilon <= 0:
+            raise bad("total_epsilon' and 'total_delta", "positive")
 
     def weakened(self) -> list[str]:
         """Thresholds looser than the defaults, as 'name: value (default d)'."""
@@ -125,10 +146,17 @@ def load_policy(path: str | Path | None) -> Policy:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise doc.error((key,), f"unknown threshold.{hint} Allowed: {', '.join(allowed)}")
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise doc.error((key,), "must be a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise doc.error((key,), "must be a number")
+        try:  # each threshold on its own first, so an error names its line
+            one: dict[str, Any] = {key: value}
+            replace(Policy(source=str(path)), **one)
+        except PolicyError as exc:
+            raise doc.error((key,), str(exc).split(": ", 1)[-1]) from None
         values[key] = value
-    try:
-        return replace(Policy(source=str(path)), **values)
-    except PolicyError as exc:
-        raise doc.error((), str(exc).split(": ", 1)[-1]) from None
+    return replace(Policy(source=str(path)), **values)

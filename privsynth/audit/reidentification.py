@@ -1,8 +1,9 @@
 """Nearest-neighbour re-identification: are synthetic rows closer to training patients
 than to patients the generator never saw?
 
-Train is cut into K chunks the size of the holdout (all of train is used: a leak of a few
-training records is diluted by nothing). Under the null hypothesis -- the synthetic data do
+Train is cut into K = ceil(train / holdout) chunks of train // K rows, and the holdout is
+subsampled to the same size: fewer than K training records fall outside the chunks, so a
+leak of a few records is not diluted by subsampling. Under the null hypothesis -- the synthetic data do
 not depend on who was in training -- the K + 1 equal-size sides are exchangeable for every
 synthetic row, so a "hit" (an exact match, a distance in the tail) that lands on exactly one
 side lands on the holdout with probability 1 / (K + 1). The tests below are exact binomial
@@ -95,15 +96,17 @@ def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: A
                             workers: int | None = None) -> tuple[list[Check], dict, np.ndarray, np.ndarray]:
     """Run every re-identification statistic. Also returns each train and holdout row's
     nearest mean distance to the synthetic rows (the distance attack's scores)."""
-    m = holdout.n
-    chunks = max(1, train.n // m)
+    chunks = max(1, -(-train.n // holdout.n))
+    m = train.n // chunks
     to_chunk = [nearest(synthetic, train.take(np.arange(k * m, (k + 1) * m)), k=2, workers=workers)
                 for k in range(chunks)]
-    to_holdout = nearest(synthetic, holdout, k=2, workers=workers)
-    rest = np.arange(chunks * m, train.n)
+    to_holdout = nearest(synthetic, holdout.take(np.arange(m)), k=2, workers=workers)
+    # every real row's nearest synthetic distance, for the membership attacks
     train_reverse = np.concatenate([nn.reverse for nn in to_chunk]
-                                   + ([nearest(synthetic, train.take(rest), workers=workers).reverse]
-                                      if len(rest) else []))
+                                   + [nearest(synthetic, train.take(np.arange(chunks * m, train.n)),
+                                              workers=workers).reverse])
+    holdout_reverse = np.concatenate([to_holdout.reverse, nearest(synthetic, holdout.take(np.arange(m, holdout.n)),
+                                                                  workers=workers).reverse])
     checks: list[Check] = []
     figures: dict = {"train_chunks": chunks}
     audit = "re-identification"
@@ -148,4 +151,4 @@ def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: A
                         "information: a train NNDR well below holdout's means isolated copies", None,
                         f"holdout {float(np.median(ratio_h)):.3f}"))
     figures["nndr"] = {"median_train": float(np.median(ratio_t)), "median_holdout": float(np.median(ratio_h))}
-    return checks, figures, train_reverse, to_holdout.reverse
+    return checks, figures, train_reverse, holdout_reverse

@@ -47,9 +47,8 @@ class AuditResult:
         return [c for c in self.checks if c.passed is False]
 
     def verdicts(self) -> list[dict[str, Any]]:
-        """The coarse, shareable part: each check's verdict and rounded figure."""
-        return [{"audit": c.audit, "check": c.name, "value": round(c.value, 3),
-                 "interval": None if c.interval is None else [round(v, 3) for v in c.interval],
+        """The coarse, shareable part: each check's verdict and its figure to 2 decimals."""
+        return [{"audit": c.audit, "check": c.name, "value": round(c.value, 2),
                  "rule": c.rule, "verdict": {True: "pass", False: "fail", None: "info"}[c.passed]}
                 for c in self.checks]
 

@@ -86,8 +86,10 @@ class MarginalModel:
         base = clique_log_potentials(self._tree, self.potentials)
         hosts = {j: self._tree.host((j,)) for j in columns}
         small = np.zeros((n, len(self.sizes)), dtype=np.int64)
+        order = np.argsort(inverse.ravel(), kind="stable")  # rows grouped by combination, in one sort
+        bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(combos) + 1))
         for k, combo in enumerate(combos):
-            rows = np.flatnonzero(inverse.ravel() == k)
+            rows = order[bounds[k]:bounds[k + 1]]
             logs = dict(base)
             for j, value in zip(columns, combo.tolist()):
                 h = hosts[j]

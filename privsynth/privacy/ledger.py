@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS dataset (
     hash TEXT PRIMARY KEY,
     label TEXT NOT NULL,
     rho_budget REAL NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    delta_budget REAL NOT NULL DEFAULT 1e-6
 );
 CREATE TABLE IF NOT EXISTS release (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,6 +66,7 @@ class DatasetBudget:
     rho_spent: float
     attempts: int
     released: int
+    delta_budget: float
 
 
 def _now() -> str:
@@ -82,31 +84,44 @@ class Ledger:
             raise OutputError(f"{self.path}: cannot open the budget ledger ({exc})") from None
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 60000")
+        try:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA busy_timeout = 60000")
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.path}: cannot open the budget ledger ({exc})") from None
         return db
 
     def reserve(self, dataset: str, label: str, *, rho: float, rho_budget: float, epsilon: float, delta: float,
-                max_attempts: int, out: str = "") -> int:
+                max_attempts: int, out: str = "", delta_budget: float = 1e-6) -> int:
         """Record a release attempt and spend its ``rho``; refuse (BudgetError) if the
-        dataset's budget or attempt cap would be exceeded. Returns the release id."""
+        dataset's budget or attempt cap would be exceeded. Returns the release id.
+
+        A dataset's total budget is fixed when the ledger first sees it."""
+        try:
+            return self._reserve(dataset, label, rho, rho_budget, epsilon, delta, max_attempts, out, delta_budget)
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.path}: the budget ledger failed ({exc}); nothing was read or written") from None
+
+    def _reserve(self, dataset: str, label: str, rho: float, rho_budget: float, epsilon: float, delta: float,
+                 max_attempts: int, out: str, delta_budget: float) -> int:
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend atomically
             row = db.execute("SELECT rho_budget FROM dataset WHERE hash = ?", (dataset,)).fetchone()
             if row is None:
-                db.execute("INSERT INTO dataset VALUES (?, ?, ?, ?)", (dataset, label, rho_budget, _now()))
+                db.execute("INSERT INTO dataset (hash, label, rho_budget, created, delta_budget) "
+                           "VALUES (?, ?, ?, ?, ?)", (dataset, label, rho_budget, _now(), delta_budget))
                 budget = rho_budget
             else:
                 budget = float(row[0])
-            spent, attempts = db.execute(
-                "SELECT COALESCE(SUM(rho), 0), COALESCE(SUM(rho > 0), 0) FROM release WHERE dataset = ?",
-                (dataset,)).fetchone()
+            spent, attempts, released = db.execute(
+                "SELECT COALESCE(SUM(rho), 0), COALESCE(SUM(rho > 0), 0), COALESCE(SUM(status = 'released'), 0) "
+                "FROM release WHERE dataset = ?", (dataset,)).fetchone()
             if attempts >= max_attempts:
                 raise BudgetError(
-                    f"dataset {dataset[:12]} ({label}) has had {attempts} release attempts; the policy allows "
-                    f"{max_attempts}. Re-running until an audit passes leaks information: fix the cause of the "
-                    "refusals, or have the data owner raise max_attempts (recorded as a weakening)")
+                    f"dataset {dataset[:12]} ({label}) has had {attempts} release attempts ({released} released); "
+                    f"the policy allows {max_attempts}. Re-running until an audit passes leaks information; have "
+                    "the data owner raise max_attempts (recorded as a weakening) if more releases are justified")
             if spent + rho > budget * (1 + 1e-12):
                 raise BudgetError(
                     f"dataset {dataset[:12]} ({label}): this release needs rho {rho:.6g}, but only "
@@ -134,6 +149,9 @@ class Ledger:
         try:
             db.execute("UPDATE release SET status = ?, finished = ?, rho = CASE WHEN ? THEN 0 ELSE rho END "
                        "WHERE id = ?", (status, _now(), refund, release_id))
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.path}: could not record release {release_id} as {status} ({exc}); "
+                              "fix the ledger file and record it by hand") from None
         finally:
             db.close()
 
@@ -150,8 +168,11 @@ class Ledger:
         try:
             rows = db.execute(
                 "SELECT d.hash, d.label, d.rho_budget, COALESCE(SUM(r.rho), 0), COALESCE(SUM(r.rho > 0), 0), "
-                "COALESCE(SUM(r.status = 'released'), 0) FROM dataset d LEFT JOIN release r ON r.dataset = d.hash "
-                "GROUP BY d.hash ORDER BY d.created").fetchall()
+                "COALESCE(SUM(r.status = 'released'), 0), d.delta_budget FROM dataset d "
+                "LEFT JOIN release r ON r.dataset = d.hash GROUP BY d.hash ORDER BY d.created").fetchall()
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.path}: cannot read the budget ledger ({exc})") from None
         finally:
             db.close()
-        return [DatasetBudget(h, lab, float(b), float(s), int(a), int(r)) for h, lab, b, s, a, r in rows]
+        return [DatasetBudget(h, lab, float(b), float(s), int(a), int(r), float(db_)) for h, lab, b, s, a, r, db_
+                in rows]

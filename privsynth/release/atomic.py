@@ -11,6 +11,8 @@ from pathlib import Path
 
 from privsynth.errors import OutputError
 
+PARTIAL_MARK = "privsynth-pid"  # temporary siblings are named .<name>.privsynth-pid<pid>.<random>.partial
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -53,8 +55,9 @@ def remove_stale_partials(final: str | Path) -> list[Path]:
     removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
-    for path in target.parent.glob(f".{target.name}.*.partial"):
-        pid = path.name[len(target.name) + 2:].split(".", 1)[0]
+    prefix = f".{target.name}.{PARTIAL_MARK}"
+    for path in target.parent.glob(f"{prefix}*.partial"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
@@ -73,7 +76,8 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
         raise OutputError(f"{target}: already exists and is not empty; choose a new --out directory")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{PARTIAL_MARK}{os.getpid()}.", suffix=".partial",
+                                dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp

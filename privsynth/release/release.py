@@ -75,8 +75,16 @@ def input_files(inputs: Iterable[Path]) -> list[Path]:
 
 
 def dataset_hash(files: list[Path]) -> tuple[str, list[dict[str, str]]]:
-    """A content hash of the dataset: independent of file names, paths and order."""
+    """A content hash of the dataset: independent of file names, paths and order.
+
+    The same file given twice (or two copies of it) is refused: its patients would be read
+    twice, which breaks the privacy unit and would start a fresh budget."""
     per_file = [{"name": f.name, "sha256": sha256_file(f)} for f in files]
+    seen: dict[str, Path] = {}
+    for f, entry in zip(files, per_file):
+        if entry["sha256"] in seen:
+            raise InputError(f"{f}: the same content as {seen[entry['sha256']]}; give each input file once")
+        seen[entry["sha256"]] = f
     combined = hashlib.sha256("\n".join(sorted(x["sha256"] for x in per_file)).encode()).hexdigest()
     return combined, per_file
 
@@ -103,30 +111,43 @@ def release(
             if learned[name].role == "sensitive" and not policy.allow_keep_sensitive:
                 raise InputError(f"--keep '{name}': a sensitive column may stay real only if the policy sets "
                                  "allow_keep_sensitive: 1")
+        if set(keep) >= set(learned):
+            raise InputError("--keep names every learned column; partial synthesis must replace at least one")
     rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
-    remove_stale_partials(out)
     audit_file = out.parent / f"{out.name}.audit.json"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out.parent}: cannot create the output's parent directory ({exc.strerror})") from None
+    for beside in (audit_file, report_path(out)):
+        if beside.is_dir():
+            raise OutputError(f"{beside}: is a directory; privsynth writes a file there. Choose another --out")
+    remove_stale_partials(out)
     paths = [Path(p) for p in inputs]
     files = input_files(paths)
     content, per_file = dataset_hash(files)
     label = ", ".join(p.name for p in paths)[:200]
     release_id = ledger.reserve(content, label, rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
-                                epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts, out=str(out))
+                                epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts, out=str(out),
+                                delta_budget=policy.total_delta)
     status = "failed"
-    stage: list[str] = []  # "fit" once the generator has touched the data
+    stage: list[str] = []  # "fit" once the generator has touched the data, "released" once out exists
     try:
-        result = _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
-                      seed, output_format, method, progress, release_id, stage, keep, target)
-        status = "released"
-        return result
+        return _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
+                    seed, output_format, method, progress, release_id, stage, keep, target)
     except AuditFailed:
         status = "refused"
         raise
     finally:
-        ledger.finish(release_id, status, refund=status == "failed" and not stage)
+        if "released" not in stage:
+            try:
+                ledger.finish(release_id, status, refund=status == "failed" and "fit" not in stage)
+            except OutputError:
+                if status != "refused":
+                    raise  # a refusal's own message matters more than a ledger hiccup
 
 
 def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float,
@@ -216,8 +237,12 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
             "files": files,
         }
         write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+        html = render(manifest, internal["audit"], internal["report"])
+    # the release directory exists from here on: record it before anything else can fail
+    stage.append("released")
+    ledger.finish(release_id, "released")
     report_file = report_path(out)
-    write_bytes(report_file, render(manifest, internal["audit"], internal["report"]).encode())
+    write_bytes(report_file, html.encode())
     return ReleaseResult(out, audit_file, manifest, audit, report_file)
 
 
@@ -241,6 +266,10 @@ def rebuild_report(release_dir: str | Path, audit_file: str | Path | None = None
         raise InputError(f"not valid JSON (line {exc.lineno}); is this a privsynth release?") from None
     if manifest.get("format") != MANIFEST_FORMAT or "audit" not in internal:
         raise InputError(f"{release_dir}: not a privsynth release (manifest format) or audit file mismatch")
+    if (internal.get("release_id") != manifest.get("ledger", {}).get("release_id")
+            or internal.get("dataset_sha256") != manifest.get("inputs", {}).get("dataset_sha256")):
+        raise InputError(f"{audit_file}: this internal audit belongs to another release than {release_dir} "
+                         "(release id or dataset hash differ)")
     target = Path(out_file) if out_file else report_path(release_dir)
     write_bytes(target, render(manifest, internal["audit"], internal.get("report")).encode())
     return target

@@ -3,8 +3,10 @@
 Everything here is an aggregate over the real patients (or a figure from the synthetic
 data) with SMALL CELLS SUPPRESSED: a category, bin or group held by fewer than
 ``min_cell`` real patients is dropped from every table and plot, and its label never
-appears (the synthetic patients page shows such values as "suppressed"). The figures are
-not differentially private; they stay with the data owner and the compliance reviewer.
+appears (the synthetic patients page shows such values as "suppressed"). The real counts
+that are shown are also ROUNDED to a multiple of ``min_cell`` and shares are taken among the
+shown cells, so a suppressed cell cannot be recovered by differencing shown figures. The
+figures are not differentially private; they stay with the data owner and the reviewer.
 """
 
 from __future__ import annotations
@@ -34,17 +36,31 @@ def _counts(codes: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(codes.astype(np.int64), minlength=size)[:size]
 
 
+def rounded(counts: np.ndarray, base: int) -> np.ndarray:
+    """Real counts rounded to the nearest multiple of ``base`` (statistical disclosure control).
+
+    >>> rounded(np.array([14, 15, 26, 3]), 10).tolist()
+    [10.0, 20.0, 30.0, 0.0]
+    """
+    return np.round(np.asarray(counts, dtype=np.float64) / base + 1e-9) * base
+
+
+def _shares(values: np.ndarray) -> np.ndarray:
+    total = values.sum()
+    return values / total if total > 0 else values
+
+
 def one_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, min_cell: int) -> list[dict[str, Any]]:
     out = []
     for j, col in enumerate(schema.learned_columns[:MAX_COLUMNS]):
         names = labels(col)
         r, s = _counts(real[:, j], len(names)), _counts(synthetic[:, j], len(names))
         keep = r >= min_cell
+        real_shares, synthetic_shares = _shares(rounded(r[keep], min_cell)), _shares(s[keep].astype(float))
         out.append({
             "column": col.name, "labels": [n for n, k in zip(names, keep) if k],
-            "real": (r[keep] / max(1, r.sum())).tolist(), "synthetic": (s[keep] / max(1, s.sum())).tolist(),
-            "suppressed": int((~keep & (r > 0)).sum()),
-            "tvd": float(0.5 * np.abs(r / max(1, r.sum()) - s / max(1, s.sum())).sum()),
+            "real": real_shares.tolist(), "synthetic": synthetic_shares.tolist(),
+            "tvd": float(0.5 * np.abs(real_shares - synthetic_shares).sum()),
         })
     return out
 
@@ -91,11 +107,13 @@ def two_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, assoc: dict
         columns = r.sum(axis=0) >= min_cell
         r, s = r[rows][:, columns], s[rows][:, columns]
         small = r < min_cell
+        shown_real = np.where(small, 0.0, rounded(r, min_cell))
+        shown_synthetic = np.where(small, 0.0, s)
         out.append({
             "columns": [cols[i].name, cols[j].name],
             "row_labels": [x for x, k in zip(li, rows) if k], "col_labels": [x for x, k in zip(lj, columns) if k],
-            "real": np.where(small, np.nan, r / max(1, real.shape[0])).tolist(),
-            "synthetic": np.where(small, np.nan, s / max(1, synthetic.shape[0])).tolist(),
+            "real": np.where(small, np.nan, _shares(shown_real)).tolist(),
+            "synthetic": np.where(small, np.nan, _shares(shown_synthetic)).tolist(),
         })
     return out
 
@@ -147,10 +165,15 @@ def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: S
         col = schema.learned_columns[j]
         group_labels = labels(col)
         r, s = _counts(real[:, j], len(group_labels)), _counts(synthetic[:, j], len(group_labels))
+        shown = r >= min_cell
+        real_shares = np.zeros(len(r))
+        real_shares[shown] = _shares(rounded(r[shown], min_cell))
+        synthetic_shares = np.zeros(len(s))
+        synthetic_shares[shown] = _shares(s[shown].astype(float))
         for code, name in enumerate(group_labels):
-            if r[code] < min_cell:
+            if not shown[code]:
                 continue
-            real_share, synthetic_share = r[code] / max(1, r.sum()), s[code] / max(1, s.sum())
+            real_share, synthetic_share = real_shares[code], synthetic_shares[code]
             key = f"{attr} = {name}"
             hold = holdout[:, j] == code
             if hold.sum() >= min_cell:

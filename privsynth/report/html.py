@@ -122,7 +122,8 @@ def _membership(figures: dict[str, Any], m: dict[str, Any]) -> str:
 
 def _utility(report: dict[str, Any]) -> str:
     out = [f"<p class='small'>Categories, bins and cells held by fewer than {report['min_cell']} real patients "
-           "are suppressed from every table and plot.</p>"]
+           f"are suppressed from every table and plot; real counts are rounded to multiples of {report['min_cell']} "
+           "and shares are taken among the cells shown.</p>"]
     t = report.get("tstr")
     if t:
         def fmt(v: float | None) -> str:
@@ -151,8 +152,7 @@ def _utility(report: dict[str, Any]) -> str:
                                  title=f"{name}: synthetic") + "</div>")
     out.append("</div><h3>Every column: real vs synthetic shares</h3><div class='grid'>")
     for col in report["one_way"]:
-        note = f" ({col['suppressed']} small categories suppressed)" if col["suppressed"] else ""
-        out.append(f"<div><b>{escape(col['column'])}</b> <span class='small'>TVD {col['tvd']:.3f}{note}</span><br>"
+        out.append(f"<div><b>{escape(col['column'])}</b> <span class='small'>TVD {col['tvd']:.3f}</span><br>"
                    + svg.bars(col["labels"], {"real": col["real"], "synthetic": col["synthetic"]}, width=460)
                    + "</div>")
     return "".join(out) + "</div>"
@@ -184,13 +184,16 @@ def _bias(report: dict[str, Any]) -> str:
                       "accuracy (trained on synthetic)", ""], rows, classes))
 
 
-def _patients(report: dict[str, Any]) -> str:
+def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
     cards = []
     for k, card in enumerate(report["patients"], 1):
         items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in card.items())
         cards.append(f"<div class='card'><b>Synthetic patient {k}</b><dl>{items}</dl></div>")
+    who = ("None of them is a real person." if not real_columns else
+           f"Partial synthesis: each is a real training patient whose {escape(', '.join(real_columns))} are real "
+           "values; every other value was drawn from the DP model.")
     return ("<p>Random synthetic patients, for a clinician's face validation: do these records look plausible? "
-            "(None of them is a real person.)</p><div class='grid'>" + "".join(cards) + "</div>")
+            f"({who})</p><div class='grid'>" + "".join(cards) + "</div>")
 
 
 def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None) -> str:
@@ -202,7 +205,7 @@ def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, An
         "membership": _membership(figures, manifest),
         "utility": _utility(report) if report else "<p>No utility figures were recorded.</p>",
         "bias": _bias(report) if report else "",
-        "patients": _patients(report) if report else "",
+        "patients": _patients(report, manifest.get("real_columns") or []) if report else "",
     }
     nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS)
     sections = "".join(f'<section id="{key}"><h2>{escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)

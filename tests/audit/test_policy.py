@@ -20,7 +20,12 @@ def test_defaults_and_example_file_agree():
     pytest.param("mia_auc_maxx: 0.6\n", ":1: field 'mia_auc_maxx': unknown threshold. Did you mean 'mia_auc_max'",
                  id="typo"),
     pytest.param("dcr_share_max: 0.52\ntail_p: high\n", ":2: field 'tail_p': must be a number", id="not-a-number"),
-    pytest.param("holdout_fraction: 1.5\n", "'holdout_fraction' must be between 0 and 1", id="out-of-range"),
+    pytest.param("holdout_fraction: 1.5\n",
+                 ":1: field 'holdout_fraction': 'holdout_fraction' must be between 0.05 and 0.5", id="out-of-range"),
+    pytest.param("exact_match_p: 0.01\ntail_p: .nan\n", ":2: field 'tail_p': 'tail_p' must be a finite number",
+                 id="not-finite"),
+    pytest.param("max_attempts: 2.5\n", "'max_attempts' must be a whole number", id="not-whole"),
+    pytest.param("min_holdout: 0\n", "'min_holdout' must be between 100", id="no-floor"),
     pytest.param("- 1\n", "a policy must be a mapping", id="not-a-mapping"),
 ])
 def test_bad_policy_files(tmp_path, text, message):
@@ -28,6 +33,12 @@ def test_bad_policy_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_policy(path)
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("total_delta: 1e-6\n")  # YAML 1.1 reads this as a string
+    assert load_policy(path).total_delta == 1e-6
 
 
 def test_loosening_is_recorded_and_tightening_is_not(tmp_path):

@@ -126,7 +126,7 @@ def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
 def test_a_failed_gate_writes_no_data_and_attempts_are_capped(tmp_path):
     need_rhc()
     policy = tmp_path / "strict.yaml"
-    policy.write_text("mia_auc_max: 0.2\nmax_attempts: 2\n")  # stricter than any real output can meet
+    policy.write_text("mia_auc_max: 0.5\nmax_attempts: 2\n")  # an AUC interval always reaches above 0.5
     ledger = tmp_path / "ledger.sqlite3"
     for attempt in range(2):
         out = tmp_path / f"r{attempt}"
@@ -253,3 +253,28 @@ def test_partial_release_refuses_to_keep_a_sensitive_column(tmp_path):
     run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--keep", "age,dnr1",
               "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "p"))
     assert run.returncode == 2 and "'dnr1': a sensitive column" in run.stderr
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    pytest.param(["--keep", "ALL"], "names every learned column", id="keep-everything"),
+    pytest.param(["SAME-FILE-TWICE"], "give each input file once", id="duplicate-input"),
+])
+def test_mistakes_are_refused_before_the_ledger_spends(tmp_path, extra, message):
+    need_rhc()
+    from privsynth.schema import load_schema
+
+    if extra == ["--keep", "ALL"]:
+        policy = tmp_path / "p.yaml"
+        policy.write_text("allow_keep_sensitive: 1\n")
+        extra = ["--keep", ",".join(c.name for c in load_schema(RHC_SCHEMA).learned_columns), "--policy", str(policy)]
+        inputs = [str(RHC)]
+    else:
+        twin = tmp_path / "copy.csv"
+        twin.write_bytes(RHC.read_bytes())
+        inputs, extra = [str(RHC), str(twin)], []
+    run = cli("release", *inputs, "--schema", str(RHC_SCHEMA), "--epsilon", "1", *extra,
+              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "r"))
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    from privsynth.privacy.ledger import Ledger
+
+    assert Ledger(tmp_path / "l.sqlite3").datasets() == []
