@@ -25,8 +25,9 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px soli
 text-align:left;vertical-align:top}th{background:#f3f3f3}.pass{color:#1a7f37;font-weight:bold}
 .fail{color:#c62828;font-weight:bold}.info{color:#666}.flag{background:#fff3cd}.banner{background:#fff3cd;
 border:1px solid #e0c060;padding:8px 12px;border-radius:4px}.grid{display:flex;flex-wrap:wrap;gap:16px}
-.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;width:260px;font-size:12px;background:#fcfcfc}
-.card dt{font-weight:bold;float:left;clear:left;width:120px;color:#555}.card dd{margin-left:125px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;width:300px;font-size:12px;background:#fcfcfc}
+.card dl{display:grid;grid-template-columns:max-content 1fr;gap:1px 10px;margin:6px 0}
+.card dt{font-weight:bold;color:#555}.card dd{margin:0;overflow-wrap:anywhere}
 .small{font-size:12px;color:#555}
 """
 
