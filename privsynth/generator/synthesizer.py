@@ -180,19 +180,7 @@ class Synthesizer:
         Only quasi-identifier and 'other' columns may be kept unless ``allow_sensitive``.
         """
         model = self._check_fitted()
-        learned = {c.name: c for c in self.schema.learned_columns}
-        keep = list(dict.fromkeys(keep))
-        if not keep:
-            raise InputError("partial synthesis needs at least one column to keep")
-        for name in keep:
-            if name not in learned:
-                raise InputError(f"cannot keep '{name}': not a learned column of schema '{self.schema.name}'; "
-                                 f"allowed: {', '.join(learned)}")
-            if learned[name].role == "sensitive" and not allow_sensitive:
-                raise InputError(f"cannot keep '{name}': it is a sensitive column; only quasi-identifiers and "
-                                 "'other' columns may stay real unless the policy allows sensitive ones")
-        if len(keep) == len(learned):
-            raise InputError("partial synthesis must replace at least one column; every column was kept")
+        keep = check_keep(self.schema, keep, allow_sensitive)
         generator = np.random.default_rng(rng)
         codes, _ = encode(real, self.schema)
         index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
@@ -223,6 +211,25 @@ class Synthesizer:
         synth = cls(schema, model.metadata.get("epsilon", 1.0), model.metadata.get("delta", 1e-6))
         synth.model_ = model
         return synth
+
+
+def check_keep(schema: Schema, keep: list[str] | tuple[str, ...], allow_sensitive: bool = False) -> list[str]:
+    """The columns to keep in a partial synthesis, checked: learned columns of ``schema``,
+    not sensitive unless ``allow_sensitive``, at least one kept and one replaced."""
+    learned = {c.name: c for c in schema.learned_columns}
+    keep = list(dict.fromkeys(keep))
+    if not keep:
+        raise InputError("partial synthesis needs at least one column to keep")
+    for name in keep:
+        if name not in learned:
+            raise InputError(f"cannot keep '{name}': not a learned column of schema '{schema.name}'; "
+                             f"allowed: {', '.join(learned)}")
+        if learned[name].role == "sensitive" and not allow_sensitive:
+            raise InputError(f"cannot keep '{name}': a sensitive column may stay real only if the policy sets "
+                             "allow_keep_sensitive: 1 (quasi-identifiers and 'other' columns may)")
+    if set(keep) >= set(learned):
+        raise InputError("the list to keep names every learned column; partial synthesis must replace at least one")
+    return keep
 
 
 def _schema_fingerprint(schema: Schema) -> str:

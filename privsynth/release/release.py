@@ -30,7 +30,7 @@ import numpy as np
 
 from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
 from privsynth.errors import AuditFailed, InputError, OutputError
-from privsynth.generator.synthesizer import Synthesizer
+from privsynth.generator.synthesizer import Synthesizer, check_keep
 from privsynth.pipeline import consistent, privacy_document, read_view, versions, write_synthetic
 from privsynth.privacy.ledger import Ledger
 from privsynth.privacy.mechanism import rho_for
@@ -103,16 +103,7 @@ def release(
     if target is not None and target not in [c.name for c in schema.learned_columns]:
         raise InputError(f"--target '{target}': not a learned column of schema '{schema.name}'")
     if keep:
-        learned = {c.name: c for c in schema.learned_columns}
-        for name in keep:
-            if name not in learned:
-                raise InputError(f"--keep '{name}': not a learned column of schema '{schema.name}'; "
-                                 f"allowed: {', '.join(learned)}")
-            if learned[name].role == "sensitive" and not policy.allow_keep_sensitive:
-                raise InputError(f"--keep '{name}': a sensitive column may stay real only if the policy sets "
-                                 "allow_keep_sensitive: 1")
-        if set(keep) >= set(learned):
-            raise InputError("--keep names every learned column; partial synthesis must replace at least one")
+        keep = check_keep(schema, keep, bool(policy.allow_keep_sensitive))
     rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
