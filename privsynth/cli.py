@@ -89,13 +89,20 @@ def schema() -> None:
     """Work with schema files."""
 
 
+MAX_MODEL_CELLS_HELP = ("Refuse a schema whose model needs more cells than this (1-way marginals plus within-bin "
+                        "detail; default 50,000,000, about 400 MB).")
+
+
 @schema.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-def schema_check(file: str) -> None:
+@click.option("--max-model-cells", type=int, default=None, help=MAX_MODEL_CELLS_HELP)
+def schema_check(file: str, max_model_cells: int | None) -> None:
     """Load and validate a schema FILE; print its columns."""
+    from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
     from privsynth.schema import load_schema
 
     s = load_schema(file)
+    size = check_footprint(s, max_model_cells or DEFAULT_MAX_MODEL_CELLS)
     table = Table(title=f"schema '{s.name}' ({s.input_format}, reference date {s.reference_date})")
     for name in ("column", "role", "kind", "source", "domain size", "contribution bound"):
         table.add_column(name)
@@ -104,12 +111,15 @@ def schema_check(file: str) -> None:
         table.add_row(c.name, c.role, c.kind if c.learned else "-", src,
                       str(c.domain.size) if c.domain else "-", c.contribution_bound)
     out.print(table)
+    out.print(f"patients keyed by {s.patient_id.describe(s.input_format)}; model at least {size.cells:,} cells "
+              f"(limit {max_model_cells or DEFAULT_MAX_MODEL_CELLS:,})")
     out.print(f"OK: {file}: {len(s.columns)} columns, {len(s.learned_columns)} learned")
 
 
 def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, delta: float,
-                    rows: int | None, seed: int, out_dir: str, fmt: str, validate_input: bool,
-                    skip_bad: bool, method: str = "aim") -> None:
+                    rows: int | None, seed: int | None, out_dir: str, fmt: str, validate_input: bool,
+                    skip_bad: bool, method: str = "aim", max_model_cells: int | None = None) -> None:
+    from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.pipeline import synthesize
     from privsynth.schema import load_schema
 
@@ -117,7 +127,8 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
     with _progress() as progress:
         result = synthesize(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, rows=rows,
                             seed=seed, output_format=fmt, validate_input=validate_input,
-                            on_error="skip" if skip_bad else "raise", progress=progress, method=method)
+                            on_error="skip" if skip_bad else "raise", progress=progress, method=method,
+                            max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
     table = Table(title="privsynth synthesize")
     table.add_column("")
     table.add_column("")
@@ -133,28 +144,34 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
     out.print(table)
 
 
+SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, dates); default: a fresh one, recorded "
+             "in privacy.json. Two runs with the same seed share synthetic ids and names.")
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--schema", "schema_file", required=True, type=click.Path(dir_okay=False), help="Schema YAML.")
 @click.option("--epsilon", type=float, required=True, help="Privacy loss epsilon (e.g. 1).")
 @click.option("--delta", type=float, default=1e-6, show_default=True, help="Privacy loss delta.")
 @click.option("--rows", type=int, default=None, help="Synthetic patients (default: a DP estimate).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the post-processing.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
 @click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True,
               help="Generator: adaptive workload-aware selection (aim) or a spanning tree of pairs (mst).")
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
+@click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
 def synthesize(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float, rows: int | None,
-               seed: int, out_dir: str, fmt: str, method: str, validate_input: bool, skip_bad_input: bool) -> None:
+               seed: int | None, out_dir: str, fmt: str, method: str, validate_input: bool, skip_bad_input: bool,
+               max_model_cells: int | None) -> None:
     """Turn FHIR R4 files or directories, or CSV/Parquet tables (INPUTS), into DP synthetic data.
 
     A FHIR schema writes FHIR R4 (and the patient view as CSV); a table schema writes CSV
     and Parquet.
     """
     _run_synthesize(inputs, Path(schema_file), epsilon, delta, rows, seed, out_dir, fmt,
-                    validate_input, skip_bad_input, method)
+                    validate_input, skip_bad_input, method, max_model_cells)
 
 
 @main.command()
@@ -162,7 +179,8 @@ def synthesize(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta:
               help="New output directory.")
 @click.option("--patients", type=int, default=1000, show_default=True, help="Size of the example hospital.")
 @click.option("--epsilon", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the example export (its fake patients); the synthesis draws a fresh one.")
 @click.option("--export-only", "export_dir", type=click.Path(file_okay=False), default=None,
               help="Only write the example FHIR export to this new directory (e.g. to try `privsynth release`).")
 def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str | None) -> None:
@@ -184,7 +202,7 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str
         with _progress() as progress:
             write_example_export(Path(tmp), patients, seed,
                                  progress=lambda d, t: progress("example export", d, t))
-        _run_synthesize((tmp,), DEFAULT_SCHEMA, epsilon, 1e-6, None, seed, out_dir, "ndjson",
+        _run_synthesize((tmp,), DEFAULT_SCHEMA, epsilon, 1e-6, None, None, out_dir, "ndjson",
                         False, False)
 
 
@@ -221,17 +239,17 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
     """
     import json
 
+    from privsynth.atomic import write_bytes
     from privsynth.audit import evaluate, load_policy
     from privsynth.pipeline import read_view
-    from privsynth.release.atomic import write_bytes
     from privsynth.schema import load_schema
 
     s = load_schema(schema_file)
     policy = load_policy(policy_file)
     with _progress() as progress:
-        train, _ = read_view([Path(train_path)], s, progress=progress)
-        holdout, _ = read_view([Path(holdout_path)], s, progress=progress)
-        synthetic, _ = read_view([Path(synthetic_path)], s, progress=progress)
+        train, _ = read_view([Path(train_path)], s, progress=progress, keyed=False)
+        holdout, _ = read_view([Path(holdout_path)], s, progress=progress, keyed=False)
+        synthetic, _ = read_view([Path(synthetic_path)], s, progress=progress, keyed=False)
         result = evaluate(train, holdout, synthetic, s, policy, epsilon=epsilon, delta=delta, seed=seed,
                           progress=progress)
     out.print(_verdict_table(result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)"))
@@ -254,17 +272,22 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy YAML.")
 @click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None,
               help="Budget ledger (SQLite); default $PRIVSYNTH_LEDGER or ~/.local/share/privsynth/ledger.sqlite3.")
+@click.option("--dataset", default="default", show_default=True,
+              help="The named budget (one per data source) whose patients this release is charged to.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New release directory.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and post-processing.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP + " The train/holdout split is "
+              "never seeded.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
 @click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
 @click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
 @click.option("--target", default=None, help="Column the report's TSTR models predict (default: the schema's).")
+@click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
 def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
-                    policy_file: str | None, ledger_file: str | None, out_dir: str, seed: int, fmt: str,
-                    method: str, keep: str, target: str | None) -> None:
-    """Split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
+                    policy_file: str | None, ledger_file: str | None, dataset: str, out_dir: str, seed: int | None,
+                    fmt: str, method: str, keep: str, target: str | None, max_model_cells: int | None) -> None:
+    """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
+    from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.release.release import release
     from privsynth.schema import load_schema
@@ -275,14 +298,21 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     with _progress() as progress:
         result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
-                         keep=[k.strip() for k in keep.split(",") if k.strip()], target=target)
+                         keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
+                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
     out.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
-    spent, total = m["ledger"]["dataset_rho_spent"], m["ledger"]["dataset_rho_budget"]
-    out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), "
-              f"rho {m['rho']:.6g}; dataset budget spent {spent:.6g} of {total:.6g})")
-    if m["real_columns"]:
-        out.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m['real_columns'])}")
+    out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "
+              f"budget '{result.budget}': the worst-off patient has now spent epsilon {result.worst_epsilon_spent:.3g} "
+              f"of {result.epsilon_budget:.3g} (delta {result.delta_budget:g})")
+    if s.input_format == "table" and s.patient_id.column is None:
+        out.print("[yellow]patients keyed by a hash of each row:[/] the schema declares no patient_id column, so a "
+                  "patient whose values differ in another export counts as a new patient in the budget")
+    if result.rows_sharing_a_key:
+        out.print(f"[yellow]{result.rows_sharing_a_key} rows share their key with another row:[/] they may be one "
+                  "patient counted more than once, so the ledger charged each such key rho times its count squared")
+    if m.real_columns:
+        out.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m.real_columns)}")
     for line in policy.weakened():
         out.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
     out.print(f"internal audit figures (NOT for sharing): {result.audit_file}")
@@ -310,20 +340,31 @@ def budget() -> None:
 @budget.command("show")
 @click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None, help="Budget ledger file.")
 def budget_show(ledger_file: str | None) -> None:
-    """Every dataset's total budget, what its releases spent, and its attempts."""
+    """Every named budget: its total, and what its worst-off patient has spent."""
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.privacy.mechanism import epsilon_for
+    from privsynth.release.release import reconcile
 
     path = Path(ledger_file) if ledger_file else default_ledger_path()
     if not path.exists():
         _fail(f"{path}: no ledger yet (it is created by the first `privsynth release`)")
+    ledger = Ledger(path)
+    for release_id, status in reconcile(ledger):
+        console.print(f"reconciled: release {release_id} was left unfinished by a killed process; now {status}")
     table = Table(title=f"privacy budget ledger {path}")
-    for name in ("dataset", "label", "rho spent / budget", "epsilon spent / budget (at the budget's delta)",
-                 "attempts", "released"):
+    for name in ("budget", "worst-off patient: epsilon / total (delta)", "rho / total", "patients",
+                 "at the worst", "releases (released)"):
         table.add_column(name)
-    for d in Ledger(path).datasets():
-        eps = epsilon_for(d.rho_spent, d.delta_budget) if d.rho_spent > 0 else 0.0
-        table.add_row(d.hash[:12], d.label, f"{d.rho_spent:.6g} / {d.rho_budget:.6g}",
-                      f"{eps:.3g} / {epsilon_for(d.rho_budget, d.delta_budget):.3g} (delta {d.delta_budget:g})",
-                      str(d.attempts), str(d.released))
+    partial = 0
+    for b in ledger.budgets():
+        eps = epsilon_for(b.worst_rho, b.delta_budget) if b.worst_rho > 0 else 0.0
+        table.add_row(b.name, f"{eps:.3g} / {epsilon_for(b.rho_budget, b.delta_budget):.3g} ({b.delta_budget:g})",
+                      f"{b.worst_rho:.6g} / {b.rho_budget:.6g}", f"{b.patients:,}", f"{b.patients_at_worst:,}",
+                      f"{b.releases} ({b.released})" + (f", {b.reserved} running" if b.reserved else "")
+                      + (f", {b.partial} partial" if b.partial else ""))
+        partial += b.partial
     out.print(table)
+    out.print("A patient's spend counts every budget name they were charged under.")
+    if partial:
+        out.print(f"[yellow]{partial} partial-synthesis release(s):[/] their kept columns are real values, which no "
+                  "epsilon covers")

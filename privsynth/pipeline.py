@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -23,12 +24,13 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from privsynth.atomic import atomic_directory, write_bytes
 from privsynth.errors import InputError, OutputError
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row, to_bundle, validate
+from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.privacy.mechanism import rho_for
-from privsynth.release.atomic import atomic_directory, write_bytes
 from privsynth.schema.model import Schema
 from privsynth.table import read_table, write_table
 
@@ -48,6 +50,18 @@ class SynthesisResult:
     rho_total: float
     rho_spent: float
     seconds: dict[str, float]
+
+
+def post_processing_seed(seed: int | None) -> int:
+    """The seed of sampling, decoding, Faker identities and dates: the one given, else fresh.
+
+    It only ever touches DP output (never which patients are used), so it is recorded in
+    the output; a fresh default makes each run's synthetic ids, MRNs and names its own."""
+    if seed is None:
+        return secrets.randbits(52)  # exact in any JSON reader
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError("--seed must be a non-negative whole number")
+    return seed
 
 
 def versions() -> dict[str, str]:
@@ -72,10 +86,11 @@ def consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
-              progress: Progress | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The patient view of FHIR files or tables (as the schema says), and the ingest counts."""
+              progress: Progress | None = None, keyed: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The patient view of FHIR files or tables (as the schema says), and the ingest counts.
+    ``keyed=False``: a table's patient_id column may be absent (audits of other tools' data)."""
     if schema.input_format == "table":
-        view, table_report = read_table(inputs, schema, on_error=on_error)
+        view, table_report = read_table(inputs, schema, on_error=on_error, keyed=keyed)
         return view, table_report.as_dict()
     view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
                                            progress=progress)
@@ -99,23 +114,27 @@ def synthesize(
     epsilon: float,
     delta: float = 1e-6,
     rows: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     output_format: str = "ndjson",
     validate_input: bool = False,
     on_error: str = "raise",
     progress: Progress | None = None,
     method: str = "aim",
+    max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
 ) -> SynthesisResult:
     """Run the whole path once and write the shareable output directory ``out``.
 
     FHIR schemas read FHIR files and write FHIR R4 plus the patient-view table; table
-    schemas read CSV/Parquet and write CSV and Parquet.
+    schemas read CSV/Parquet and write CSV and Parquet. ``seed`` fixes the post-processing
+    (a fresh one is drawn and recorded when it is None).
     """
     if output_format not in FORMATS:
         raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(FORMATS)}")
     if rows is not None and rows < 1:
         raise InputError("--rows must be a positive number of synthetic patients")
     rho_for(epsilon, delta)  # refuse a bad budget before any data is touched
+    check_footprint(schema, max_model_cells)  # and a model too large for memory
+    seed = post_processing_seed(seed)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
@@ -126,7 +145,8 @@ def synthesize(
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    synth = Synthesizer(schema, epsilon, delta, method=method).fit(view, progress=progress)
+    synth = Synthesizer(schema, epsilon, delta, method=method, max_model_cells=max_model_cells).fit(
+        view, progress=progress)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -184,6 +204,9 @@ def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: 
     }
 
 
+ID_SPACE = 10**12  # fresh table ids: distinct 12-digit numbers, so two releases' ids do not collide
+
+
 def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int) -> dict[str, int]:
     """The synthetic table with the input's column names, fresh ids for identifier columns."""
     import numpy as np
@@ -195,8 +218,9 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
         name = col.source.column or col.name
         if col.learned:
             columns[name] = sample[col.name]
-        else:  # fresh, meaningless identifiers: a random permutation of 1..n
-            columns[name] = pd.Series(rng.permutation(len(sample)) + 1)
+        else:  # fresh, meaningless identifiers, distinct within the table, drawn from a large space
+            columns[name] = pd.Series(ID_SPACE // 10 + rng.choice(ID_SPACE - ID_SPACE // 10, len(sample),
+                                                                  replace=False))
     table = pd.DataFrame(columns)
     write_table(table, tmp, "synthetic")
     return {"rows": len(table)}

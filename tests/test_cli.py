@@ -134,3 +134,18 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (out / "patients.csv").exists() and (out / "privacy.json").exists()
     assert (tmp_path / "demo.internal.json").exists()
     assert "rho spent / allowed" in proc.stdout
+
+
+def test_a_huge_domain_is_refused_by_schema_check_and_before_reading(tmp_path):
+    text = SCHEMA.read_text()
+    bmi, systolic = "bins: [10, 16, 18.5, 25, 30, 35, 40, 50, 70]", "bins: [60, 90, 110, 120, 130, 140, 160, 180, 250]"
+    assert bmi in text and systolic in text
+    huge = tmp_path / "huge.yaml"  # two numbers of 4 M bins each: 72 M cells with their within-bin detail
+    huge.write_text(text.replace(bmi, "bins: 4000000", 1).replace(systolic, "bins: 4000000", 1))
+    check_error(run("schema", "check", str(huge)), "huge.yaml:", "needs at least", "cells", "above the limit")
+    # refused before the (missing) input is even looked at
+    check_error(run("synthesize", str(tmp_path / "no-such-export"), "--schema", str(huge), "--epsilon", "1",
+                    "--out", str(tmp_path / "o")), "above the limit of 50,000,000")
+    ok = run("schema", "check", str(huge), "--max-model-cells", "100000000")
+    assert ok.returncode == 0 and "OK:" in ok.stdout, ok.stderr
+

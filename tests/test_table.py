@@ -47,9 +47,11 @@ def test_identifier_columns_get_fresh_values(tmp_path):
     schema = load_schema(ROOT / "schemas" / "tabular" / "nafld1.yaml")
     small = tmp_path / "nafld1-head.csv"
     pd.read_csv(TABULAR / "nafld1.csv").head(2000).to_csv(small, index=False)
-    result = synthesize([small], schema, tmp_path / "out", epsilon=1.0, rows=500)
-    out = pd.read_csv(result.out / "data" / "synthetic.csv")
-    assert sorted(out["id"]) == list(range(1, 501))  # a permutation of 1..n, unrelated to the input
+    runs = [synthesize([small], schema, tmp_path / f"out{k}", epsilon=1.0, rows=500) for k in range(2)]
+    ids = [pd.read_csv(r.out / "data" / "synthetic.csv")["id"] for r in runs]
+    # distinct 12-digit numbers, unrelated to the input, and two runs' ids do not collide
+    assert ids[0].is_unique and ids[0].between(10**11, 10**12 - 1).all()
+    assert not set(ids[0]) & set(ids[1]) and not set(ids[0]) & set(pd.read_csv(small)["id"])
 
 
 def test_a_missing_column_and_a_bad_number_are_clear_errors(tmp_path):
@@ -87,3 +89,54 @@ def test_integer_categories_mixed_with_other_write_to_parquet(tmp_path):
     back = pd.read_parquet(parquet_path)
     assert back["outcome"].tolist()[:3] == ["0", "1", "other"] and pd.isna(back["outcome"].iloc[3])
     assert csv_path.read_text().splitlines()[1:4] == ["0,1", "1,2", "other,3"]
+
+
+TOY = {"name": "toy", "input": "table", "patient_id": "pid", "columns": [
+    {"name": "pid", "role": "direct_identifier", "faker": "id", "source": {"column": "pid"}},
+    {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
+     "domain": {"categories": ["F", "M"]}},
+    {"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
+     "domain": {"lower": 0, "upper": 100, "bins": 10}}]}
+
+
+@pytest.mark.parametrize(("lines", "where", "fields"), [
+    pytest.param(["pid,sex,age", "1,F,30", "2,M,40,", "3,F,50"], ":3:", "4 fields", id="one-row-too-long"),
+    pytest.param(["pid,sex,age", "1,F,30,x", "2,M,40,y"], ":2:", "4 fields", id="every-row-too-long"),
+    pytest.param(["pid,sex,age", "1,F,30", "2,M"], ":3:", "2 fields", id="row-too-short"),
+    pytest.param(["pid,sex,age", "1,F,30", "", '2,"M', 'x",40', "3,F"], ":6:", "2 fields",
+                 id="after-a-blank-line-and-a-quoted-line-break"),
+])
+def test_rows_longer_or_shorter_than_the_header_are_refused_with_their_line(tmp_path, lines, where, fields):
+    """pandas would take the first field as the index (every row one longer: all columns
+    shift by one), or fill short rows with blanks; both are errors here."""
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=f"ragged.csv{where} {fields}, but the header \\(line 1\\) names 3"):
+        read_table([path], load_schema(TOY))
+
+
+def test_a_patient_id_given_twice_is_refused_naming_both_lines(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("pid,sex,age\n1,F,30\n2,M,40\n")
+    second.write_text("pid,sex,age\n3,F,50\n2,M,41\n")
+    with pytest.raises(InputError, match=r"b\.csv:3: the same patient id \(column 'pid'\) as .*a\.csv:3") as err:
+        read_table([first, second], load_schema(TOY))
+    assert ",40" not in str(err.value) and "'2'" not in str(err.value)  # never a value
+    missing = tmp_path / "c.csv"
+    missing.write_text("pid,sex,age\n1,F,30\n,M,40\n")
+    with pytest.raises(InputError, match=r"c\.csv:3: column 'pid': no patient id"):
+        read_table([missing], load_schema(TOY))
+
+
+def test_the_view_is_keyed_by_patient_id_or_by_row_content(tmp_path):
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    csv.write_text("pid,sex,age\n10,F,30\n11,M,40\n")
+    view, report = read_table([csv], load_schema(TOY))
+    assert list(view.index) == ["10", "11"] and report.patient_key == "column 'pid'"
+    # without a declared id, a hash of each row: the same rows as Parquet, re-ordered, get the same keys
+    no_id = load_schema({**TOY, "patient_id": None})
+    pd.read_csv(csv).iloc[::-1].to_parquet(parquet, index=False)
+    from_csv, _ = read_table([csv], no_id)
+    from_parquet, report = read_table([parquet], no_id)
+    assert sorted(from_csv.index) == sorted(from_parquet.index) and from_csv.index[0] == from_parquet.index[1]
+    assert report.patient_key.startswith("a hash of each row")

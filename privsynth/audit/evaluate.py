@@ -28,11 +28,12 @@ Progress = Callable[[str, int, int], None]
 
 def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
              policy: Policy | None = None, *, epsilon: float | None = None, delta: float = 1e-6,
-             seed: int = 0, workers: int | None = None, progress: Progress | None = None,
+             seed: int | None = 0, workers: int | None = None, progress: Progress | None = None,
              keep: list[str] | None = None) -> AuditResult:
     """Audit ``synthetic`` (patient views, one row per patient) against ``train`` (what the
     generator saw) and ``holdout`` (what it never saw). ``epsilon``/``delta``: the claimed
-    guarantee, if any (an empirical lower bound above it is a failure).
+    guarantee, if any (an empirical lower bound above it is a failure). ``seed``: of the
+    audit's own resampling; None draws it from OS entropy (as ``release`` does).
 
     ``keep``: the synthetic rows are a PARTIAL synthesis of the train patients with these
     columns real. Membership is then disclosed by design (the rows are the train patients),

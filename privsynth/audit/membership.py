@@ -27,7 +27,7 @@ from privsynth.audit.neighbours import nearest
 from privsynth.audit.policy import Policy
 from privsynth.audit.result import Check
 from privsynth.audit.space import AuditSpace
-from privsynth.audit.stats import auc, auc_interval, epsilon_lower_bound, roc, tpr_at_fpr
+from privsynth.audit.stats import auc, auc_interval, epsilon_lower_bound, roc, tpr_at_fpr, tpr_at_fpr_interval
 
 SMOOTH = 1e-4  # added to distances before the log, so exact copies score high but finite
 ROC_POINTS = 200
@@ -38,24 +38,26 @@ def attack_checks(name: str, members: np.ndarray, nonmembers: np.ndarray, policy
     audit = f"membership inference ({name})"
     value = auc(members, nonmembers)
     lo, hi = auc_interval(members, nonmembers, rng)
-    tpr1 = tpr_at_fpr(members, nonmembers, 0.01)
+    tpr1, tpr1_lo, tpr1_hi = tpr_at_fpr_interval(members, nonmembers, 0.01)
     tpr01 = tpr_at_fpr(members, nonmembers, 0.001)
     eps_lb = epsilon_lower_bound(members, nonmembers, delta)
     allowed1 = None if epsilon is None else min(1.0, math.exp(epsilon) * 0.01 + delta)
     eps_limit = policy.epsilon_lower_bound_max if epsilon is None else min(policy.epsilon_lower_bound_max, epsilon)
     claimed = "" if epsilon is None else f"; claimed epsilon {epsilon:g} allows TPR <= {allowed1:.3f} at 1% FPR"
     checks = [
-        Check(audit, "AUC", value, (lo, hi), f"fails if upper bound > {policy.mia_auc_max:g}",
-              hi <= policy.mia_auc_max),
-        Check(audit, "TPR at 1% FPR", tpr1, None, f"fails if > {policy.mia_tpr_at_1pct_fpr_max:g}",
-              tpr1 <= policy.mia_tpr_at_1pct_fpr_max, f"(TPR at 0.1% FPR {tpr01:.4f}{claimed})"),
+        Check(audit, "AUC", value, (lo, hi), f"fails if lower bound > {policy.mia_auc_max:g}",
+              lo <= policy.mia_auc_max),
+        Check(audit, "TPR at 1% FPR", tpr1, (tpr1_lo, tpr1_hi),
+              f"fails if lower bound > {policy.mia_tpr_at_1pct_fpr_max:g}",
+              tpr1_lo <= policy.mia_tpr_at_1pct_fpr_max, f"(TPR at 0.1% FPR {tpr01:.4f}{claimed})"),
         Check(audit, "empirical epsilon lower bound", eps_lb, None,
               f"fails if > {eps_limit:g}" + ("" if epsilon is None else " (policy limit or claimed epsilon)"),
               eps_lb <= eps_limit),
     ]
     fpr, tpr = roc(members, nonmembers)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
-    figures = {"auc": value, "auc_interval": [lo, hi], "tpr_at_1pct_fpr": tpr1, "tpr_at_0.1pct_fpr": tpr01,
+    figures = {"auc": value, "auc_interval": [lo, hi], "tpr_at_1pct_fpr": tpr1,
+               "tpr_at_1pct_fpr_interval": [tpr1_lo, tpr1_hi], "tpr_at_0.1pct_fpr": tpr01,
                "epsilon_lower_bound": eps_lb, "roc_fpr": fpr[keep].tolist(), "roc_tpr": tpr[keep].tolist(),
                "members": len(members), "nonmembers": len(nonmembers)}
     return checks, figures

@@ -70,9 +70,12 @@ class Policy:
     - tail: among the closest 1% of distances, train-side hits outnumber holdout-side hits
       by more than ``tail_ratio_max`` with binomial p < ``tail_p``; (these p-value tests are
       Bonferroni-corrected as one family: see reidentification.py)
-    - membership inference: an attack's AUC upper bound exceeds ``mia_auc_max``, or its
-      TPR at 1% FPR exceeds ``mia_tpr_at_1pct_fpr_max``, or its empirical epsilon lower
-      bound exceeds ``epsilon_lower_bound_max`` -- or the claimed epsilon, always;
+    - membership inference: the lower end of an attack's AUC interval exceeds
+      ``mia_auc_max``, or the lower end of its TPR-at-1%-FPR interval exceeds
+      ``mia_tpr_at_1pct_fpr_max``, or its empirical epsilon lower bound exceeds
+      ``epsilon_lower_bound_max`` -- or the claimed epsilon, always. (Every gate fails on
+      evidence of a leak, so a clean release is refused rarely however small the holdout;
+      ``min_holdout`` is what gives the gates their power.)
     - attribute inference (partial synthesis only): the lower bound of the risk of guessing
       a replaced column from the kept ones exceeds ``attribute_risk_max``.
 

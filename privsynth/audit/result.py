@@ -46,11 +46,11 @@ class AuditResult:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if c.passed is False]
 
-    def verdicts(self) -> list[dict[str, Any]]:
-        """The coarse, shareable part: each check's verdict and its figure to 2 decimals."""
-        return [{"audit": c.audit, "check": c.name, "value": round(c.value, 2),
-                 "rule": c.rule, "verdict": {True: "pass", False: "fail", None: "info"}[c.passed]}
-                for c in self.checks]
+    def verdicts(self) -> list[dict[str, str]]:
+        """The shareable part: each check's verdict and rule, without the figure (computed on real
+        patients, not DP, so it stays in the internal audit)."""
+        return [{"audit": c.audit, "check": c.name, "rule": c.rule,
+                 "verdict": {True: "pass", False: "fail", None: "info"}[c.passed]} for c in self.checks]
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "sizes": self.sizes, "checks": [asdict(c) for c in self.checks],

@@ -1,32 +1,72 @@
 """The patient-level train / holdout split, made before the generator sees anything.
 
->>> train, holdout = holdout_split(1000, 0.2, 100, np.random.default_rng(0))
->>> len(train), len(holdout), len(set(train) & set(holdout))
-(800, 200, 0)
+Each patient goes to the holdout by an independent coin with probability ``fraction``,
+drawn from fresh OS entropy that is never recorded. So the assignment cannot be computed
+from anything published (seeds, the manifest) nor from the order of the input, and adding
+one patient x to the input changes the training set by at most x (the other patients'
+coins are the same random variables either way): the DP guarantee of the model fitted on
+train carries over to the input, with the patient as the unit. A split keyed to a seed and
+to the number of rows reshuffles everyone when one patient is added, and then the
+neighbouring training sets differ by hundreds of patients (docs/privacy.md).
+
+>>> train, holdout = holdout_split(10_000, 0.2, 100)
+>>> len(train) + len(holdout), len(set(train) & set(holdout))
+(10000, 0)
+>>> 1_800 < len(holdout) < 2_200
+True
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from privsynth.errors import AuditError
 
+MARGIN_SD = 4.0  # the realised holdout falls short of min_holdout with probability < 1e-4
+
+
+def patients_needed(fraction: float, min_holdout: int) -> int:
+    """The fewest patients whose random split leaves ``min_holdout`` on each side with
+    overwhelming probability: ``n * f - 4 sd >= min_holdout`` for the smaller side, where
+    ``sd = sqrt(n f (1 - f))`` is the binomial spread of its size (a public formula)."""
+    side, spread = min(fraction, 1 - fraction), math.sqrt(fraction * (1 - fraction))
+    root = (MARGIN_SD * spread + math.sqrt((MARGIN_SD * spread) ** 2 + 4 * side * min_holdout)) / (2 * side)
+    n = max(1, int(math.floor(root * root)) - 1)
+    while n * side - MARGIN_SD * spread * math.sqrt(n) < min_holdout:
+        n += 1
+    return n
+
+
+def check_split_size(n: int, fraction: float, min_holdout: int) -> None:
+    """Refuse data too small to audit, before anything is spent."""
+    need = patients_needed(fraction, min_holdout)
+    if n < need:
+        raise AuditError(
+            f"too few patients to audit a release: {n} patients, and the policy's holdout_fraction {fraction:g} "
+            f"with min_holdout {min_holdout} on each side needs at least {need} (the holdout is drawn at random, "
+            "so its size varies). Audits on fewer patients cannot tell a leak from chance; use more patients, "
+            "or a policy with a smaller min_holdout (recorded as a weakening)")
+
 
 def holdout_split(n: int, fraction: float, min_holdout: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of train and holdout (a uniformly random ``fraction`` of patients).
+                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of train and holdout: each of the ``n`` patients is held out with
+    probability ``fraction``, independently.
 
-    Refuses data too small to audit: the holdout must have ``min_holdout`` patients, and
-    train at least as many (the audits compare equal-size samples of both).
+    ``rng`` is for tests only: without it the coins come from fresh OS entropy, which is
+    how ``privsynth release`` splits (the assignment must never be reproducible from
+    anything recorded). Refuses data too small to audit: the holdout must have
+    ``min_holdout`` patients, and train at least as many (the audits compare equal-size
+    samples of both).
     """
-    size = int(round(n * fraction))
-    if size < min_holdout or n - size < min_holdout:
-        need = int(np.ceil(min_holdout / min(fraction, 1 - fraction)))
+    check_split_size(n, fraction, min_holdout)
+    generator = np.random.default_rng() if rng is None else rng  # no seed: OS entropy
+    held = generator.random(n) < fraction
+    train, holdout = np.flatnonzero(~held), np.flatnonzero(held)
+    if len(holdout) < min_holdout or len(train) < min_holdout:  # probability < 1e-4 after the check
         raise AuditError(
-            f"too few patients to audit a release: {n} patients give a holdout of {size} at "
-            f"holdout_fraction {fraction:g}, and the policy needs min_holdout {min_holdout} on each side "
-            f"(at least {need} patients). Audits on fewer patients cannot tell a leak from chance; "
-            "use more patients, or a policy with a smaller min_holdout (recorded as a weakening)"
-        )
-    order = rng.permutation(n)
-    return np.sort(order[size:]), np.sort(order[:size])
+            f"the random split left fewer than min_holdout {min_holdout} patients on one side (a rare draw); "
+            "nothing was fitted and the budget was not spent: run the release again")
+    return train, holdout

@@ -83,6 +83,33 @@ def tpr_at_fpr(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> float
     return float(t[allowed].max()) if allowed.any() else 0.0
 
 
+def tpr_at_fpr_interval(members: np.ndarray, nonmembers: np.ndarray, fpr: float,
+                        alpha: float = 0.05) -> tuple[float, float, float]:
+    """TPR at FPR <= ``fpr`` with its Clopper-Pearson (1 - alpha) interval.
+
+    The threshold is set on the non-members alone (flag scores above the (c+1)-th highest
+    non-member score, c = floor(fpr * n0)), so given it the members above it are a binomial
+    count: the interval is exact for that threshold. A gate on its LOWER end fails only on
+    evidence of a leak, so a clean release's chance of a false refusal does not grow as the
+    holdout shrinks (a point estimate over 2% refused 2 of 6 clean releases of 3,000 patients).
+
+    >>> tpr, lo, hi = tpr_at_fpr_interval(np.arange(100.0), np.arange(100.0), 0.01)
+    >>> tpr, round(lo, 4), round(hi, 4)
+    (0.01, 0.0003, 0.0545)
+    """
+    n1, n0 = len(members), len(nonmembers)
+    if n1 == 0 or n0 == 0:
+        return 0.0, 0.0, 1.0
+    allowed = int(math.floor(fpr * n0 + 1e-9))
+    if allowed >= n0:
+        k = n1
+    else:
+        cut = np.sort(nonmembers)[::-1][allowed]  # the (allowed+1)-th highest non-member score
+        k = int((members > cut).sum())
+    lo, hi = clopper_pearson(k, n1, alpha)
+    return k / n1, lo, hi
+
+
 def epsilon_lower_bound(members: np.ndarray, nonmembers: np.ndarray, delta: float,
                         alpha: float = 0.05, thresholds: int = 20) -> float:
     """An empirical lower bound on epsilon from an attack (Jagielski et al. 2020).
@@ -109,3 +136,20 @@ def epsilon_lower_bound(members: np.ndarray, nonmembers: np.ndarray, delta: floa
             if good - delta > 0 and bad > 0:
                 best = max(best, math.log((good - delta) / bad))
     return best
+
+
+def neighbour_epsilon_bound(without: np.ndarray, with_x: np.ndarray, delta: float, alpha: float = 0.05) -> float:
+    """The empirical epsilon lower bound of a black-box neighbour test: ``without[k, j]`` and
+    ``with_x[k, j]`` are statistic j of the k-th run of a mechanism on D and on D + x. Each
+    statistic is tested in both directions, Bonferroni-corrected over the statistics; the
+    largest bound is returned: with probability >= 1 - alpha, the mechanism's true epsilon
+    (at this delta) is at least that large, so a bound above the claimed epsilon is a bug.
+
+    >>> same = np.random.default_rng(0).normal(size=(200, 2))
+    >>> neighbour_epsilon_bound(same, same[::-1], 1e-6)
+    0.0
+    """
+    columns = without.shape[1]
+    level = alpha / columns
+    return max(max(epsilon_lower_bound(with_x[:, j], without[:, j], delta, alpha=level),
+                   epsilon_lower_bound(without[:, j], with_x[:, j], delta, alpha=level)) for j in range(columns))

@@ -5,6 +5,12 @@ Every resource the schema reads is attributed to its patient through ``subject``
 ``.../Patient/<id>`` references). Many resources per patient are summarised as the schema
 says (exists, count, first, last). Resources whose patient cannot be resolved are counted
 and reported. Nothing here prints; values never appear in messages.
+
+One patient is one Patient resource: a second Patient with the same id (or the same
+identifier, when the schema keys patients by one) is an error naming both places, never
+merged -- a merged row would let one neighbour change a row instead of adding one. The
+view's index is each patient's stable key (the schema's ``patient_id``), used only to
+charge the per-patient privacy budget; it never reaches an output.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from privsynth.errors import InputError
@@ -49,11 +54,11 @@ class IngestReport:
     resources_used: Counter[str] = field(default_factory=Counter)
     resources_not_in_schema: int = 0
     unresolved_patient: Counter[str] = field(default_factory=Counter)
-    duplicate_patients: int = 0
     unit_mismatch: Counter[str] = field(default_factory=Counter)
     unreadable_value: Counter[str] = field(default_factory=Counter)
     errors_skipped: dict[str, int] = field(default_factory=dict)
     patients: int = 0
+    patient_key: str = "Patient.id"
     per_reference: Counter[str] = field(default_factory=Counter, repr=False)  # internal, never reported
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,7 +70,7 @@ class IngestReport:
             "resources_used": dict(sorted(self.resources_used.items())),
             "resources_not_in_schema": self.resources_not_in_schema,
             "unresolved_patient_reference": dict(self.unresolved_patient),
-            "duplicate_patients": self.duplicate_patients,
+            "patient_key": self.patient_key,
             "unit_mismatch": dict(self.unit_mismatch),
             "unreadable_value": dict(self.unreadable_value),
             "errors_skipped": self.errors_skipped,
@@ -201,6 +206,7 @@ def build_patient_view(
     patients: dict[str, dict[str, Any]] = {}  # patient id -> raw Patient values
     birth: dict[str, dt.date | None] = {}
     aliases: dict[str, str] = {}  # reference key -> patient id
+    seen = _Seen(schema.patient_id.identifier_system)
     states: dict[str, dict[str, _State]] = defaultdict(dict)  # reference key -> column -> state
 
     done = 0
@@ -220,11 +226,11 @@ def build_patient_view(
             if validate:
                 validate_resource(resource, loc)
             if rtype == "Patient":
-                _read_patient(resource, loc, patient_cols, schema, patients, birth, aliases, report)
+                _read_patient(resource, loc, patient_cols, patients, birth, aliases, seen, report)
                 continue
             _read_clinical(resource, rtype, loc, compiled, states, report)
         except InputError as exc:
-            if on_error != "skip":
+            if on_error != "skip" or isinstance(exc, DuplicatePatientError):
                 raise
             stats.errors_skipped[reason(exc)] += 1
 
@@ -237,22 +243,60 @@ def build_patient_view(
             "no Patient resource found in the input; the patient view needs one Patient per "
             "patient (Bundles with a Patient entry, or a Patient.ndjson file)"
         )
-    frame = _assemble(schema, patients, birth, aliases, states, report)
+    frame = _assemble(schema, patients, birth, aliases, states, report, seen.key_of)
     report.patients = len(frame)
+    report.patient_key = schema.patient_id.describe("fhir")
     return frame, report
 
 
+class DuplicatePatientError(InputError):
+    """Two Patient resources claim one patient: never skipped, whatever ``on_error`` says."""
+
+
+class _Seen:
+    """Where each patient's Patient resource was read, by Patient.id and by the schema's
+    patient key (an identifier), to refuse a second Patient claiming either."""
+
+    def __init__(self, identifier_system: str | None) -> None:
+        self.system = identifier_system
+        self.by_id: dict[str, Location] = {}
+        self.by_key: dict[str, Location] = {}
+        self.key_of: dict[str, str] = {}  # Patient.id -> stable patient key
+
+    def add(self, pid: str, resource: dict[str, Any], loc: Location) -> None:
+        if pid in self.by_id:
+            raise _duplicate("Patient.id", self.by_id[pid], loc)
+        key = pid
+        if self.system is not None:
+            values = [i.get("value") for i in resource.get("identifier") or []
+                      if isinstance(i, dict) and i.get("system") == self.system]
+            if not values or not isinstance(values[0], str) or not values[0]:
+                raise InputError(f"{loc.describe('Patient.identifier')}: no identifier of system {self.system}; the "
+                                 "schema's patient_id needs it on every Patient (it keys the privacy budget)")
+            key = values[0]
+            if key in self.by_key:
+                raise _duplicate(f"Patient.identifier ({self.system})", self.by_key[key], loc)
+            self.by_key[key] = loc
+        self.by_id[pid] = loc
+        self.key_of[pid] = key
+
+
+def _duplicate(what: str, first: Location, second: Location) -> DuplicatePatientError:
+    return DuplicatePatientError(
+        f"{second.describe(what)}: the same {what} as the Patient at {first.describe()}. One patient must be "
+        "one Patient (the privacy unit): if these are two exports of the same patients, give one of them; if they "
+        "are different patients, their ids must differ")
+
+
 def _read_patient(
-    resource: dict[str, Any], loc: Location, extractors: list[_Extractor], schema: Schema,
+    resource: dict[str, Any], loc: Location, extractors: list[_Extractor],
     patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
-    aliases: dict[str, str], report: IngestReport,
+    aliases: dict[str, str], seen: _Seen, report: IngestReport,
 ) -> None:
     pid = resource.get("id")
     if not isinstance(pid, str) or not pid:
         raise InputError(f"{loc.describe('Patient.id')}: missing; every Patient needs an id")
-    if pid in patients:
-        report.duplicate_patients += 1
-        return
+    seen.add(pid, resource, loc)
     values: dict[str, Any] = {}
     for ex in extractors:
         found = _read(ex, resource, loc)
@@ -359,6 +403,7 @@ def _read_clinical(
 def _assemble(
     schema: Schema, patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
     aliases: dict[str, str], states: dict[str, dict[str, _State]], report: IngestReport,
+    key_of: dict[str, str],
 ) -> pd.DataFrame:
     merged: dict[str, dict[str, _State]] = defaultdict(dict)
     for key, cols in states.items():
@@ -397,8 +442,8 @@ def _assemble(
                     raw = found.value if found is not None else None
             out.append(_coerce(col, raw, schema, birth.get(pid), report))
         data[col.name] = out
-    frame = pd.DataFrame(data, index=pd.Index(np.arange(len(ids)), name="patient"))
-    return frame
+    # the index is each patient's stable key (internal: it keys the budget ledger, never an output)
+    return pd.DataFrame(data, index=pd.Index([key_of[pid] for pid in ids], name="patient_id", dtype=object))
 
 
 def _coerce(

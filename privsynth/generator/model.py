@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from privsynth.atomic import write_bytes
 from privsynth.domain import code_dtype
 from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
 from privsynth.generator.estimate import clique_log_potentials, clique_marginals
 from privsynth.generator.factor import Clique, project
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
-from privsynth.release.atomic import write_bytes
 
 FORMAT = "privsynth-model/1"
 

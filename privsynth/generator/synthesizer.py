@@ -27,6 +27,7 @@ from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encod
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator.aim import fit_aim
 from privsynth.generator.estimate import mirror_descent
+from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.model import MarginalModel
 from privsynth.generator.mst import SAFETY, fit_mst
@@ -56,6 +57,7 @@ class Synthesizer:
         iterations: int = 300,
         max_cells: int = DEFAULT_MAX_CELLS,
         refine_numbers: bool = True,
+        max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
     ) -> None:
         self.schema = schema
         self.epsilon = epsilon
@@ -64,6 +66,7 @@ class Synthesizer:
         self.iterations = iterations
         self.max_cells = max_cells
         self.refine_numbers = refine_numbers
+        self.max_model_cells = max_model_cells
 
     # -- learning --------------------------------------------------------------------
 
@@ -75,6 +78,7 @@ class Synthesizer:
             raise InputError("fit expects a pandas DataFrame with one row per patient")
         if len(data) == 0:
             raise InputError("the input has no patients")
+        check_footprint(self.schema, self.max_model_cells)
         try:
             epsilon, delta = float(self.epsilon), float(self.delta)
         except (TypeError, ValueError):

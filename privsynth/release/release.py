@@ -1,18 +1,25 @@
-"""A gated release: ledger -> split -> fit on train -> sample -> audit -> release or refuse.
+"""A gated release: read -> charge the patients -> split -> fit on train -> sample -> audit
+-> release or refuse.
 
 Order matters for privacy:
 
-1. the input files are hashed (bytes only, nothing parsed) to identify the dataset;
-2. the ledger reserves the release's rho -- or refuses, before any patient data is read;
-3. the patients are split: the holdout never reaches the generator;
-4. the DP model is fitted on train and sampled; the sample is audited against train and
-   holdout under the policy;
+1. the schema's model size is checked and the ledger reconciled (releases killed
+   earlier are settled) before any patient data is read;
+2. the input is read into the patient view, with each patient's stable key (the schema's
+   ``patient_id``); data too small to audit is refused here, nothing spent;
+3. the ledger charges the release's rho to EVERY patient of the input, under the named
+   budget -- or refuses, before anything is fitted, if any of them would exceed it;
+4. each patient is held out by a coin from fresh OS entropy, never recorded (the holdout
+   never reaches the generator); the DP model is fitted on train and sampled with the
+   post-processing seed (given, or fresh); the sample is audited against train and
+   holdout under the policy, with fresh randomness too;
 5. on pass, the release directory appears atomically: ``data/``, ``model.*``,
-   ``privacy.json`` and ``manifest.json`` (SHA-256 of every file); the full audit figures go
-   to ``<out>.audit.json`` BESIDE it (internal, not for sharing), with the report's figures
-   (small cells suppressed), and the HTML report to ``<out>.report.html``, also beside it.
-   On fail nothing is written but that internal audit, and :class:`AuditFailed` carries
-   the reasons.
+   ``privacy.json`` and ``manifest.json`` -- which says nothing about the real input
+   beyond DP output and pass/fail verdicts (:mod:`privsynth.release.manifest`). Input file
+   names and hashes, patient counts and every audit figure go to ``<out>.audit.json``
+   BESIDE it (internal, not for sharing), and the HTML report to ``<out>.report.html``,
+   also beside it. On fail nothing is written but that internal audit, and
+   :class:`AuditFailed` carries the reasons.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,29 +36,40 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from privsynth.atomic import atomic_directory, remove_stale_partials, write_bytes
 from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
+from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
+from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer, check_keep
-from privsynth.pipeline import consistent, privacy_document, read_view, versions, write_synthetic
-from privsynth.privacy.ledger import Ledger
-from privsynth.privacy.mechanism import rho_for
-from privsynth.release.atomic import atomic_directory, remove_stale_partials, write_bytes
+from privsynth.pipeline import consistent, post_processing_seed, privacy_document, read_view, versions, write_synthetic
+from privsynth.privacy.ledger import Ledger, Reservation
+from privsynth.privacy.mechanism import epsilon_for, rho_for
+from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
 from privsynth.schema.model import Schema
 
 Progress = Callable[[str, int, int], None]
-MANIFEST_FORMAT = "privsynth-release-manifest/1"
+DEFAULT_BUDGET = "default"
+PAUSE_VARIABLE = "PRIVSYNTH_TEST_PAUSE_AT"  # crash-safety tests: stop at a named point, for a kill
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
     out: Path
     audit_file: Path
-    manifest: dict[str, Any]
+    manifest: ReleaseManifest
     audit: AuditResult
     report_file: Path
+    budget: str
+    worst_epsilon_spent: float  # the worst-off patient's spend under the budget, at its delta
+    epsilon_budget: float
+    delta_budget: float
+    patient_key: str  # what keyed the patients in the ledger (e.g. "Patient.id", or a row hash)
+    rows_sharing_a_key: int  # rows whose key another row has too (charged for their multiplicity squared)
 
 
 def sha256_file(path: Path) -> str:
@@ -74,41 +94,62 @@ def input_files(inputs: Iterable[Path]) -> list[Path]:
     return files
 
 
-def dataset_hash(files: list[Path]) -> tuple[str, list[dict[str, str]]]:
-    """A content hash of the dataset: independent of file names, paths and order.
-
-    The same file given twice (or two copies of it) is refused: its patients would be read
-    twice, which breaks the privacy unit and would start a fresh budget."""
-    per_file = [{"name": f.name, "sha256": sha256_file(f)} for f in files]
+def input_fingerprint(files: list[Path]) -> list[dict[str, str]]:
+    """Each input file's path and SHA-256, for the INTERNAL record only. The same content
+    given twice is refused: its patients would be read twice."""
+    per_file = [{"path": str(f), "sha256": sha256_file(f)} for f in files]
     seen: dict[str, Path] = {}
     for f, entry in zip(files, per_file):
         if entry["sha256"] in seen:
             raise InputError(f"{f}: the same content as {seen[entry['sha256']]}; give each input file once")
         seen[entry["sha256"]] = f
-    combined = hashlib.sha256("\n".join(sorted(x["sha256"] for x in per_file)).encode()).hexdigest()
-    return combined, per_file
+    return per_file
+
+
+def pause_point(name: str) -> None:
+    """Stop here when ``$PRIVSYNTH_TEST_PAUSE_AT`` names this point, so a crash-safety test
+    can kill the process at a known moment (it waits for this line on stderr, not a clock).
+    A no-op otherwise."""
+    if os.environ.get(PAUSE_VARIABLE) != name:
+        return
+    os.write(2, f"privsynth: paused at {name}\n".encode())
+    while True:
+        signal.pause()
+
+
+def split_view(view: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and holdout patients, as ``release`` splits them: one coin per patient from
+    fresh OS entropy (see :mod:`privsynth.audit.split`)."""
+    train_rows, holdout_rows = holdout_split(len(view), policy.holdout_fraction, policy.min_holdout)
+    return view.iloc[train_rows], view.iloc[holdout_rows]
 
 
 def release(
     inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, epsilon: float, delta: float = 1e-6,
-    policy: Policy | None = None, ledger: Ledger, seed: int = 0, output_format: str = "ndjson",
+    policy: Policy | None = None, ledger: Ledger, seed: int | None = None, output_format: str = "ndjson",
     method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
-    target: str | None = None,
+    target: str | None = None, dataset: str = DEFAULT_BUDGET, max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
 ) -> ReleaseResult:
     """``keep``: partial synthesis -- these columns of the train patients stay real, every
     other one is drawn from the DP model conditioned on them (not end-to-end DP; the
-    manifest says so and the attribute-inference audit joins the gate)."""
+    manifest says so and the attribute-inference audit joins the gate). ``dataset`` names
+    the budget (one per data source) the patients are charged under. ``seed`` fixes the
+    post-processing only; it is fresh when None."""
     policy = policy or Policy()
     keep = list(keep or [])
     if target is not None and target not in [c.name for c in schema.learned_columns]:
         raise InputError(f"--target '{target}': not a learned column of schema '{schema.name}'")
     if keep:
         keep = check_keep(schema, keep, bool(policy.allow_keep_sensitive))
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise InputError("--dataset must be a non-empty budget name")
     rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
+    check_footprint(schema, max_model_cells)
+    seed = post_processing_seed(seed)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
-    audit_file = out.parent / f"{out.name}.audit.json"
+    audit_file = audit_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -116,63 +157,76 @@ def release(
     for beside in (audit_file, report_path(out)):
         if beside.is_dir():
             raise OutputError(f"{beside}: is a directory; privsynth writes a file there. Choose another --out")
+    reconcile(ledger)
     remove_stale_partials(out)
     paths = [Path(p) for p in inputs]
-    files = input_files(paths)
-    content, per_file = dataset_hash(files)
-    label = ", ".join(p.name for p in paths)[:200]
-    release_id = ledger.reserve(content, label, rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
-                                epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts, out=str(out),
-                                delta_budget=policy.total_delta)
+    fingerprint = input_fingerprint(input_files(paths))
+    t0 = time.perf_counter()
+    view, ingest = read_view(paths, schema, progress=progress)
+    check_split_size(len(view), policy.holdout_fraction, policy.min_holdout)  # nothing spent yet
+    # identical rows of a table keyed by content may be one patient twice: the ledger charges c^2
+    ingest["rows_sharing_a_key"] = int(view.index.duplicated(keep=False).sum())
+    reservation = ledger.reserve(
+        dataset, ledger.patient_keys(view.index), rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
+        delta_budget=policy.total_delta, epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts,
+        out=str(out.resolve()), partial=bool(keep))
+    pause_point("reserved")
     status = "failed"
     stage: list[str] = []  # "fit" once the generator has touched the data, "released" once out exists
     try:
-        return _run(paths, schema, out, audit_file, epsilon, delta, rho, policy, ledger, content, per_file,
-                    seed, output_format, method, progress, release_id, stage, keep, target)
+        result = _run(view, ingest, fingerprint, time.perf_counter() - t0, schema, out, audit_file, epsilon, delta,
+                      rho, policy, ledger, reservation, seed, output_format, method, progress, stage, keep, target,
+                      max_model_cells)
     except AuditFailed:
         status = "refused"
         raise
     finally:
         if "released" not in stage:
             try:
-                ledger.finish(release_id, status, refund=status == "failed" and "fit" not in stage)
+                ledger.finish(reservation, status, refund=status == "failed" and "fit" not in stage)
             except OutputError:
                 if status != "refused":
                     raise  # a refusal's own message matters more than a ledger hiccup
+    return result
 
 
-def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float,
-         policy: Policy, ledger: Ledger, content: str, per_file: list[dict[str, str]], seed: int,
-         output_format: str, method: str, progress: Progress | None, release_id: int,
-         stage: list[str], keep: list[str], target: str | None) -> ReleaseResult:
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    view, ingest = read_view(paths, schema, progress=progress)
-    rng = np.random.default_rng(seed)
-    train_rows, holdout_rows = holdout_split(len(view), policy.holdout_fraction, policy.min_holdout, rng)
-    train = view.iloc[train_rows].reset_index(drop=True)
-    holdout = view.iloc[holdout_rows].reset_index(drop=True)
-    timings["ingest"] = time.perf_counter() - t0
+def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str, str]], ingest_seconds: float,
+         schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float, policy: Policy,
+         ledger: Ledger, reservation: Reservation, seed: int, output_format: str, method: str,
+         progress: Progress | None, stage: list[str], keep: list[str], target: str | None,
+         max_model_cells: int) -> ReleaseResult:
+    timings: dict[str, float] = {"ingest": ingest_seconds}
+    train, holdout = split_view(view, policy)
+    train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)  # patient keys stay here
 
     t0 = time.perf_counter()
     stage.append("fit")
-    synth = Synthesizer(schema, epsilon, delta, method=method).fit(train, progress=progress)
+    synth = Synthesizer(schema, epsilon, delta, method=method, max_model_cells=max_model_cells).fit(
+        train, progress=progress)
     if keep:
         sample = synth.sample_partial(train, keep, rng=seed, allow_sensitive=bool(policy.allow_keep_sensitive))
+        # one row per train patient, in input order: shuffled by OS entropy (not the published seed, which anyone
+        # could undo), or the rows would say which input row each came from, and so who was held out
+        sample = sample.iloc[np.random.default_rng().permutation(len(sample))].reset_index(drop=True)
     else:
         sample = consistent(synth.sample(None, rng=seed), schema)
     timings["fit+sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    audit = evaluate(train, holdout, sample, schema, policy, epsilon=epsilon, delta=delta, seed=seed,
+    audit = evaluate(train, holdout, sample, schema, policy, epsilon=epsilon, delta=delta, seed=None,
                      progress=progress, keep=keep or None)
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     internal: dict[str, Any] = {
-        "warning": "INTERNAL: audit figures computed on the real patients; not differentially private; do not share",
+        "warning": "INTERNAL: input files, patient counts and audit figures computed on the real patients; not "
+                   "differentially private; do not share",
         "created": now,
-        "release_id": release_id,
-        "dataset_sha256": content,
+        "release_id": reservation.id,
+        "inputs": fingerprint,
+        "patients": {"input": len(view), "train": len(train), "holdout": len(holdout),
+                     "patient_key": ingest.get("patient_key")},
+        "ledger": {"path": str(ledger.path), "budget": reservation.budget, "rho": reservation.rho,
+                   "summary": _ledger_line(ledger, reservation)},
         "ingest": ingest,
         "encoding": synth.encode_report_.as_dict(),
         "audit": audit.as_dict(),
@@ -195,46 +249,47 @@ def _run(paths: list[Path], schema: Schema, out: Path, audit_file: Path, epsilon
         synth.save(tmp / "model")
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-        budget = next(d for d in ledger.datasets() if d.hash == content)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "created": now,
-            "synthetic": True,
-            "privacy_unit": "patient: one patient's whole record (one row of the patient view; add/remove)",
-            "epsilon": epsilon,
-            "delta": delta,
-            "rho": rho,
-            "rho_spent": synth.accountant_.rho_spent,
-            "accounting": "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP",
-            "mechanisms": sorted({c.mechanism for c in synth.accountant_.charges}),
-            "generator": method,
-            "real_columns": keep,
-            "end_to_end_dp": not keep,
-            "partial_synthesis": None if not keep else (
-                "the listed real_columns are the train patients' real values, copied; every other column is "
-                "drawn from the DP model conditioned on them. The DP guarantee covers the model, not the real "
-                "columns, and the rows are the train patients (their number is exact)."),
-            "holdout": {"fraction": policy.holdout_fraction,
-                        "note": "holdout patients never reached the generator; they serve the audits only"},
-            "inputs": {"dataset_sha256": content, "files": per_file},
-            "schema": {"name": schema.name, "sha256": schema_hash},
-            "policy": {**policy.as_dict(), "weakened": policy.weakened()},
-            "ledger": {"release_id": release_id, "dataset_rho_budget": budget.rho_budget,
-                       "dataset_rho_spent": budget.rho_spent, "attempts": budget.attempts},
-            "audit": {"passed": True, "verdicts": audit.verdicts(),
-                      "sizes": {"synthetic": len(sample)} if not keep else {}},
-            "seed": seed,
-            "versions": versions(),
-            "files": files,
-        }
-        write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
-        html = render(manifest, internal["audit"], internal["report"])
+        shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}
+        manifest = ReleaseManifest(
+            release_id=reservation.id, created=now, epsilon=epsilon, delta=delta, rho=rho,
+            rho_spent=synth.accountant_.rho_spent, mechanisms=tuple(sorted({c.mechanism for c in
+                                                                            synth.accountant_.charges})),
+            generator=method, real_columns=tuple(keep), schema_name=schema.name, schema_sha256=schema_hash,
+            holdout_fraction=policy.holdout_fraction, policy=shared_policy, weakened=tuple(policy.weakened()),
+            verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=seed, versions=versions(), files=files)
+        write_bytes(tmp / "manifest.json", manifest.to_json())
+        html = render(manifest.as_dict(), internal["audit"], internal["report"], internal["ledger"]["summary"])
+        pause_point("writing")
     # the release directory exists from here on: record it before anything else can fail
     stage.append("released")
-    ledger.finish(release_id, "released")
+    pause_point("renamed")
+    ledger.finish(reservation, "released")
     report_file = report_path(out)
     write_bytes(report_file, html.encode())
-    return ReleaseResult(out, audit_file, manifest, audit, report_file)
+    summary = ledger.budget(reservation.budget)
+    assert summary is not None  # the reservation created it
+    return ReleaseResult(out, audit_file, manifest, audit, report_file, reservation.budget,
+                         epsilon_for(summary.worst_rho, summary.delta_budget),
+                         epsilon_for(summary.rho_budget, summary.delta_budget), summary.delta_budget,
+                         str(ingest.get("patient_key")), int(ingest.get("rows_sharing_a_key", 0)))
+
+
+def _ledger_line(ledger: Ledger, reservation: Reservation) -> str:
+    """The report's ledger line (internal): the budget and its worst-off patient's spend,
+    this release's charge included (recorded in the internal audit, so a rebuilt report
+    says the same)."""
+    summary = ledger.budget(reservation.budget)
+    if summary is None:  # pragma: no cover - the reservation created it
+        return f"budget '{reservation.budget}'"
+    worst = epsilon_for(summary.worst_rho, summary.delta_budget)
+    return (f"budget '{summary.name}': the worst-off patient has spent ε = {worst:.3g} of "
+            f"{epsilon_for(summary.rho_budget, summary.delta_budget):.3g} (δ = {summary.delta_budget:g}; "
+            f"ρ {summary.worst_rho:.4g} of {summary.rho_budget:.4g}), this release included")
+
+
+def audit_path(out: Path) -> Path:
+    """The internal audit is beside the release, not in it: it holds real-data figures."""
+    return out.parent / f"{out.name}.audit.json"
 
 
 def report_path(out: Path) -> Path:
@@ -242,25 +297,53 @@ def report_path(out: Path) -> Path:
     return out.parent / f"{out.name}.report.html"
 
 
+def holds_release(out: Path, release_id: str) -> bool:
+    """Whether ``out`` is the complete release ``release_id`` (it only ever appears whole,
+    by one rename, so its manifest naming the release is enough)."""
+    try:
+        return ReleaseManifest.from_json((out / "manifest.json").read_bytes()).release_id == release_id
+    except (OSError, InputError):
+        return False
+
+
+def reconcile(ledger: Ledger) -> list[tuple[str, str]]:
+    """Settle releases a killed process left 'reserved': a complete release directory is
+    recorded released (its report rebuilt if it was missing), anything else interrupted
+    (its temporary directory removed; its rho stays spent)."""
+    settled = ledger.reconcile(holds_release, remove_stale_partials)
+    for release_id, status in settled:
+        if status != "released":
+            continue
+        record = next((r for r in ledger.releases() if r.id == release_id), None)
+        if record is not None and not report_path(Path(record.out)).exists() and audit_path(Path(record.out)).exists():
+            try:
+                rebuild_report(record.out)
+            except (InputError, OutputError, OSError):
+                pass  # the release stands; `privsynth report` can rebuild it by hand
+    return settled
+
+
 def rebuild_report(release_dir: str | Path, audit_file: str | Path | None = None,
                    out_file: str | Path | None = None) -> Path:
     """Render the report of an existing release from its manifest and internal audit."""
     release_dir = Path(release_dir)
-    audit_file = Path(audit_file) if audit_file else release_dir.parent / f"{release_dir.name}.audit.json"
+    audit_file = Path(audit_file) if audit_file else audit_path(release_dir)
     try:
-        manifest = json.loads((release_dir / "manifest.json").read_text())
+        manifest = ReleaseManifest.from_json((release_dir / "manifest.json").read_bytes(),
+                                             str(release_dir / "manifest.json"))
         internal = json.loads(Path(audit_file).read_text())
     except FileNotFoundError as exc:
         raise InputError(f"{exc.filename}: not found; `privsynth report` needs a release directory and its "
                          "internal audit (DIR.audit.json, or --audit)") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON (line {exc.lineno}); is this a privsynth release?") from None
-    if manifest.get("format") != MANIFEST_FORMAT or "audit" not in internal:
-        raise InputError(f"{release_dir}: not a privsynth release (manifest format) or audit file mismatch")
-    if (internal.get("release_id") != manifest.get("ledger", {}).get("release_id")
-            or internal.get("dataset_sha256") != manifest.get("inputs", {}).get("dataset_sha256")):
+        raise InputError(f"{audit_file}: not valid JSON (line {exc.lineno}); is this a privsynth audit?") from None
+    if not isinstance(internal, dict) or "audit" not in internal:
+        raise InputError(f"{audit_file}: not the internal audit of a privsynth release")
+    if internal.get("release_id") != manifest.release_id:
         raise InputError(f"{audit_file}: this internal audit belongs to another release than {release_dir} "
-                         "(release id or dataset hash differ)")
+                         "(the release ids differ)")
+    info = internal.get("ledger")
+    line = str(info.get("summary", "")) if isinstance(info, dict) else ""
     target = Path(out_file) if out_file else report_path(release_dir)
-    write_bytes(target, render(manifest, internal["audit"], internal.get("report")).encode())
+    write_bytes(target, render(manifest.as_dict(), internal["audit"], internal.get("report"), line).encode())
     return target

@@ -142,7 +142,7 @@ def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np
                            "features": [names[j] for j in features]}
     out["majority"] = float(np.max(np.bincount(y_test.astype(np.int64))) / max(1, len(y_test)))
     for label, source in (("real", train_codes), ("synthetic", synthetic_codes)):
-        model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+        model = HistGradientBoostingClassifier(max_iter=100, random_state=seed % 2**32)
         y = source[:, t]
         if len(np.unique(y)) < 2:
             out[label] = {"accuracy": None, "by_group": {}}

@@ -49,7 +49,7 @@ def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = N
     return "".join(out) + "</table>"
 
 
-def _guarantee(m: dict[str, Any]) -> str:
+def _guarantee(m: dict[str, Any], ledger_line: str) -> str:
     real = m.get("real_columns") or []
     lines = [
         f"<p>This release was produced with <b>differential privacy</b> at <b>ε = {m['epsilon']:g}</b>, "
@@ -62,7 +62,8 @@ def _guarantee(m: dict[str, Any]) -> str:
         "cannot weaken the guarantee: fitting a consistent model to the noisy measurements, sampling synthetic "
         "patients from it, drawing numbers inside their public bins, fresh identifiers (names, addresses, "
         "record numbers) made up by Faker, and writing the files.</p>",
-        f"<p>{int(round(m['holdout']['fraction'] * 100))}% of the patients were held out: the generator never "
+        f"<p>About {int(round(m['holdout']['fraction'] * 100))}% of the patients were held out, each by a random "
+        "coin that is not recorded anywhere: the generator never "
         "saw them; the audits below compare the synthetic data with both groups.</p>",
     ]
     if real:
@@ -73,12 +74,10 @@ def _guarantee(m: dict[str, Any]) -> str:
     if weakened:
         lines.append('<p class="banner">The release policy was <b>weakened</b> against the defaults: '
                      + escape("; ".join(weakened)) + "</p>")
-    lines.append(_table(["", ""], [["dataset (content SHA-256)", escape(m["inputs"]["dataset_sha256"])],
+    lines.append(_table(["", ""], [["release", escape(str(m.get("release_id", "")))],
                                    ["schema", f"{escape(m['schema']['name'])} ({escape(str(m['schema']['sha256']))})"],
                                    ["generator", escape(m.get("generator", ""))],
-                                   ["ledger", escape(f"release {m['ledger']['release_id']}; dataset ρ spent "
-                                                     f"{m['ledger']['dataset_rho_spent']:.4g} of "
-                                                     f"{m['ledger']['dataset_rho_budget']:.4g}")],
+                                   ["ledger", escape(ledger_line or "not recorded")],
                                    ["seed", str(m.get("seed"))], ["created", escape(m.get("created", ""))]]))
     return "".join(lines)
 
@@ -197,10 +196,11 @@ def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
             f"({who})</p><div class='grid'>" + "".join(cards) + "</div>")
 
 
-def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None) -> str:
+def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None,
+           ledger_line: str = "") -> str:
     figures = audit.get("figures", {})
     body = {
-        "guarantee": _guarantee(manifest),
+        "guarantee": _guarantee(manifest, ledger_line),
         "gates": _gates(audit),
         "distances": _distances(figures),
         "membership": _membership(figures, manifest),

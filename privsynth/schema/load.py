@@ -29,6 +29,7 @@ from privsynth.schema.model import (
     Column,
     Domain,
     NumericDomain,
+    PatientKey,
     Schema,
     Source,
     Where,
@@ -37,7 +38,7 @@ from privsynth.schema.model import (
 Key = tuple[str | int, ...]
 
 SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
-               "code_groups", "columns", "target", "protected")
+               "code_groups", "columns", "target", "protected", "patient_id")
 COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output")
 SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
                "column")
@@ -60,7 +61,8 @@ class _Doc:
         self.lines = lines
         self.error_type = error_type
 
-    def error(self, key: Key, message: str) -> PrivsynthError:
+    def where(self, key: Key) -> str:
+        """``file:line: field 'dotted.key'`` of the closest node that has a line."""
         line = None
         probe = key
         while probe and line is None:
@@ -70,7 +72,10 @@ class _Doc:
             line = self.lines.get(())
         field = _dotted(key)
         loc = self.file + (f":{line}" if line else "")
-        return self.error_type(f"{loc}: field '{field}': {message}" if field else f"{loc}: {message}")
+        return f"{loc}: field '{field}'" if field else loc
+
+    def error(self, key: Key, message: str) -> PrivsynthError:
+        return self.error_type(f"{self.where(key)}: {message}")
 
 
 def _dotted(key: Key) -> str:
@@ -220,6 +225,7 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
     for i, attribute in enumerate(protected):
         if attribute not in learned:
             raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
+    patient_id = _patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
     return Schema(
         name=name,
         input_format=cast(Any, input_format),
@@ -230,7 +236,31 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         source_file=None if doc.file.startswith("<") else doc.file,
         target=target,
         protected=tuple(protected),
+        patient_id=patient_id,
     )
+
+
+def _patient_key(doc: _Doc, raw: Any, input_format: str, names: list[str]) -> PatientKey:
+    """``patient_id``: tables name a column of the schema; FHIR takes ``Patient.id`` (the
+    default) or ``{identifier: SYSTEM}``, the Patient.identifier of that system."""
+    key: Key = ("patient_id",)
+    if raw is None:
+        return PatientKey()
+    if input_format == "table":
+        if not isinstance(raw, str) or raw not in names:
+            close = difflib.get_close_matches(str(raw), names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise doc.error(key, f"must name a column of this schema (the table's patient id).{hint}")
+        return PatientKey(column=raw)
+    if raw == "Patient.id":
+        return PatientKey()
+    if isinstance(raw, dict):
+        _keys(doc, raw, key, ("identifier",), "patient_id")
+        system = raw.get("identifier")
+        if isinstance(system, str) and system:
+            return PatientKey(identifier_system=CODE_SYSTEMS.get(system, system))
+        raise doc.error(key + ("identifier",), "must be an identifier system URI, e.g. http://hospital.example.org/mrn")
+    raise doc.error(key, "a FHIR schema takes 'Patient.id' (the default) or {identifier: SYSTEM-URI}")
 
 
 def _categories(doc: _Doc, raw: Any, key: Key) -> tuple[tuple[Category, ...], bool]:
@@ -309,8 +339,9 @@ def _column(
     domain = _domain(doc, data.get("domain"), key + ("domain",), kind, source)
     output = data.get("output", {})
     _keys(doc, output, key + ("output",), OUTPUT_KEYS, "an output block")
+    where = key + ("domain", "bins") if isinstance(domain, NumericDomain) else key + ("domain",)
     return Column(name, cast(Any, kind), cast(Any, role), source, domain,
-                  data.get("description"), None, {k: str(v) for k, v in output.items()})
+                  data.get("description"), None, {k: str(v) for k, v in output.items()}, doc.where(where))
 
 
 def _source_kwargs(

@@ -187,6 +187,7 @@ class Column:
     description: str | None = None
     faker: str | None = None
     output: Mapping[str, str] = field(default_factory=dict)
+    location: str | None = field(default=None, compare=False)  # "file:line" of its domain, for errors
 
     @property
     def learned(self) -> bool:
@@ -205,6 +206,26 @@ class Column:
 
 
 @dataclass(frozen=True)
+class PatientKey:
+    """What identifies a patient stably across exports (for the per-patient budget ledger).
+
+    FHIR: ``Patient.id`` (both fields None), or the value of the Patient's identifier of
+    ``identifier_system`` (e.g. the hospital's MRN). Tables: the schema column ``column``;
+    a table schema without one falls back to a hash of each row's values.
+    """
+
+    column: str | None = None
+    identifier_system: str | None = None
+
+    def describe(self, input_format: str) -> str:
+        if self.column is not None:
+            return f"column '{self.column}'"
+        if self.identifier_system is not None:
+            return f"Patient.identifier of system {self.identifier_system}"
+        return "Patient.id" if input_format == "fhir" else "a hash of each row (no patient_id column declared)"
+
+
+@dataclass(frozen=True)
 class Schema:
     """The patient view: columns, code groups, a reference date for ages."""
 
@@ -217,6 +238,7 @@ class Schema:
     source_file: str | None = None
     target: str | None = None  # the column utility reports predict (TSTR), if any
     protected: tuple[str, ...] = ()  # attributes whose groups the bias check compares
+    patient_id: PatientKey = field(default_factory=PatientKey)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

@@ -87,5 +87,45 @@ def test_bulk_manifest_is_skipped_and_unread_resources_need_no_subject(core_sche
     (tmp_path / "manifest.json").write_text(json.dumps({"transactionTime": "2024-01-01", "output": []}))
     frame, report = build_patient_view([tmp_path], core_schema)
     assert report.files_skipped == 1 and report.files_read == 2
-    assert bool(frame.loc[0, "diabetes"]) and frame.loc[0, "diabetes_onset_age"] == 50
+    assert bool(frame["diabetes"].iloc[0]) and frame["diabetes_onset_age"].iloc[0] == 50
     assert report.unresolved_patient == {"(reference to a Patient not in the input)": 1}
+
+
+@pytest.mark.parametrize("same_content", [True, False], ids=["same-patient-twice", "two-patients-one-id"])
+def test_two_patient_resources_with_one_id_are_refused_naming_both_files(core_schema, tmp_path, same_content):
+    """Merging them would let a neighbour change a row instead of adding one; the error
+    names both places and never the id."""
+    import json
+
+    from privsynth.errors import InputError
+
+    def bundle(gender: str) -> dict:
+        return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+            "resourceType": "Patient", "id": "SECRET-ID-7", "gender": gender, "birthDate": "1970-01-01"}}]}
+
+    (tmp_path / "a.json").write_text(json.dumps(bundle("female")))
+    (tmp_path / "b.json").write_text(json.dumps(bundle("female" if same_content else "male")))
+    for on_error in ("raise", "skip"):  # never skipped: neither of the two can be chosen silently
+        with pytest.raises(InputError, match=r"b\.json: entry\[0\]: field 'Patient\.id': the same Patient\.id as "
+                                             r"the Patient at .*a\.json: entry\[0\]") as err:
+            build_patient_view([tmp_path], core_schema, on_error=on_error)
+        assert "SECRET-ID-7" not in str(err.value)
+
+
+def test_patients_can_be_keyed_by_an_identifier(core_schema, tmp_path):
+    import dataclasses
+    import json
+
+    from privsynth.errors import InputError
+    from privsynth.schema.model import PatientKey
+
+    schema = dataclasses.replace(core_schema, patient_id=PatientKey(identifier_system="urn:mrn"))
+    for name, mrn in (("a", "M-1"), ("b", "M-2")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"resourceType": "Patient", "id": name, "gender": "male",
+                                                           "identifier": [{"system": "urn:mrn", "value": mrn}]}))
+    frame, report = build_patient_view([tmp_path], schema)
+    assert sorted(frame.index) == ["M-1", "M-2"] and report.patient_key == "Patient.identifier of system urn:mrn"
+    (tmp_path / "c.json").write_text(json.dumps({"resourceType": "Patient", "id": "c", "gender": "male",
+                                                 "identifier": [{"system": "urn:mrn", "value": "M-1"}]}))
+    with pytest.raises(InputError, match=r"c\.json: field 'Patient\.identifier \(urn:mrn\)': the same"):
+        build_patient_view([tmp_path], schema)

@@ -33,7 +33,7 @@ def released(tmp_path_factory):
     pd.DataFrame({"id": np.arange(n), "sex": sex, "region": group, "age": age, "outcome": outcome}).to_csv(
         tmp / "patients.csv", index=False)
     schema = load_schema({"name": "toy", "input": "table", "target": "outcome", "protected": ["sex", "region"],
-                          "columns": [
+                          "patient_id": "id", "columns": [
         {"name": "id", "role": "direct_identifier", "faker": "id", "source": {"column": "id"}},
         {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
          "domain": {"categories": ["F", "M"]}},

@@ -90,6 +90,10 @@ def test_schema_from_dict_equals_file(tmp_path):
         pytest.param("domain: {lower: 0, upper: 99,", "domain: {lower: 0,", 18, ["upper"], id="missing-bound"),
         pytest.param("reference_date: 2024-01-01", "reference_date: soon", 2, ["YYYY-MM-DD"], id="bad-date"),
         pytest.param("faker: name}", "faker: nam}", 8, ["faker", "name"], id="bad-faker"),
+        pytest.param("reference_date: 2024-01-01", "reference_date: 2024-01-01\npatient_id: gender", 3,
+                     ["patient_id", "Patient.id", "identifier"], id="fhir-patient-id-is-not-a-column"),
+        pytest.param("reference_date: 2024-01-01", "reference_date: 2024-01-01\npatient_id: {identifer: x}", 3,
+                     ["patient_id.identifer", "did you mean 'identifier'"], id="patient-id-typo"),
     ],
 )
 def test_schema_errors_name_file_line_field(tmp_path, old, new, line, words):
@@ -124,3 +128,28 @@ def test_codes_with_a_leading_zero_must_be_quoted(tmp_path):
     path = write(tmp_path, GOOD.replace('"44054006": Diabetes', '0100: Diabetes'))
     with pytest.raises(SchemaError, match=r"s\.yaml:6: .*octal"):
         load_schema(path)
+
+
+def test_a_table_patient_id_must_name_a_column(tmp_path):
+    text = "name: t\ninput: table\npatient_id: pdi\ncolumns:\n  - {name: pid, role: direct_identifier, faker: id, " \
+           "source: {column: pid}}\n  - {name: x, kind: boolean, role: other, source: {column: x}}\n"
+    with pytest.raises(SchemaError, match=r"s\.yaml:3: field 'patient_id': must name a column .*Did you mean 'pid'"):
+        load_schema(write(tmp_path, text))
+    assert load_schema(write(tmp_path, text.replace("pdi", "pid"))).patient_id.column == "pid"
+
+
+def test_a_model_too_large_for_memory_is_refused_with_its_size(tmp_path):
+    """A column of ten million bins needs 90 M cells (1-way plus within-bin detail): refused
+    with the computed size and the line of the bins, before any data is read."""
+    from privsynth.generator.footprint import check_footprint
+
+    huge = GOOD.replace("bins: {width: 10}", "bins: 10000000").replace("kind: integer", "kind: numeric")
+    path = write(tmp_path, huge)
+    schema = load_schema(path)
+    with pytest.raises(SchemaError, match=rf"{path}:18: field 'columns\[2\]\.domain\.bins': the model of schema "
+                                          r"'tiny' needs at least 90,000,0\d\d cells .* above the limit of 50,000,000"):
+        check_footprint(schema)
+    with pytest.raises(SchemaError, match=r"column 'age' has 10,000,001 public values; one column may have at most"):
+        check_footprint(schema, limit=100_000_000)  # a larger limit, but one marginal must still fit in the model
+    assert check_footprint(load_schema(write(tmp_path, GOOD))).cells < 1_000
+

@@ -38,7 +38,8 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this host (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +59,7 @@ def remove_stale_partials(final: str | Path) -> list[Path]:
     prefix = f".{target.name}.{PARTIAL_MARK}"
     for path in target.parent.glob(f"{prefix}*.partial"):
         pid = path.name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
