@@ -32,7 +32,6 @@ from benchmarks.common import ROOT, table
 from privsynth.audit import Policy, evaluate
 from privsynth.audit.canary import KINDS, plant
 from privsynth.generator import Synthesizer
-from privsynth.pipeline import consistent
 from privsynth.release.release import split_view
 from privsynth.schema import load_schema
 from privsynth.schema.model import Schema
@@ -71,7 +70,7 @@ def main() -> None:
         for run in range(args.runs):
             train, holdout = split_view(view, policy)
             train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
-            clean = consistent(Synthesizer(schema, 1.0).fit(train).sample(None, rng=run), schema)
+            clean = Synthesizer(schema, 1.0).fit(train).sample(None, rng=run)
             variants = {"clean": clean}
             if run < args.leak_runs:
                 variants |= {k: plant(k, clean, train, schema, np.random.default_rng(run)) for k in KINDS}

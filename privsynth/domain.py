@@ -251,6 +251,12 @@ def _decode_column(
     return pd.Series(decode_numeric(codes, domain, rng, refinement))
 
 
+def decode_one(col: Column, code: int, rng: np.random.Generator, refinement: np.ndarray | None = None) -> object:
+    """One value of ``col`` for one public code (missing as None)."""
+    value = _decode_column(np.array([code]), col, rng, refinement).iloc[0]
+    return None if value is pd.NA else value
+
+
 def decode_numeric(
     codes: np.ndarray, domain: NumericDomain, rng: np.random.Generator,
     refinement: np.ndarray | None = None,
@@ -282,3 +288,35 @@ def decode_numeric(
         out = pd.array(low + position * width, dtype="Float64")
     out[missing] = pd.NA
     return out
+
+
+def rule_rows(frame: pd.DataFrame, schema: Schema, columns: list[Column] | None = None) -> dict[str, np.ndarray]:
+    """The view's columns as rules read them (:mod:`privsynth.schema.rule`): numbers as
+    float64 with NaN for missing, categories and booleans as labels over the public domain
+    (an unknown value is 'other', an absent one 'missing'). Vectorised through the codes."""
+    out: dict[str, np.ndarray] = {}
+    for col in columns if columns is not None else schema.view_columns:
+        if col.name not in frame.columns or col.domain is None:
+            continue
+        if isinstance(col.domain, CategoricalDomain):
+            codes = _encode_categorical(frame[col.name], col, col.domain, EncodeReport())
+            out[col.name] = np.asarray(col.domain.labels, dtype=object)[codes]
+        else:
+            out[col.name] = pd.to_numeric(frame[col.name], errors="coerce").to_numpy(dtype=np.float64,
+                                                                                  na_value=np.nan)
+    return out
+
+
+def code_box(col: Column, code: int) -> object:
+    """What a rule knows of a value from its public code alone: a category's label, or a
+    number's closed bin interval (None when missing)."""
+    domain = col.domain
+    if isinstance(domain, CategoricalDomain):
+        return domain.labels[code]
+    assert isinstance(domain, NumericDomain)
+    if domain.missing_code is not None and code == domain.missing_code:
+        return None
+    low, width = _bin_bounds(domain, np.array([code]))
+    if domain.integer:
+        return float(low[0]), float(low[0] + width[0] - 1)
+    return float(low[0]), float(low[0] + width[0])

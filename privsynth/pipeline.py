@@ -74,17 +74,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def consistent(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Blank an onset when its condition is absent (post-processing for coherent records)."""
-    present = {c.source.codes: c.name for c in schema.learned_columns
-               if c.source.resource == "Condition" and c.source.summary == "exists" and c.source.codes}
-    for col in schema.learned_columns:
-        if col.source.resource == "Condition" and col.source.summary == "first" and col.source.codes in present:
-            flag = frame[present[col.source.codes]]
-            frame[col.name] = frame[col.name].where(flag.fillna(False).astype(bool), None)
-    return frame
-
-
 def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
               progress: Progress | None = None, keyed: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The patient view of FHIR files or tables (as the schema says), and the ingest counts.
@@ -150,8 +139,7 @@ def synthesize(
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sample = synth.sample(rows, rng=seed)
-    sample = consistent(sample, schema)
+    sample = synth.sample(rows, rng=seed)  # every rule of the schema holds; derived columns computed
     timings["sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -216,7 +204,7 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
     columns: dict[str, Any] = {}
     for col in schema.columns:
         name = col.source.column or col.name
-        if col.learned:
+        if col.in_view:
             columns[name] = sample[col.name]
         else:  # fresh, meaningless identifiers, distinct within the table, drawn from a large space
             columns[name] = pd.Series(ID_SPACE // 10 + rng.choice(ID_SPACE - ID_SPACE // 10, len(sample),

@@ -214,7 +214,7 @@ def _columns(
 ) -> pd.DataFrame:
     path = rows.path
     out: dict[str, pd.Series] = {}
-    for col in schema.learned_columns:
+    for col in schema.view_columns:
         name = col.source.column or col.name
         if name not in frame.columns:
             import difflib

@@ -18,6 +18,7 @@ patient's secret beyond what it tells about anyone.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ from scipy.stats import norm
 
 from privsynth.audit.neighbours import nearest
 from privsynth.audit.policy import Policy
+from privsynth.audit.protocol import AuditContext, Threshold
+from privsynth.audit.registry import register
 from privsynth.audit.result import Check
 from privsynth.audit.space import audit_space
 from privsynth.domain import encode
@@ -82,9 +85,32 @@ def attribute_inference_checks(released: pd.DataFrame, train: pd.DataFrame, hold
         scale = max(1.0 / m, 1 - rate_c)
         risk = (rate - rate_c) / scale
         interval = ((rate - rate_c - half) / scale, (rate - rate_c + half) / scale)
-        checks.append(Check("attribute inference", f"risk for '{col.name}' from the kept columns", risk, interval,
+        checks.append(Check(AttributeInference.name, f"risk for '{col.name}' from the kept columns", risk, interval,
                             f"fails if lower bound > {policy.attribute_risk_max:g}",
                             interval[0] <= policy.attribute_risk_max,
                             f"attack {rate:.3f}, control {rate_c:.3f}, {m} targets each"))
         figures[col.name] = {"attack_rate": rate, "control_rate": rate_c, "risk": risk, "interval": list(interval)}
     return checks, figures
+
+
+class AttributeInference:
+    """Anonymeter-style attribute inference (module docstring), for partial synthesis only."""
+
+    name = "attribute inference"
+    thresholds = (
+        Threshold("attribute_risk_max", 0.05, 0.0, 1.0, True,
+                  help="partial synthesis: attribute-inference risk lower bound above this fails"),
+    )
+    partial_synthesis = "runs only then: every replaced column's risk, from the kept ones, gates the release"
+
+    def applies(self, context: AuditContext) -> bool:
+        return context.partial
+
+    def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
+        checks, figures = attribute_inference_checks(context.synthetic, context.train, context.holdout,
+                                                     list(context.keep), context.schema, context.policy,
+                                                     context.rng, context.workers)
+        return checks, {"columns": figures, "kept_columns": list(context.keep)}
+
+
+register(AttributeInference())

@@ -20,11 +20,15 @@ empirical epsilon lower bound (stats.epsilon_lower_bound) shown beside what the 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from privsynth.audit.neighbours import nearest
 from privsynth.audit.policy import Policy
+from privsynth.audit.protocol import AuditContext, Threshold
+from privsynth.audit.registry import register
+from privsynth.audit.reidentification import _informative, sides
 from privsynth.audit.result import Check
 from privsynth.audit.space import AuditSpace
 from privsynth.audit.stats import auc, auc_interval, epsilon_lower_bound, roc, tpr_at_fpr, tpr_at_fpr_interval
@@ -35,7 +39,7 @@ ROC_POINTS = 200
 
 def attack_checks(name: str, members: np.ndarray, nonmembers: np.ndarray, policy: Policy,
                   rng: np.random.Generator, epsilon: float | None, delta: float) -> tuple[list[Check], dict]:
-    audit = f"membership inference ({name})"
+    audit = f"{MembershipInference.name} ({name})"
     value = auc(members, nonmembers)
     lo, hi = auc_interval(members, nonmembers, rng)
     tpr1, tpr1_lo, tpr1_hi = tpr_at_fpr_interval(members, nonmembers, 0.01)
@@ -61,6 +65,33 @@ def attack_checks(name: str, members: np.ndarray, nonmembers: np.ndarray, policy
                "epsilon_lower_bound": eps_lb, "roc_fpr": fpr[keep].tolist(), "roc_tpr": tpr[keep].tolist(),
                "members": len(members), "nonmembers": len(nonmembers)}
     return checks, figures
+
+
+class MembershipInference:
+    """The distance and density-ratio attacks (module docstring)."""
+
+    name = "membership inference"
+    thresholds = (
+        Threshold("mia_auc_max", 0.55, 0.5, 1.0, True, help="membership-inference AUC: lower bound above this fails"),
+        Threshold("mia_tpr_at_1pct_fpr_max", 0.02, 0.01, 1.0, True,
+                  help="attack TPR at 1% FPR: lower bound above this fails"),
+        Threshold("epsilon_lower_bound_max", 1.0, 0.0, 1e3, True,
+                  help="empirical epsilon lower bound above this (or the claimed epsilon) fails"),
+    )
+    partial_synthesis = "information only: membership is disclosed by design (the rows are the train patients)"
+
+    def applies(self, context: AuditContext) -> bool:
+        return True
+
+    def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
+        found = sides(context)
+        train, holdout, synthetic = context.spaces()
+        checks, figures = membership_checks(synthetic, train, holdout, found.train_to_synthetic,
+                                            found.holdout_to_synthetic, context.policy, context.rng,
+                                            context.epsilon, context.delta, context.workers)
+        if context.partial:
+            checks = [_informative(c, True) for c in checks]
+        return checks, figures
 
 
 def membership_checks(synthetic: AuditSpace, train: AuditSpace, holdout: AuditSpace,
@@ -92,3 +123,6 @@ def membership_checks(synthetic: AuditSpace, train: AuditSpace, holdout: AuditSp
                                     score(d_ref_nonmembers, holdout_to_synthetic), policy, rng, epsilon, delta)
     out["density_ratio"] = figures
     return checks + domias, out
+
+
+register(MembershipInference())

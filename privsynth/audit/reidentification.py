@@ -17,15 +17,18 @@ output raises a false alarm in this family with probability at most the policy's
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import binom
 
-from privsynth.audit.neighbours import nearest
+from privsynth.audit.neighbours import Nearest, nearest
 from privsynth.audit.policy import Policy
+from privsynth.audit.protocol import AuditContext, Threshold
+from privsynth.audit.registry import register
 from privsynth.audit.result import Check
-from privsynth.audit.space import AuditSpace
 from privsynth.audit.stats import Z95
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
@@ -59,16 +62,32 @@ class SideHits:
         return 1.0 if n == 0 else float(binom.cdf(self.holdout, n, 1.0 / (self.chunks + 1)))
 
 
-def side_hits(hit_train: np.ndarray, hit_holdout: np.ndarray) -> SideHits:
+def side_hits(hit_train: np.ndarray, hit_holdout: np.ndarray, train_index: np.ndarray | None = None,
+              holdout_index: np.ndarray | None = None) -> SideHits:
     """``hit_train``: (n, K) booleans per chunk; ``hit_holdout``: (n,).
+
+    With the index of the record each row hit (``train_index`` (n, K), ``holdout_index``
+    (n,)), a side's hits are its DISTINCT records hit: many synthetic rows with one common
+    profile hit the same record, and counted row by row they would make the test believe in
+    hundreds of independent hits where there is one (a false alarm on low-dimensional
+    tables); a leak copies many distinct records and still counts in full.
 
     >>> side_hits(np.array([[True], [False], [True]]), np.array([False, True, True]))
     SideHits(train=1, holdout=1, several=1, chunks=1)
+    >>> side_hits(np.array([[True], [True], [False]]), np.array([False, False, True]),
+    ...           np.array([[7], [7], [0]]), np.array([0, 0, 3]))
+    SideHits(train=1, holdout=1, several=0, chunks=1)
     """
     count = hit_train.sum(axis=1) + hit_holdout
     single = count == 1
-    return SideHits(int((single & ~hit_holdout).sum()), int((single & hit_holdout).sum()),
-                    int((count > 1).sum()), hit_train.shape[1])
+    on_train, on_holdout = single & ~hit_holdout, single & hit_holdout
+    if train_index is None or holdout_index is None:
+        return SideHits(int(on_train.sum()), int(on_holdout.sum()), int((count > 1).sum()), hit_train.shape[1])
+    rows = np.flatnonzero(on_train)
+    chunk = np.argmax(hit_train[rows], axis=1)
+    train_records = len(set(zip(chunk.tolist(), train_index[rows, chunk].tolist())))
+    holdout_records = len(set(holdout_index[on_holdout].tolist()))
+    return SideHits(train_records, holdout_records, int((count > 1).sum()), hit_train.shape[1])
 
 
 def closer_share(d_train: np.ndarray, d_holdout: np.ndarray) -> float:
@@ -123,11 +142,12 @@ def closer_share_interval(train: Side, holdout: Side, z: float = Z95) -> tuple[f
     return max(0.0, share - half), min(1.0, share + half)
 
 
-def tail(d_train: np.ndarray, d_holdout: np.ndarray, quantile: float) -> tuple[float, SideHits]:
-    """The pooled ``quantile`` of all distances (``d_train``: (n, K)), and the rows at or
-    below it on each side."""
+def tail(d_train: np.ndarray, d_holdout: np.ndarray, quantile: float, train_index: np.ndarray | None = None,
+         holdout_index: np.ndarray | None = None) -> tuple[float, SideHits]:
+    """The pooled ``quantile`` of all distances (``d_train``: (n, K)), and the records at
+    or below it on each side (distinct records, when their indices are given)."""
     q = float(np.quantile(np.concatenate([d_train.ravel(), d_holdout]), quantile))
-    return q, side_hits(d_train <= q, d_holdout <= q)
+    return q, side_hits(d_train <= q, d_holdout <= q, train_index, holdout_index)
 
 
 def nndr(mean: np.ndarray) -> np.ndarray:
@@ -137,24 +157,82 @@ def nndr(mean: np.ndarray) -> np.ndarray:
         return np.where(second > 0, first / second, 1.0)
 
 
-def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: AuditSpace, policy: Policy,
-                            workers: int | None = None) -> tuple[list[Check], dict, np.ndarray, np.ndarray]:
-    """Run every re-identification statistic. Also returns each train and holdout row's
-    nearest mean distance to the synthetic rows (the distance attack's scores)."""
+@dataclass(frozen=True)
+class Sides:
+    """Nearest neighbours of the synthetic rows on each side, computed once per audit run
+    (the membership attacks reuse the reverse distances)."""
+
+    chunks: int
+    m: int
+    to_chunk: list[Nearest]
+    to_holdout: Nearest
+    train_to_synthetic: np.ndarray  # every train row's nearest mean distance to the synthetic rows
+    holdout_to_synthetic: np.ndarray
+
+
+def sides(context: AuditContext) -> Sides:
+    """Train cut into K = ceil(train / holdout) chunks, each compared with the holdout."""
+    if "sides" in context.cache:
+        found: Sides = context.cache["sides"]
+        return found
+    train, holdout, synthetic = context.spaces()
+    workers = context.workers
     chunks = max(1, -(-train.n // holdout.n))
     m = train.n // chunks
     to_chunk = [nearest(synthetic, train.take(np.arange(k * m, (k + 1) * m)), k=2, workers=workers)
                 for k in range(chunks)]
     to_holdout = nearest(synthetic, holdout.take(np.arange(m)), k=2, workers=workers)
-    # every real row's nearest synthetic distance, for the membership attacks
     train_reverse = np.concatenate([nn.reverse for nn in to_chunk]
                                    + [nearest(synthetic, train.take(np.arange(chunks * m, train.n)),
                                               workers=workers).reverse])
     holdout_reverse = np.concatenate([to_holdout.reverse, nearest(synthetic, holdout.take(np.arange(m, holdout.n)),
                                                                   workers=workers).reverse])
+    found = Sides(chunks, m, to_chunk, to_holdout, train_reverse, holdout_reverse)
+    context.cache["sides"] = found
+    return found
+
+
+class Reidentification:
+    """Nearest-neighbour re-identification (module docstring)."""
+
+    name = "re-identification"
+    thresholds = (
+        Threshold("exact_match_p", 0.01, 1e-12, 0.5, False,
+                  help="exact / near matches: train beats holdout (one family of 4 tests)"),
+        Threshold("near_match_distance", 0.02, 0.0, 1.0, False,
+                  help="a near match: every column within this share of its range, categories equal"),
+        Threshold("dcr_share_max", 0.52, 0.5, 1.0, True,
+                  help="share of rows closer to train than holdout: lower bound above this fails"),
+        Threshold("tail_ratio_max", 1.5, 1.0, 1e9, True, help="closest 1%: train hits per holdout hit ..."),
+        Threshold("tail_p", 0.01, 1e-12, 0.5, False, help="... with this significance (same family)"),
+    )
+    partial_synthesis = ("runs on the replaced columns; exact and near matches stay gates, the rest becomes "
+                         "information (the released rows are the train patients)")
+
+    def applies(self, context: AuditContext) -> bool:
+        return True
+
+    def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
+        return _checks(sides(context), context.policy, context.partial)
+
+
+PARTIAL_INFO = "information only: in a partial synthesis the released rows are the train patients"
+
+
+def _informative(check: Check, partial: bool) -> Check:
+    """In a partial synthesis, a check of closeness is information: the rows ARE the train patients."""
+    if not partial or check.passed is None:
+        return check
+    return dataclasses.replace(check, passed=None, detail=f"{check.detail} ({PARTIAL_INFO})".strip())
+
+
+def _checks(found: Sides, policy: Policy, partial: bool) -> tuple[list[Check], dict[str, Any]]:
+    """Every re-identification statistic on the sides' distances. In a partial synthesis the
+    exact and near matches stay gates (a copied secret shows there); the rest is information."""
+    chunks, m, to_chunk, to_holdout = found.chunks, found.m, found.to_chunk, found.to_holdout
     checks: list[Check] = []
     figures: dict = {"train_chunks": chunks}
-    audit = "re-identification"
+    audit = Reidentification.name
     mean_t = np.column_stack([nn.mean[:, 0] for nn in to_chunk])
     worst_t = np.column_stack([nn.worst for nn in to_chunk])
 
@@ -167,11 +245,13 @@ def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: A
                      f"train {hits.train} over {chunks} chunk(s), holdout {hits.holdout}, several {hits.several}, "
                      f"{extra}p = {hits.p:.3g}")
 
-    exact = side_hits(mean_t == 0, to_holdout.mean[:, 0] == 0)
+    index_t = np.column_stack([nn.index for nn in to_chunk])
+    worst_index_t = np.column_stack([nn.worst_index for nn in to_chunk])
+    exact = side_hits(mean_t == 0, to_holdout.mean[:, 0] == 0, index_t, to_holdout.index)
     checks.append(p_check("exact matches, train per chunk / holdout", exact, policy.exact_match_p, ""))
     figures["exact_matches"] = asdict(exact) | {"p": exact.p}
     near_limit = policy.near_match_distance
-    near = side_hits(worst_t <= near_limit, to_holdout.worst <= near_limit)
+    near = side_hits(worst_t <= near_limit, to_holdout.worst <= near_limit, worst_index_t, to_holdout.worst_index)
     checks.append(p_check(f"near matches (every column within {near_limit:g}), train per chunk / holdout", near,
                           policy.exact_match_p, ""))
     figures["near_matches"] = asdict(near) | {"p": near.p, "distance": near_limit}
@@ -181,14 +261,16 @@ def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: A
                       (hold.mean[:, 0], hold.mean[:, 1], hold.index, m)),
              "worst-column": ((first.worst_k[:, 0], first.worst_k[:, -1], first.worst_index, m),
                               (hold.worst_k[:, 0], hold.worst_k[:, -1], hold.worst_index, m))}
+    indices = {"mean": (index_t, to_holdout.index), "worst-column": (worst_index_t, to_holdout.worst_index)}
     for metric, d_t, d_h in (("mean", mean_t, to_holdout.mean[:, 0]), ("worst-column", worst_t, to_holdout.worst)):
         share = closer_share(d_t[:, 0], d_h)
         lo, hi = closer_share_interval(*sides[metric])
-        checks.append(Check(audit, f"share closer to train ({metric} distance)", share, (lo, hi),
-                            f"fails if lower bound > {policy.dcr_share_max:g}", lo <= policy.dcr_share_max))
-        q, hits = tail(d_t, d_h, TAIL_QUANTILE)
-        checks.append(p_check(f"closest-1% tail, train vs holdout ({metric} distance)", hits, policy.tail_p,
-                              f"threshold {q:.4f}, ", policy.tail_ratio_max))
+        checks.append(_informative(Check(audit, f"share closer to train ({metric} distance)", share, (lo, hi),
+                                         f"fails if lower bound > {policy.dcr_share_max:g}",
+                                         lo <= policy.dcr_share_max), partial))
+        q, hits = tail(d_t, d_h, TAIL_QUANTILE, *indices[metric])
+        checks.append(_informative(p_check(f"closest-1% tail, train vs holdout ({metric} distance)", hits,
+                                           policy.tail_p, f"threshold {q:.4f}, ", policy.tail_ratio_max), partial))
         figures[f"dcr_{metric}"] = {
             "share_closer_to_train": share, "interval": [lo, hi],
             "tail": asdict(hits) | {"threshold": q, "p": hits.p},
@@ -201,4 +283,7 @@ def reidentification_checks(synthetic: AuditSpace, train: AuditSpace, holdout: A
                         "information: a train NNDR well below holdout's means isolated copies", None,
                         f"holdout {float(np.median(ratio_h)):.3f}"))
     figures["nndr"] = {"median_train": float(np.median(ratio_t)), "median_holdout": float(np.median(ratio_h))}
-    return checks, figures, train_reverse, holdout_reverse
+    return checks, figures
+
+
+register(Reidentification())

@@ -92,7 +92,7 @@ class _Compiled:
         self.by_type: dict[str, list[_Extractor]] = defaultdict(list)
         self.code_index: dict[str, dict[tuple[str, str], list[_Extractor]]] = defaultdict(dict)
         self.uncoded: dict[str, list[_Extractor]] = defaultdict(list)
-        for col in schema.learned_columns:
+        for col in schema.view_columns:
             src = col.source
             if src.resource is None:
                 continue
@@ -427,7 +427,7 @@ def _assemble(
                 cur.date, cur.value = st.date, st.value
     ids = sorted(patients)
     data: dict[str, list[Any]] = {}
-    for col in schema.learned_columns:
+    for col in schema.view_columns:
         out: list[Any] = []
         for pid in ids:
             if col.source.resource == "Patient":

@@ -57,11 +57,11 @@ def _plan(schema: Schema) -> _Plan:
     observations: list[Column] = []
     encounters: list[Column] = []
     onset: dict[str, Column] = {}
-    for col in schema.learned_columns:
+    for col in schema.view_columns:
         src = col.source
         if src.resource == "Condition" and src.summary == "first" and src.codes:
             onset[src.codes] = col
-    for col in schema.learned_columns:
+    for col in schema.view_columns:
         src = col.source
         path = src.path or ""
         if src.resource == "Patient":
@@ -211,8 +211,10 @@ class FhirWriter:
         if onset_col is not None and _present(row.get(onset_col.name)):
             value = int(row[onset_col.name])
             if onset_col.source.transform == "age_at_event":
+                # inside the year of life the onset age names, never after the reference date: the
+                # row's onset age is at most its age (a rule of the schema), so this is never empty
                 start = _add_years(birth, value)
-                onset_day = _day_between(start, start + dt.timedelta(days=364), self.rng)
+                onset_day = _day_between(start, min(start + dt.timedelta(days=364), ref_date), self.rng)
             elif onset_col.source.transform == "year" and dt.MINYEAR <= value <= dt.MAXYEAR:
                 onset_day = _day_between(dt.date(value, 1, 1), dt.date(value, 12, 31), self.rng)
         if onset_day is None or not birth <= onset_day <= ref_date:

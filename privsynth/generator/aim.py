@@ -30,10 +30,12 @@ from math import comb
 import numpy as np
 
 from privsynth.generator.compress import Compression
+from privsynth.generator.constraint import compress_masks
 from privsynth.generator.estimate import Estimate, Measurement, mirror_descent
 from privsynth.generator.factor import Clique, cells, contingency
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
-from privsynth.generator.mst import SAFETY, measure, measure_one_ways
+from privsynth.generator.mst import SAFETY, measure, measure_one_ways, measure_structure
+from privsynth.generator.prior import PublicPrior
 from privsynth.generator.query import marginal
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
@@ -58,21 +60,32 @@ def fit_aim(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     progress: Progress | None = None, compressible: tuple[bool, ...] | None = None,
     threshold: float = 1.0, max_cells: int = DEFAULT_MAX_CELLS, max_candidate_cells: int = 100_000,
-    round_iterations: int | None = None,
+    round_iterations: int | None = None, prior: PublicPrior | None = None,
 ) -> tuple[list[Measurement], list[Compression], Estimate]:
-    """Spend the accountant's remaining rho adaptively; return measurements, compressions, model."""
+    """Spend the accountant's remaining rho adaptively; return measurements, compressions, model.
+
+    ``prior``: public structure (structural zeros, marginals measured first, protected
+    columns); see :mod:`privsynth.generator.prior`."""
     d = len(sizes)
+    prior = prior or PublicPrior.none(d)
     round_iterations = ROUND_ITERATIONS if round_iterations is None else round_iterations
     rho = accountant.rho_remaining
-    rho_one = rho * ONE_WAY_SHARE / d * SAFETY
+    rho_one = prior.rho_one_way(rho * ONE_WAY_SHARE) * SAFETY
     # noisy regime (few patients per cell for this budget): the 1-way marginals are
     # measured once more, since every later estimate rests on them
     measurements, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one,
-                                                         compressible, threshold, again_if_noisy=NOISY_RATIO)
+                                                         prior.compressible(compressible), threshold,
+                                                         again_if_noisy=NOISY_RATIO)
     small_sizes = tuple(c.size for c in compressions)
     if progress is not None:
         progress("measure 1-way", d, d)
-    estimate = mirror_descent(measurements, small_sizes, iterations=round_iterations * 2, max_cells=max_cells)
+    masks = compress_masks(prior.masks, compressions)
+    if prior.structure:
+        measurements += measure_structure(small, small_sizes, prior.structure,
+                                          min(rho * prior.structure_share, accountant.rho_remaining), accountant,
+                                          names)
+    estimate = mirror_descent(measurements, small_sizes, iterations=round_iterations * 2, max_cells=max_cells,
+                              masks=masks)
     if d == 1:
         return measurements, compressions, estimate
 
@@ -80,7 +93,7 @@ def fit_aim(
     weights = {k: workload_weight(k, d, order) for k in range(1, order + 1)}
     sensitivity = max(weights.values())
     truth: dict[Clique, np.ndarray] = {}
-    measured: set[Clique] = {(a,) for a in range(d)}
+    measured: set[Clique] = {(a,) for a in range(d)} | set(prior.structure) | set(masks)
     refused: set[Clique] = set()
     rounds_planned = max(4, int(round(ROUNDS_PER_COLUMN * d)))
     rho_round = accountant.rho_remaining / rounds_planned
@@ -115,7 +128,7 @@ def fit_aim(
         measurements.append(m)
         measured.add(chosen)
         estimate = mirror_descent(measurements, small_sizes, iterations=round_iterations, max_cells=max_cells,
-                                  warm_start=estimate.potentials, total=estimate.total)
+                                  warm_start=estimate.potentials, total=estimate.total, masks=masks)
         after = marginal(estimate.tree, estimate.marginals, chosen)
         step += 1
         if progress is not None:
@@ -125,7 +138,7 @@ def fit_aim(
         if float(np.abs(after - before).sum()) <= math.sqrt(2.0 / math.pi) * sigma * cells(chosen, small_sizes):
             rho_round *= 4.0  # annealing: the model did not move, so measure more precisely
     estimate = mirror_descent(measurements, small_sizes, iterations=FINAL_ITERATIONS, max_cells=max_cells,
-                              warm_start=estimate.potentials, tol=FINAL_TOL)
+                              warm_start=estimate.potentials, tol=FINAL_TOL, masks=masks)
     return measurements, compressions, estimate
 
 

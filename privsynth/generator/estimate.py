@@ -119,10 +119,17 @@ def mirror_descent(
     max_cells: int = DEFAULT_MAX_CELLS,
     callback: Callable[[int, float], None] | None = None,
     tol: float = 1e-3,
+    masks: dict[Clique, np.ndarray] | None = None,
 ) -> Estimate:
-    """Fit log-potentials on the measured cliques so their marginals match the measurements."""
+    """Fit log-potentials on the measured cliques so their marginals match the measurements.
+
+    ``masks``: structural zeros, log-potentials of 0 (possible) or -inf (impossible) on
+    cliques that join the model whether measured or not. They are added once and never
+    move: a step subtracts a finite gradient from -inf, which stays -inf, so an impossible
+    cell keeps probability exactly 0."""
     sizes = tuple(int(s) for s in sizes)
-    cliques = sorted({m.clique for m in measurements}, key=lambda c: (len(c), c))
+    masks = masks or {}
+    cliques = sorted({m.clique for m in measurements} | set(masks), key=lambda c: (len(c), c))
     tree = JunctionTree(cliques, sizes, max_cells=max_cells)
     hosts = {c: tree.host(c) for c in cliques}
     n_total = estimate_total(measurements) if total is None else float(total)
@@ -132,6 +139,8 @@ def mirror_descent(
     }
     if not warm_start:
         potentials = _tree_start(measurements, tree, sizes, potentials)
+    for c, mask in masks.items():  # idempotent: a warm start carries them already
+        potentials[c] = potentials[c] + mask
     by_clique: dict[Clique, list[tuple[np.ndarray, np.ndarray]]] = {}
     for m in measurements:
         shape = tuple(sizes[a] for a in m.clique)
@@ -165,11 +174,11 @@ def mirror_descent(
     history: list[float] = []
     for done in range(1, iterations + 1):
         for _ in range(30):
-            trial = {c: potentials[c] - alpha * grads[c] for c in potentials}
+            trial = {c: potentials[c] - alpha * grads[c] if c in grads else potentials[c] for c in potentials}
             trial_margs = marginals_of(trial)
             trial_loss, trial_grads, trial_mus = loss_and_grad(trial_margs)
             # Armijo condition on the linearisation in marginal space
-            decrease = sum(float((grads[c] * (mus[c] - trial_mus[c])).sum()) for c in potentials)
+            decrease = sum(float((grads[c] * (mus[c] - trial_mus[c])).sum()) for c in grads)
             if trial_loss <= loss - 0.5 * decrease or decrease <= 0:
                 break
             alpha *= 0.5

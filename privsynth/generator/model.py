@@ -54,6 +54,17 @@ class MarginalModel:
         h = self._tree.host(tuple(sorted(attrs)))
         return project(self._marginals[h], self._tree.cliques[h], tuple(sorted(attrs)))
 
+    def one_way(self, column: int) -> np.ndarray:
+        """The model's probabilities of each PUBLIC code of a column (a merged cell's mass
+        shared among its codes by their noisy weights)."""
+        small = self.marginal((column,))
+        small = np.clip(small, 0, None) / max(float(small.sum()), 1e-300)
+        comp = self.compressions[column]
+        probs = small[comp.to_small].astype(np.float64)
+        if comp.rare.size:
+            probs[comp.rare] = small[comp.size - 1] * comp.rare_weights
+        return probs
+
     @property
     def domain_sizes(self) -> tuple[int, ...]:
         """The public (uncompressed) domain size of every column."""

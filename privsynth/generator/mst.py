@@ -26,8 +26,9 @@ import numpy as np
 
 from privsynth.generator.compress import Compression
 from privsynth.generator.estimate import Measurement, estimate_total
-from privsynth.generator.factor import contingency
+from privsynth.generator.factor import Clique, contingency
 from privsynth.generator.forest import DisjointSets
+from privsynth.generator.prior import PublicPrior
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, measure_counts, select_max
 
@@ -49,26 +50,30 @@ def measure(
 
 def measure_one_ways(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
-    rho_one: float, compressible: tuple[bool, ...] | None, threshold: float,
+    rho_one: float | np.ndarray, compressible: tuple[bool, ...] | None, threshold: float,
     again_if_noisy: float | None = None,
 ) -> tuple[list[Measurement], list[Compression], np.ndarray]:
-    """Measure every 1-way marginal with ``rho_one`` each, then compress rare cells.
+    """Measure every 1-way marginal with ``rho_one`` each (one value, or one per column),
+    then compress rare cells.
 
     With ``again_if_noisy`` set, the 1-way marginals are measured a second time when the
-    DP total per average cell is below that many noise standard deviations (a decision on
-    released values and public sizes only). Returns the measurements over the compressed
-    domains, each column's compression, and the codes mapped to the compressed domains.
+    DP total per average cell is below that many noise standard deviations of a typical
+    column (a decision on released values and public sizes only). Returns the measurements
+    over the compressed domains, each column's compression, and the codes mapped to the
+    compressed domains.
     """
     d = len(sizes)
-    passes = [[measure(codes, sizes, (a,), rho_one, accountant, f"1-way {names[a]}") for a in range(d)]]
-    sigma = float(passes[0][0].sigma)
-    if again_if_noisy is not None and estimate_total(passes[0]) / float(np.mean(sizes)) < again_if_noisy * sigma:
-        passes.append([measure(codes, sizes, (a,), rho_one, accountant, f"1-way again {names[a]}")
+    rhos = np.broadcast_to(np.asarray(rho_one, dtype=np.float64), (d,))
+    passes = [[measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way {names[a]}") for a in range(d)]]
+    typical = float(max(float(np.max(m.sigma)) for m in passes[0]))
+    if again_if_noisy is not None and estimate_total(passes[0]) / float(np.mean(sizes)) < again_if_noisy * typical:
+        passes.append([measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way again {names[a]}")
                        for a in range(d)])
     measurements: list[Measurement] = []
     compressions: list[Compression] = []
     small = np.empty_like(codes)
     for a in range(d):
+        sigma = float(np.max(passes[0][a].sigma))
         mean = np.mean([p[a].values for p in passes], axis=0)
         if compressible is None or compressible[a]:
             comp = Compression.from_noisy(mean, sigma / np.sqrt(len(passes)), threshold)
@@ -82,12 +87,28 @@ def measure_one_ways(
     return measurements, compressions, small
 
 
+def measure_structure(
+    small: np.ndarray, small_sizes: tuple[int, ...], cliques: tuple[Clique, ...], rho: float,
+    accountant: Accountant, names: tuple[str, ...],
+) -> list[Measurement]:
+    """Measure the structural prior's marginals (public choices), ``rho`` split evenly."""
+    if not cliques:
+        return []
+    each = rho / len(cliques) * SAFETY
+    return [measure(small, small_sizes, c, each, accountant,
+                    f"{len(c)}-way (structure) {' x '.join(names[a] for a in c)}") for c in cliques]
+
+
 def select_tree(
     codes: np.ndarray, sizes: tuple[int, ...], one_way: list[Measurement], rho: float,
     accountant: Accountant, names: tuple[str, ...], sigma_pair: float,
-    progress: Progress | None = None,
+    progress: Progress | None = None, connected: tuple[Clique, ...] = (),
 ) -> list[tuple[int, int]]:
-    """Choose d-1 pairs forming a spanning tree, each by OpenDP report-noisy-max.
+    """Choose pairs completing a spanning tree, each by OpenDP report-noisy-max.
+
+    ``one_way`` holds one 1-way measurement per column, in column order; ``connected``
+    cliques (the structural prior, already measured) join their columns before selection,
+    so fewer pairs are chosen and each choice gets more of ``rho``.
 
     The score of a pair is its L1 gap to independence minus the L1 error its own
     measurement is expected to add (``sqrt(2/pi) * sigma_pair * cells``, as in AIM):
@@ -95,7 +116,12 @@ def select_tree(
     (it depends only on the domain and the budget), so the sensitivity stays 1.
     """
     d = len(sizes)
-    if d < 2:
+    sets = DisjointSets(d)
+    for clique in connected:
+        for a, b in zip(clique, clique[1:]):
+            sets.union(a, b)
+    rounds = len({sets.root(a) for a in range(d)}) - 1
+    if d < 2 or rounds == 0:
         return []
     total = estimate_total(one_way)
     probs = []
@@ -109,9 +135,7 @@ def select_tree(
         model = np.outer(probs[i], probs[j]) * total
         penalty = math.sqrt(2.0 / math.pi) * sigma_pair * sizes[i] * sizes[j]
         scores[k] = float(np.abs(true - model).sum()) - penalty
-    sets = DisjointSets(d)
     chosen: list[tuple[int, int]] = []
-    rounds = d - 1
     per_round = rho / rounds * SAFETY
     for r in range(rounds):
         candidates = [k for k, (i, j) in enumerate(pairs) if not sets.connected(i, j)]
@@ -128,28 +152,37 @@ def select_tree(
 def fit_mst(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     progress: Progress | None = None, split: tuple[float, float, float] = SPLIT,
-    compressible: tuple[bool, ...] | None = None, threshold: float = 3.0,
+    compressible: tuple[bool, ...] | None = None, threshold: float = 3.0, prior: PublicPrior | None = None,
 ) -> tuple[list[Measurement], list[Compression]]:
-    """Spend the accountant's remaining rho on MST's measurements.
+    """Spend the accountant's remaining rho on MST's measurements: 1-way marginals, the
+    structural prior's marginals (``prior.structure_share`` of rho), then the tree.
 
     Returns the measurements (over compressed domains) and each column's compression.
     """
     d = len(sizes)
+    prior = prior or PublicPrior.none(d)
     rho = accountant.rho_remaining
     if d == 1:
         return [measure(codes, sizes, (0,), rho * SAFETY, accountant, f"1-way {names[0]}")], [
             Compression.identity(sizes[0])]
+    rho_structure = rho * prior.structure_share if prior.structure else 0.0
     shares = np.asarray(split, dtype=np.float64) / sum(split)
-    rho_one, rho_select, rho_two = (rho * s for s in shares)
-    one_way, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one / d * SAFETY,
-                                                    compressible, threshold)
+    rho_one, rho_select, rho_two = ((rho - rho_structure) * s for s in shares)
+    one_way, compressions, small = measure_one_ways(codes, sizes, accountant, names,
+                                                    prior.rho_one_way(rho_one) * SAFETY,
+                                                    prior.compressible(compressible), threshold)
     if progress is not None:
         progress("measure 1-way", d, d)
     small_sizes = tuple(c.size for c in compressions)
-    rho_pair = rho_two / (d - 1) * SAFETY
+    structural = measure_structure(small, small_sizes, prior.structure, rho_structure, accountant, names)
+    pairs_left = max(1, d - 1 - sum(len(c) - 1 for c in prior.structure))
+    rho_pair = rho_two / pairs_left * SAFETY
     sigma_pair = gaussian_scale(rho_pair)
-    tree = select_tree(small, small_sizes, one_way, rho_select, accountant, names, sigma_pair, progress)
-    two_way = []
+    tree = select_tree(small, small_sizes, one_way[:d], rho_select, accountant, names, sigma_pair, progress,
+                       connected=prior.structure)
+    if len(tree) < pairs_left:  # the structure formed cycles: fewer pairs, each with more budget
+        rho_pair = rho_two / max(1, len(tree)) * SAFETY
+    two_way = structural
     for k, (i, j) in enumerate(tree):
         two_way.append(measure(small, small_sizes, (i, j), rho_pair, accountant, f"2-way {names[i]} x {names[j]}"))
         if progress is not None:

@@ -26,11 +26,13 @@ import pandas as pd
 from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encode, sub_bin_index
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator.aim import fit_aim
+from privsynth.generator.constraint import compress_masks, satisfy
 from privsynth.generator.estimate import mirror_descent
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.model import MarginalModel
 from privsynth.generator.mst import SAFETY, fit_mst
+from privsynth.generator.prior import PublicPrior
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import measure_counts
 from privsynth.schema.model import NumericDomain, Schema
@@ -91,16 +93,17 @@ class Synthesizer:
         # MST merges rare categories of unordered columns only (threshold from experiments
         # with benchmarks/run.py: merging number bins hurt MST there)
         compressible = tuple(c.kind == "categorical" for c in self.schema.learned_columns)
+        prior = PublicPrior.from_schema(self.schema)  # public: bin edges, rules, the schema's choices
         if self.method == "aim":
             # AIM merges rare cells of every column, ordered ones too: measured on the four
             # shared tables this lowered the 3-way error at most budgets (docs/generator.md)
             measurements, compressions, est = fit_aim(codes, sizes, accountant, names, progress,
                                                       compressible=None, threshold=1.0,
-                                                      max_cells=self.max_cells)
+                                                      max_cells=self.max_cells, prior=prior)
             small_sizes = tuple(c.size for c in compressions)
         else:
             measurements, compressions = fit_mst(codes, sizes, accountant, names, progress,
-                                                 compressible=compressible, threshold=1.0)
+                                                 compressible=compressible, threshold=1.0, prior=prior)
             small_sizes = tuple(c.size for c in compressions)
 
             def on_iteration(i: int, loss: float) -> None:
@@ -108,7 +111,8 @@ class Synthesizer:
                     progress("estimate", i, self.iterations)
 
             est = mirror_descent(measurements, small_sizes, iterations=self.iterations,
-                                 max_cells=self.max_cells, callback=on_iteration)
+                                 max_cells=self.max_cells, callback=on_iteration,
+                                 masks=compress_masks(prior.masks, compressions))
             if progress is not None:
                 progress("estimate", self.iterations, self.iterations)
         metadata = {
@@ -170,10 +174,19 @@ class Synthesizer:
         return model.sample(n, np.random.default_rng(rng))
 
     def sample(self, n_rows: int | None = None, rng: Any = None) -> pd.DataFrame:
-        """Draw synthetic rows (decoded values). ``rng``: a seed or ``numpy.random.Generator``."""
+        """Draw synthetic rows: decoded values, derived columns computed, every rule of the
+        schema satisfied (the model conditioned on them). ``rng``: a seed or a
+        ``numpy.random.Generator``. Every writer reads these rows."""
+        model = self._check_fitted()
         generator = np.random.default_rng(rng)
         codes = self.sample_codes(n_rows, generator)
-        return decode(codes, self.schema, generator, self._check_fitted().refinements)
+        frame = decode(codes, self.schema, generator, model.refinements)
+
+        def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+            fresh = model.sample(len(rows), generator)
+            return decode(fresh, self.schema, generator, model.refinements), fresh
+
+        return satisfy(frame, codes, self.schema, generator, model.refinements, redraw, one_way=model.one_way)
 
     def sample_partial(self, real: pd.DataFrame, keep: list[str] | tuple[str, ...], rng: Any = None, *,
                        allow_sensitive: bool = False) -> pd.DataFrame:
@@ -188,11 +201,25 @@ class Synthesizer:
         generator = np.random.default_rng(rng)
         codes, _ = encode(real, self.schema)
         index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
-        drawn = model.sample_given({index[name]: codes[:, index[name]] for name in keep}, generator)
-        out = decode(drawn, self.schema, generator, model.refinements)
-        for name in keep:
-            out[name] = real[name].reset_index(drop=True).to_numpy()
-        return out
+        given = {index[name]: codes[:, index[name]] for name in keep}
+        kept = {name: real[name].reset_index(drop=True).to_numpy() for name in keep}
+
+        def draw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+            drawn = model.sample_given({j: v[rows] for j, v in given.items()}, generator)
+            out = decode(drawn, self.schema, generator, model.refinements)
+            for name, values in kept.items():
+                out[name] = values[rows]
+            return out, drawn
+
+        everyone = np.arange(len(real))
+        frame, drawn = draw(everyone)
+
+        def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+            out, fresh = draw(rows)
+            return out.drop(columns=keep), fresh
+
+        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, fixed=keep,
+                       one_way=model.one_way)
 
     # -- persistence -------------------------------------------------------------------
 

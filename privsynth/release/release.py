@@ -44,7 +44,7 @@ from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer, check_keep
-from privsynth.pipeline import consistent, post_processing_seed, privacy_document, read_view, versions, write_synthetic
+from privsynth.pipeline import post_processing_seed, privacy_document, read_view, versions, write_synthetic
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.release.manifest import ReleaseManifest, Verdict
@@ -209,7 +209,7 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
         # could undo), or the rows would say which input row each came from, and so who was held out
         sample = sample.iloc[np.random.default_rng().permutation(len(sample))].reset_index(drop=True)
     else:
-        sample = consistent(synth.sample(None, rng=seed), schema)
+        sample = synth.sample(None, rng=seed)
     timings["fit+sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.domain import encode
-from privsynth.schema.model import Column, Schema
+from privsynth.schema.model import CategoricalDomain, Column, Schema
 
 SUPPRESSED = "suppressed"
 MAX_COLUMNS = 40  # one-way plots and the association heatmap
@@ -90,12 +90,21 @@ def associations(real: np.ndarray, synthetic: np.ndarray, schema: Schema) -> dic
             "mean_abs_difference": float(np.abs(r - s)[np.triu_indices(k, 1)].mean()) if k > 1 else 0.0}
 
 
+def _same_fact(a: Column, b: Column) -> bool:
+    """Two columns read from the same FHIR codes (a condition and its own onset): their
+    association is the schema's doing, not a finding."""
+    return (a.source.resource is not None and a.source.resource == b.source.resource
+            and a.source.codes is not None and a.source.codes == b.source.codes)
+
+
 def two_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, assoc: dict[str, Any],
             min_cell: int) -> list[dict[str, Any]]:
-    """The most associated pairs (in the real data), cell by cell, small cells suppressed."""
+    """The most associated pairs (in the real data), cell by cell, small cells suppressed;
+    never a column against another read from the same codes."""
     cols = schema.learned_columns[:MAX_COLUMNS]
     strength = np.array(assoc["real"])
-    pairs = sorted(itertools.combinations(range(len(cols)), 2), key=lambda p: -strength[p])[:PAIRS]
+    pairs = sorted((p for p in itertools.combinations(range(len(cols)), 2) if not _same_fact(cols[p[0]], cols[p[1]])),
+                   key=lambda p: -strength[p])[:PAIRS]
     out = []
     for i, j in pairs:
         li, lj = labels(cols[i]), labels(cols[j])
@@ -133,6 +142,7 @@ def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np
     """Train on synthetic, test on real (holdout), beside train on real: accuracy overall
     and per protected group (groups given as holdout masks)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import balanced_accuracy_score
 
     names = [c.name for c in schema.learned_columns]
     t = names.index(target)
@@ -145,19 +155,47 @@ def tstr(train_codes: np.ndarray, synthetic_codes: np.ndarray, holdout_codes: np
         model = HistGradientBoostingClassifier(max_iter=100, random_state=seed % 2**32)
         y = source[:, t]
         if len(np.unique(y)) < 2:
-            out[label] = {"accuracy": None, "by_group": {}}
+            out[label] = {"accuracy": None, "balanced_accuracy": None, "auc": None, "by_group": {}}
             continue
         model.fit(source[:, features].astype(np.float64), y)
-        right = model.predict(holdout_codes[:, features].astype(np.float64)) == y_test
+        x_test = holdout_codes[:, features].astype(np.float64)
+        predicted = model.predict(x_test)
+        right = predicted == y_test
         out[label] = {"accuracy": float(right.mean()),
+                      "balanced_accuracy": float(balanced_accuracy_score(y_test, predicted)),
+                      "auc": _auc(model, x_test, y_test),
                       "by_group": {g: float(right[mask].mean()) for g, mask in protected_groups.items()}}
     return out
+
+
+def _auc(model: Any, x: np.ndarray, y: np.ndarray) -> float | None:
+    """ROC AUC on the held-out patients (one-vs-rest macro for more than two values)."""
+    from sklearn.metrics import roc_auc_score
+
+    present = np.unique(y)
+    if len(present) < 2:
+        return None
+    scores = model.predict_proba(x)
+    classes = list(model.classes_)
+    if not set(present) <= set(classes):
+        return None
+    columns = [classes.index(c) for c in present]
+    probs = scores[:, columns] / np.clip(scores[:, columns].sum(axis=1, keepdims=True), 1e-12, None)
+    if len(present) == 2:
+        return float(roc_auc_score(y == present[1], probs[:, 1]))
+    return float(roc_auc_score(y, probs, multi_class="ovr", labels=present))
+
+
+RELATIVE_CHANGE = 2.0  # a group whose synthetic share is below half, or above twice, its real share is flagged
 
 
 def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: Schema, min_cell: int,
          shift_max: float) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Each protected attribute's groups: real share vs synthetic share, flagged when the
-    shift exceeds ``shift_max``; also the holdout masks of the groups (for TSTR by group)."""
+    shift exceeds ``shift_max`` points OR the share changes by more than a factor of
+    ``RELATIVE_CHANGE`` (a group of 0.6% that vanishes shifts by 0.6 points only, yet it is
+    gone: DP noise hits small groups hardest); also the holdout masks of the groups (for
+    TSTR by group). Groups under ``min_cell`` real patients are not shown."""
     names = [c.name for c in schema.learned_columns]
     rows, masks = [], {}
     for attr in schema.protected:
@@ -178,33 +216,98 @@ def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: S
             hold = holdout[:, j] == code
             if hold.sum() >= min_cell:
                 masks[key] = hold
-            rows.append({"attribute": attr, "group": name, "real": float(real_share),
-                         "synthetic": float(synthetic_share), "shift": float(synthetic_share - real_share),
-                         "flagged": bool(abs(synthetic_share - real_share) > shift_max)})
+            ratio = synthetic_share / real_share if real_share > 0 else 1.0
+            absolute = abs(synthetic_share - real_share) > shift_max
+            relative = ratio < 1 / RELATIVE_CHANGE or ratio > RELATIVE_CHANGE
+            rows.append({"attribute": attr, "group": name, "display": _display(col, name),
+                         "real": float(real_share), "synthetic": float(synthetic_share),
+                         "shift": float(synthetic_share - real_share), "ratio": float(ratio),
+                         "flagged": bool(absolute or relative),
+                         "why": "vanished" if synthetic_share == 0 else
+                         ("shift" if absolute else "") + (" and " if absolute and relative else "")
+                         + ("relative change" if relative else "")})
     return rows, masks
 
 
+def _display(col: Column, label: str) -> str:
+    """A category's display name from the schema ('2106-3' -> 'White'), else the label."""
+    if isinstance(col.domain, CategoricalDomain):
+        for c in col.domain.categories:
+            if c.code == label and c.display:
+                return c.display
+    return label
+
+
+def _number(value: Any, col: Column) -> str:
+    unit = col.output.get("unit") or col.source.unit or ""
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}".strip()
+
+
 def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: np.ndarray, schema: Schema,
-             min_cell: int, rng: np.random.Generator) -> list[dict[str, str]]:
-    """A few random synthetic patients, values as text; a value whose category or bin has
-    fewer than ``min_cell`` real patients is shown as 'suppressed'."""
+             min_cell: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """A few random synthetic patients laid out as a clinician reads a record: who they are
+    (display names, not codes), the conditions they have with their onset age, the latest
+    observations with units, encounters by class, other counts. A value whose category or
+    bin has fewer than ``min_cell`` real patients reads 'suppressed'. Absent conditions and
+    missing values are left out."""
     cols = schema.learned_columns
+    index = {c.name: j for j, c in enumerate(cols)}
     rare = [set(np.flatnonzero(_counts(real_codes[:, j], c.domain.size if c.domain else 1) < min_cell).tolist())
             for j, c in enumerate(cols)]
+    onset_of = {c.source.codes: c for c in cols if c.source.resource == "Condition" and c.source.summary == "first"}
     picks = rng.choice(len(synthetic), size=min(PATIENTS, len(synthetic)), replace=False)
     out = []
+
+    def shown(col: Column, i: int) -> Any:
+        value = synthetic[col.name].iloc[i]
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            return None
+        if col.name in index and int(synthetic_codes[i, index[col.name]]) in rare[index[col.name]]:
+            return SUPPRESSED
+        return value
+
     for i in picks.tolist():
-        card: dict[str, str] = {}
-        for j, c in enumerate(cols):
-            value = synthetic[c.name].iloc[i]
-            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        person, conditions, observations, encounters, other = [], [], [], [], []
+        for col in schema.view_columns:
+            src = col.source
+            value = shown(col, i)
+            if value is None:
                 continue
-            if int(synthetic_codes[i, j]) in rare[j]:
-                card[c.name] = SUPPRESSED
-            elif isinstance(value, float):
-                card[c.name] = f"{value:.4g}"
+            if src.resource == "Condition" and src.summary == "first":
+                continue  # shown with its condition
+            if src.resource == "Condition" and src.summary == "exists":
+                if value is True or value == SUPPRESSED:
+                    onset = onset_of.get(src.codes)
+                    age = shown(onset, i) if onset is not None else None
+                    text = col.name.replace("_", " ") if value is True else SUPPRESSED
+                    conditions.append(text + (f" (onset at {age})" if age not in (None, SUPPRESSED) else ""))
+            elif src.resource == "Patient" or (src.resource is None and col.kind != "numeric"):
+                if col.kind == "boolean":
+                    if value is True:
+                        person.append(col.name.replace("_", " "))
+                elif value == SUPPRESSED:
+                    person.append(f"{col.name.replace('_', ' ')} suppressed")
+                elif isinstance(col.domain, CategoricalDomain):
+                    person.append(_display(col, str(value)))
+                else:
+                    person.append(f"{col.name.replace('_', ' ')} {value}")
+            elif src.resource == "Encounter" and src.summary == "count":
+                if value == SUPPRESSED or int(value) > 0:
+                    encounters.append(f"{col.output.get('display', col.name)} {value}")
+            elif src.summary == "count":
+                if value == SUPPRESSED or int(value) > 0:
+                    other.append(f"{col.name.replace('_', ' ')} {value}")
+            elif col.kind == "boolean":
+                if value is True:
+                    other.append(col.name.replace("_", " "))
+            elif col.kind in ("numeric", "integer"):
+                name = col.output.get("display", col.name.replace("_", " "))
+                observations.append(f"{name}: {value if value == SUPPRESSED else _number(value, col)}")
             else:
-                card[c.name] = str(value)
+                other.append(f"{col.name.replace('_', ' ')}: {value}")
+        card = {"person": ", ".join(str(p) for p in person), "conditions": conditions,
+                "observations": observations, "encounters": encounters, "other": other}
         out.append(card)
     return out
 

@@ -32,8 +32,8 @@ border:1px solid #e0c060;padding:8px 12px;border-radius:4px}.grid{display:flex;f
 """
 
 SECTIONS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates"), ("distances", "Closest records"),
-            ("membership", "Membership inference"), ("utility", "Utility"), ("bias", "Bias check"),
-            ("patients", "Synthetic patients")]
+            ("membership", "Membership inference"), ("coherence", "Coherence"), ("utility", "Utility"),
+            ("bias", "Bias check"), ("patients", "Synthetic patients")]
 
 
 def _verdict(passed: bool | None) -> str:
@@ -42,7 +42,8 @@ def _verdict(passed: bool | None) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    """A table; with an empty ``head`` it has no header row (a list of key/value pairs)."""
+    out = ["<table>" + ("<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>" if any(head) else "")]
     for k, row in enumerate(rows):
         cls = f' class="{classes[k]}"' if classes and classes[k] else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
@@ -97,8 +98,9 @@ def _distances(figures: dict[str, Any]) -> str:
     out = ["<p>How far each synthetic patient is from the closest real patient, among training patients and "
            "among held-out patients (same number of each). If the generator copied or memorised patients, the "
            "training bars would pile up near 0.</p><div class='grid'>"]
+    reid = figures.get("re-identification", {})
     for key, title in (("dcr_mean", "mean distance over columns"), ("dcr_worst-column", "worst single column")):
-        d = figures.get(key)
+        d = reid.get(key)
         if not d:
             continue
         edges = d["histogram_edges"]
@@ -111,13 +113,43 @@ def _distances(figures: dict[str, Any]) -> str:
 
 
 def _membership(figures: dict[str, Any], m: dict[str, Any]) -> str:
-    mia = figures.get("membership_inference", {})
+    mia = figures.get("membership inference", {})
     curves = {name.replace("_", " "): (f["roc_fpr"], f["roc_tpr"]) for name, f in mia.items()}
     return ("<p>An attacker who holds the synthetic data tries to tell training patients from held-out ones. "
             "Each curve shows, on log axes, how many training patients (TPR) the attack flags for a given share of "
             "false alarms (FPR). The black line is the most any attack can achieve under the DP guarantee; "
             "curves near the dashed chance line mean the attack learns nothing.</p>"
-            + svg.roc(curves, None if m.get("real_columns") else m["epsilon"], m["delta"]))
+            + svg.roc(curves, None if m.get("real_columns") else m["epsilon"], m["delta"], size=480))
+
+
+def _coherence(figures: dict[str, Any], min_cell: int) -> str:
+    rules = figures.get("coherence", {}).get("rules", [])
+    if not rules:
+        return "<p>The schema declares no rules between columns (docs/schema.md: constraints, plausibility).</p>"
+
+    def real_rate(count: list[int]) -> str:
+        broken, among = count
+        if 0 < broken < min_cell:
+            return f"under {min_cell} of about {int(round(among / min_cell)) * min_cell}"
+        return f"{100 * broken / among:.1f}%" if among else "–"
+
+    rows, classes = [], []
+    for r in rules:
+        broken, among = r["synthetic"]
+        verdict = ("flagged" if r["flagged"] else "ok") if r["kind"] == "plausibility" else (
+            "FAIL" if broken else "holds")
+        rows.append([escape(r["rule"]), escape({"declared": "hard (declared)", "implied": "hard (implied)",
+                                                 "plausibility": "panel"}[r["kind"]]),
+                     real_rate(r["real"]), f"{100 * broken / among:.1f}% ({broken} of {among})" if among else "–",
+                     verdict])
+        classes.append("flag" if r["flagged"] else "")
+    return ("<p>Rules a real record never breaks. <b>Hard</b> rules, declared in the schema or implied by it (an onset "
+            "age at most the age; a condition with an onset exactly when present; a derived value inside its bounds), "
+            "hold in every synthetic row by construction, and one breaking row would refuse the release. The "
+            "<b>panel</b> is what a clinician would check: each rule's share of breaking rows among the patients its "
+            "premise concerns, real beside synthetic, flagged when the synthetic share is well above the real one.</p>"
+            + _table(["rule", "kind", "real patients breaking it", "synthetic patients breaking it", ""], rows,
+                     classes))
 
 
 def _utility(report: dict[str, Any]) -> str:
@@ -126,17 +158,21 @@ def _utility(report: dict[str, Any]) -> str:
            "and shares are taken among the cells shown.</p>"]
     t = report.get("tstr")
     if t:
-        def fmt(v: float | None) -> str:
-            return "–" if v is None else f"{100 * v:.1f}%"
+        def fmt(v: float | None, percent: bool = True) -> str:
+            return "–" if v is None else (f"{100 * v:.1f}%" if percent else f"{v:.3f}")
+
+        def row(label: str, r: dict[str, Any]) -> list[str]:
+            return [label, fmt(r.get("accuracy")), fmt(r.get("balanced_accuracy")), fmt(r.get("auc"), False)]
+
         out.append(f"<h3>Train on synthetic, test on real: predicting <i>{escape(t['target'])}</i></h3>"
                    "<p>A gradient-boosting classifier trained on the synthetic data and one trained on the real "
                    f"training patients, both tested on the {t['test_patients']} held-out patients, from "
                    f"{len(t.get('features', []))} other columns (columns read from the target's own codes are "
-                   "left out).</p>"
-                   + _table(["trained on", "accuracy on held-out patients"],
-                            [["real training patients", fmt(t["real"]["accuracy"])],
-                             ["synthetic data", fmt(t["synthetic"]["accuracy"])],
-                             ["(always guessing the most common value)", fmt(t["majority"])]]))
+                   "left out). Balanced accuracy and the AUC are the measures to read when one value is common "
+                   f"(always guessing the most common value is right {fmt(t['majority'])} of the time, with a balanced "
+                   "accuracy of 50% and an AUC of 0.5).</p>"
+                   + _table(["trained on", "accuracy", "balanced accuracy", "AUC"],
+                            [row("real training patients", t["real"]), row("synthetic data", t["synthetic"])]))
     a = report["associations"]
     out.append("<h3>Associations between columns (Cramér's V)</h3><p>Mean absolute difference "
                f"{a['mean_abs_difference']:.3f}.</p><div class='grid'>"
@@ -171,24 +207,34 @@ def _bias(report: dict[str, Any]) -> str:
     for g in b["groups"]:
         key = f"{g['attribute']} = {g['group']}"
         acc = by_group.get(key, (None, None))
-        rows.append([escape(g["attribute"]), escape(g["group"]), f"{100 * g['real']:.1f}%",
-                     f"{100 * g['synthetic']:.1f}%", f"{100 * g['shift']:+.1f} pts",
+        name = g.get("display", g["group"])
+        rows.append([escape(g["attribute"]), escape(name if name == g["group"] else f"{name} ({g['group']})"),
+                     f"{100 * g['real']:.1f}%", f"{100 * g['synthetic']:.1f}%", f"{100 * g['shift']:+.1f} pts",
+                     f"×{g.get('ratio', 1.0):.2f}",
                      "–" if acc[0] is None else f"{100 * acc[0]:.1f}%",
-                     "–" if acc[1] is None else f"{100 * acc[1]:.1f}%", "FLAG" if g["flagged"] else ""])
+                     "–" if acc[1] is None else f"{100 * acc[1]:.1f}%",
+                     f"FLAG: {escape(g.get('why', ''))}" if g["flagged"] else ""])
         classes.append("flag" if g["flagged"] else "")
     flagged = sum(g["flagged"] for g in b["groups"])
     return (f"<p>Each group of the protected attributes: its share among real and synthetic patients, flagged when "
-            f"it shifts by more than {100 * b['shift_max']:.0f} percentage points; and the accuracy of the two "
-            f"prediction models on held-out patients of that group. <b>{flagged} group(s) flagged.</b></p>"
-            + _table(["attribute", "group", "real share", "synthetic share", "shift", "accuracy (trained on real)",
-                      "accuracy (trained on synthetic)", ""], rows, classes))
+            f"it shifts by more than {100 * b['shift_max']:.0f} percentage points, or when its share falls below half "
+            "or rises above twice the real one (a small group that vanishes moves by a fraction of a point, yet it "
+            "is gone); and the accuracy of the two prediction models on held-out patients of that group. "
+            f"<b>{flagged} group(s) flagged.</b></p>"
+            + _table(["attribute", "group", "real share", "synthetic share", "shift", "ratio",
+                      "accuracy (trained on real)", "accuracy (trained on synthetic)", ""], rows, classes))
 
 
 def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
     cards = []
     for k, card in enumerate(report["patients"], 1):
-        items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in card.items())
-        cards.append(f"<div class='card'><b>Synthetic patient {k}</b><dl>{items}</dl></div>")
+        items = []
+        for label, key in (("conditions", "conditions"), ("latest observations", "observations"),
+                           ("encounters", "encounters"), ("other", "other")):
+            values = card.get(key) or []
+            items.append(f"<dt>{label}</dt><dd>{escape('; '.join(values)) if values else 'none'}</dd>")
+        cards.append(f"<div class='card'><b>Synthetic patient {k}</b><br>{escape(card.get('person', ''))}"
+                     f"<dl>{''.join(items)}</dl></div>")
     who = ("None of them is a real person." if not real_columns else
            f"Partial synthesis: each is a real training patient whose {escape(', '.join(real_columns))} are real "
            "values; every other value was drawn from the DP model.")
@@ -204,6 +250,7 @@ def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, An
         "gates": _gates(audit),
         "distances": _distances(figures),
         "membership": _membership(figures, manifest),
+        "coherence": _coherence(figures, (report or {}).get("min_cell", 10)),
         "utility": _utility(report) if report else "<p>No utility figures were recorded.</p>",
         "bias": _bias(report) if report else "",
         "patients": _patients(report, manifest.get("real_columns") or []) if report else "",
@@ -212,8 +259,11 @@ def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, An
     sections = "".join(f'<section id="{key}"><h2>{escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>privsynth release report"
             f"</title><style>{CSS}</style></head><body><header><h1>privsynth release report</h1>"
-            f"<div>{escape(manifest['schema']['name'])} · ε = {manifest['epsilon']:g} · "
-            f"{'audits passed' if audit['passed'] else 'REFUSED'}</div></header><nav>{nav}</nav><main>"
+            f"<div>{escape(manifest['schema']['name'])} · "
+            + (f"<b>partial synthesis: NOT end-to-end differentially private</b> (real columns "
+               f"{escape(', '.join(manifest['real_columns']))}) · model ε = {manifest['epsilon']:g} · "
+               if manifest.get("real_columns") else f"ε = {manifest['epsilon']:g} · ")
+            + f"{'audits passed' if audit['passed'] else 'REFUSED'}</div></header><nav>{nav}</nav><main>"
             "<p class='banner'>INTERNAL: this report contains aggregate statistics of the real patients (cells "
             "under the policy minimum suppressed) and audit figures; they are not differentially private. Share "
             "the release directory, not this page, unless the data owner agrees.</p>"

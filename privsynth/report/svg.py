@@ -49,19 +49,20 @@ def heatmap(matrix: list[list[float]], row_labels: list[str], col_labels: list[s
             cell: int | None = None, title: str = "") -> str:
     """A heatmap; NaN cells (suppressed) are drawn grey."""
     cell = cell or (22 if len(col_labels) <= 12 else 14)
-    left, top = 130, 110
-    width = max(left + cell * len(col_labels) + 10, 8 * len(title) + 10)
-    height = top + cell * len(row_labels) + 10
+    longest = max((len(x) for x in [*row_labels, *col_labels]), default=4)
+    left, top = 12 + 6 * min(longest, 40), 20 + int(5.5 * min(longest, 40))
+    width = max(left + cell * len(col_labels) + 90, 8 * len(title) + 10)
+    height = max(top + cell * len(row_labels) + 10, top + 140)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
              f'<text x="4" y="14" font-size="12" font-weight="bold">{escape(title)}</text>']
     for j, label in enumerate(col_labels):
         x = left + j * cell + cell / 2
         parts.append(f'<text transform="translate({x + 3},{top - 4}) rotate(-60)" font-size="9">'
-                     f'{escape(label[:18])}</text>')
+                     f'{escape(label[:40])}</text>')
     for i, label in enumerate(row_labels):
         y = top + i * cell
         parts.append(f'<text x="{left - 4}" y="{y + cell - 3}" font-size="9" text-anchor="end">'
-                     f'{escape(label[:22])}</text>')
+                     f'{escape(label[:40])}</text>')
         for j in range(len(col_labels)):
             v = matrix[i][j]
             if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -71,6 +72,15 @@ def heatmap(matrix: list[list[float]], row_labels: list[str], col_labels: list[s
                 fill, tip = f"rgb({shade},{shade},255)", f"{v:.3f}"
             parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
                          f'fill="{fill}"><title>{escape(tip)}</title></rect>')
+    # the colour scale: 0 (white) to vmax (blue), and grey for suppressed cells
+    x0 = left + cell * len(col_labels) + 16
+    for k in range(10):
+        shade = int(255 - 200 * (9 - k) / 9)
+        parts.append(f'<rect x="{x0}" y="{top + 12 * k}" width="14" height="12" fill="rgb({shade},{shade},255)"/>')
+    parts.append(f'<text x="{x0 + 18}" y="{top + 9}" font-size="9">{vmax:.2g}</text>'
+                 f'<text x="{x0 + 18}" y="{top + 118}" font-size="9">0</text>'
+                 f'<rect x="{x0}" y="{top + 126}" width="14" height="10" fill="#ddd"/>'
+                 f'<text x="{x0 + 18}" y="{top + 135}" font-size="9">suppressed</text>')
     parts.append("</svg>")
     return "".join(parts)
 

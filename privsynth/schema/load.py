@@ -6,6 +6,7 @@ how to fix it. See ``docs/schema.md`` for the format.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import math
@@ -17,6 +18,7 @@ import yaml
 
 from privsynth.errors import PrivsynthError, SchemaError
 from privsynth.schema import path as fpath
+from privsynth.schema import rule as rules
 from privsynth.schema.model import (
     FAKER_KINDS,
     KINDS,
@@ -32,14 +34,17 @@ from privsynth.schema.model import (
     PatientKey,
     Schema,
     Source,
+    Structure,
     Where,
 )
 
 Key = tuple[str | int, ...]
 
 SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
-               "code_groups", "columns", "target", "protected", "patient_id")
-COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output")
+               "code_groups", "columns", "target", "protected", "patient_id", "constraints", "plausibility",
+               "structure")
+COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output", "derived")
+STRUCTURE_KEYS = ("share", "marginals")
 SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
                "column")
 DOMAIN_KEYS = ("categories", "other", "missing", "lower", "upper", "bins")
@@ -226,6 +231,10 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         if attribute not in learned:
             raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
     patient_id = _patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
+    columns = _formulas(doc, data["columns"], columns)
+    constraints = _rules(doc, data.get("constraints", []), "constraints", columns, "declared")
+    plausibility = _rules(doc, data.get("plausibility", []), "plausibility", columns, "plausibility")
+    structure = _structure(doc, data.get("structure"), columns)
     return Schema(
         name=name,
         input_format=cast(Any, input_format),
@@ -237,7 +246,120 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         target=target,
         protected=tuple(protected),
         patient_id=patient_id,
+        constraints=constraints,
+        plausibility=plausibility,
+        structure=structure,
     )
+
+
+def _formulas(doc: _Doc, raw_columns: list[Any], columns: list[Column]) -> list[Column]:
+    """Parse each derived column's formula: numeric columns that are learned (not derived)."""
+    by_name = {c.name: c for c in columns}
+    out = []
+    for i, (raw, col) in enumerate(zip(raw_columns, columns)):
+        text = raw.get("derived") if isinstance(raw, dict) else None
+        if text is None:
+            out.append(col)
+            continue
+        key: Key = ("columns", i, "derived")
+        if col.role == "direct_identifier" or col.kind not in ("numeric", "integer"):
+            raise doc.error(key, "only numeric or integer columns (with a public domain) can be derived")
+        if not isinstance(text, str):
+            raise doc.error(key, "must be a formula such as 'body_weight / (body_height / 100) ** 2'")
+        try:
+            formula = rules.parse_formula(text)
+        except rules.RuleSyntaxError as exc:
+            raise doc.error(key, f"{exc}") from None
+        for name in sorted(formula.columns):
+            other = by_name.get(name)
+            if other is None or not other.learned or other.kind not in ("numeric", "integer"):
+                learned = [c.name for c in columns if c.learned and c.kind in ("numeric", "integer")]
+                close = difflib.get_close_matches(name, learned, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise doc.error(key, f"'{name}' is not a learned numeric column (a formula reads those).{hint}")
+        out.append(dataclasses.replace(col, derived=formula))
+    return out
+
+
+def _rules(doc: _Doc, raw: Any, field_name: str, columns: list[Column], kind: str) -> tuple[rules.Rule, ...]:
+    if not isinstance(raw, list):
+        raise doc.error((field_name,), "must be a list of rules such as 'diabetes_onset_age <= age'")
+    by_name = {c.name: c for c in columns if c.in_view}
+    out = []
+    for i, text in enumerate(raw):
+        key: Key = (field_name, i)
+        if not isinstance(text, str):
+            raise doc.error(key, "a rule is a string; quote it if it holds ':' or starts with '['")
+        try:
+            rule = rules.parse_rule(text, kind, doc.where(key))
+        except rules.RuleSyntaxError as exc:
+            raise doc.error(key, str(exc)) from None
+        _check_rule(doc, key, rule.node, by_name)
+        out.append(rule)
+    return tuple(out)
+
+
+def _check_rule(doc: _Doc, key: Key, node: rules.Node, columns: Mapping[str, Column]) -> None:
+    """Every column a rule names exists in the view, with a kind the rule can use."""
+    def column(name: str) -> Column:
+        if name not in columns:
+            close = difflib.get_close_matches(name, list(columns), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise doc.error(key, f"no column '{name}' in the patient view.{hint}")
+        return columns[name]
+
+    if isinstance(node, rules.Column):
+        col = column(node.name)
+        numeric = col.kind in ("numeric", "integer") or (
+            isinstance(col.domain, CategoricalDomain) and col.domain.integer_codes)
+        if not numeric:
+            raise doc.error(key, f"'{col.name}' is {col.kind}: compare it with 'in [...]', not as a number")
+    elif isinstance(node, rules.Flag):
+        if column(node.column).kind != "boolean":
+            raise doc.error(key, f"'{node.column}' is not boolean: a column alone is a condition only if boolean")
+    elif isinstance(node, rules.Member):
+        col = column(node.column)
+        if not isinstance(col.domain, CategoricalDomain):
+            raise doc.error(key, f"'{col.name}' is {col.kind}: 'in [...]' takes categorical or boolean columns")
+        allowed = set(col.domain.labels) | {rules.MISSING}
+        for code in node.codes:
+            if code not in allowed:
+                close = difflib.get_close_matches(code, sorted(allowed), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise doc.error(key, f"'{code}' is not a category of '{col.name}'.{hint}")
+    elif isinstance(node, rules.IsMissing):
+        column(node.column)
+    for child in vars(node).values():
+        if isinstance(child, rules.Node):
+            _check_rule(doc, key, child, columns)
+
+
+def _structure(doc: _Doc, raw: Any, columns: list[Column]) -> Structure | None:
+    if raw is None:
+        return None
+    key: Key = ("structure",)
+    data = _keys(doc, raw, key, STRUCTURE_KEYS, "structure")
+    share = _number(doc, data.get("share", 0.2), key + ("share",))
+    if not 0 < share <= 0.9:
+        raise doc.error(key + ("share",), "must be a share of the budget above 0 and at most 0.9")
+    learned = [c.name for c in columns if c.learned]
+    marginals = data.get("marginals")
+    if not isinstance(marginals, list) or not marginals:
+        raise doc.error(key + ("marginals",), "must be a non-empty list of column lists, e.g. [[age, body_height]]")
+    out: list[tuple[str, ...]] = []
+    for i, group in enumerate(marginals):
+        gkey = key + ("marginals", i)
+        if not isinstance(group, list) or not 2 <= len(group) <= 3 or len(set(map(str, group))) != len(group):
+            raise doc.error(gkey, "a marginal is a list of 2 or 3 different learned columns")
+        for name in group:
+            if name not in learned:
+                close = difflib.get_close_matches(str(name), learned, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise doc.error(gkey, f"'{name}' is not a learned column.{hint}")
+        ordered = tuple(sorted(group, key=learned.index))
+        if ordered not in out:
+            out.append(ordered)
+    return Structure(tuple(out), share)
 
 
 def _patient_key(doc: _Doc, raw: Any, input_format: str, names: list[str]) -> PatientKey:

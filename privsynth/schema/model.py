@@ -8,9 +8,13 @@ never come from the data: they are written in the schema and checked when built.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from privsynth.schema.rule import Formula, Rule
 
 ROLES = ("direct_identifier", "quasi_identifier", "sensitive", "other")
 KINDS = ("categorical", "boolean", "numeric", "integer")
@@ -188,10 +192,16 @@ class Column:
     faker: str | None = None
     output: Mapping[str, str] = field(default_factory=dict)
     location: str | None = field(default=None, compare=False)  # "file:line" of its domain, for errors
+    derived: Formula | None = None  # computed from other columns after sampling, never learned
 
     @property
     def learned(self) -> bool:
-        """Whether the generator models this column (direct identifiers are never learned)."""
+        """Whether the generator models this column (never direct identifiers, never derived ones)."""
+        return self.role != "direct_identifier" and self.derived is None
+
+    @property
+    def in_view(self) -> bool:
+        """Whether the column is in the patient view: read from the input, written to the output."""
         return self.role != "direct_identifier"
 
     @property
@@ -203,6 +213,15 @@ class Column:
             what = "count capped" if self.source.summary == "count" else "value clamped"
             return f"{what} to [{self.domain.lower:g}, {self.domain.upper:g}]"
         return f"one of {self.domain.size} public categories"
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A public structural prior: marginals the model must contain, measured with ``share``
+    of the budget (split evenly) before adaptive selection spends the rest."""
+
+    marginals: tuple[tuple[str, ...], ...]
+    share: float
 
 
 @dataclass(frozen=True)
@@ -239,6 +258,9 @@ class Schema:
     target: str | None = None  # the column utility reports predict (TSTR), if any
     protected: tuple[str, ...] = ()  # attributes whose groups the bias check compares
     patient_id: PatientKey = field(default_factory=PatientKey)
+    constraints: tuple[Rule, ...] = ()  # declared: every synthetic row satisfies them
+    plausibility: tuple[Rule, ...] = ()  # audited only: a clinician's panel
+    structure: Structure | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -251,7 +273,49 @@ class Schema:
 
     @property
     def identifier_columns(self) -> tuple[Column, ...]:
-        return tuple(c for c in self.columns if not c.learned)
+        return tuple(c for c in self.columns if c.role == "direct_identifier")
+
+    @property
+    def view_columns(self) -> tuple[Column, ...]:
+        """The patient view: learned and derived columns, in schema order."""
+        return tuple(c for c in self.columns if c.in_view)
+
+    @property
+    def derived_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.derived is not None)
+
+    @property
+    def age_column(self) -> Column | None:
+        """The patient's age at the reference date (Patient.birthDate, transform age), if any."""
+        return next((c for c in self.learned_columns if c.source.resource == "Patient"
+                     and c.source.transform == "age"), None)
+
+    @functools.cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule a synthetic row must satisfy: the declared ones, and those the schema's
+        own semantics imply (an onset age is at most the age; a condition has an onset age
+        exactly when it is present; a derived number lies within its public bounds)."""
+        from privsynth.schema.rule import parse_rule
+
+        implied: list[Rule] = []
+        age = self.age_column
+        flags = {c.source.codes: c for c in self.learned_columns
+                 if c.source.resource == "Condition" and c.source.summary == "exists" and c.source.codes}
+        for col in self.learned_columns:
+            src = col.source
+            if src.resource == "Condition" and src.summary == "first" and src.transform == "age_at_event":
+                if age is not None:
+                    implied.append(parse_rule(f"{col.name} <= {age.name}", "implied"))
+                flag = flags.get(src.codes or "")
+                if flag is not None:
+                    implied.append(parse_rule(f"{col.name} is present -> {flag.name}", "implied"))
+                    implied.append(parse_rule(f"{flag.name} -> {col.name} is present", "implied"))
+        for col in self.derived_columns:
+            if isinstance(col.domain, NumericDomain):
+                implied.append(parse_rule(f"{col.name} >= {col.domain.lower!r} and {col.name} <= {col.domain.upper!r}",
+                                          "implied"))
+        declared = {r.text for r in self.constraints}
+        return tuple(self.constraints) + tuple(r for r in implied if r.text not in declared)
 
     @property
     def reference(self) -> dt.date:

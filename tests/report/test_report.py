@@ -44,7 +44,7 @@ def released(tmp_path_factory):
         {"name": "outcome", "kind": "categorical", "role": "sensitive", "source": {"column": "outcome"},
          "domain": {"categories": [0, 1]}},
     ]})
-    result = release([tmp / "patients.csv"], schema, tmp / "release", epsilon=3.0, ledger=Ledger(tmp / "l.sqlite3"))
+    result = release([tmp / "patients.csv"], schema, tmp / "release", epsilon=1.0, ledger=Ledger(tmp / "l.sqlite3"))
     return result
 
 
@@ -52,7 +52,7 @@ def test_report_has_every_section_and_the_figures(released):
     html = released.report_file.read_text()
     for key, title in SECTIONS:
         assert f'id="{key}"' in html and title in html
-    assert "ε = 3" in html and "Train on synthetic, test on real" in html and "<svg" in html
+    assert "ε = 1" in html and "Train on synthetic, test on real" in html and "<svg" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
@@ -78,3 +78,22 @@ def test_report_renders_in_headless_chromium(released, tmp_path):
     for key, title in SECTIONS:
         assert f'id="{key}"' in dom and f"<h2>{title}</h2>" in dom
     assert dom.count("<svg") >= 6 and RARE not in dom
+
+
+def test_a_small_protected_group_that_vanishes_is_flagged():
+    """0.6% of real patients, none synthetic: a shift of 0.6 points only, but a factor of
+    infinity; so is a group that doubles. A group holding fewer than min_cell real patients
+    is not shown at all."""
+    from privsynth.report.data import bias
+    from privsynth.schema import load_schema
+
+    schema = load_schema({"name": "t", "input": "table", "protected": ["race"], "columns": [
+        {"name": "race", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "race"},
+         "domain": {"categories": ["a", "b", "c", "d"]}}]})
+    real = np.array([0] * 9_640 + [1] * 60 + [2] * 295 + [3] * 5)[:, None]
+    synthetic = np.array([0] * 9_350 + [2] * 650)[:, None]
+    rows, _ = bias(real, synthetic, real, schema, min_cell=10, shift_max=0.05)
+    by_group = {r["group"]: r for r in rows}
+    assert by_group["b"]["flagged"] and by_group["b"]["why"] == "vanished"
+    assert by_group["c"]["flagged"] and "relative change" in by_group["c"]["why"]
+    assert not by_group["a"]["flagged"] and "d" not in by_group

@@ -1,0 +1,124 @@
+"""What every audit is: its thresholds, whether it applies, and how it runs on a context.
+
+An audit is one object with a ``name``, the ``thresholds`` it reads from the policy (each a
+:class:`Threshold`: default, sane range, which way is looser), a sentence on what it does in
+a partial synthesis, ``applies(context)`` and ``run(context) -> (checks, figures)``. The
+registry (:mod:`privsynth.audit.registry`) lists them; ``evaluate``, the policy, the CLI and
+the report read the registry, so adding an audit is one module and one ``register`` call.
+
+A check whose ``passed`` is None is information. An audit decides that itself, from the
+context (e.g. in a partial synthesis the re-identification audit keeps only its exact and
+near matches as gates): nothing outside it gates by check name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from privsynth.schema.model import Schema
+
+if TYPE_CHECKING:
+    from privsynth.audit.policy import Policy
+    from privsynth.audit.result import Check
+    from privsynth.audit.space import AuditSpace
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One policy value: its default, the range outside which a gate would be meaningless,
+    and whether a larger value lets more through (a larger one is then a weakening)."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+    looser_when_larger: bool
+    whole: bool = False
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.default <= self.high:
+            raise ValueError(f"threshold '{self.name}': default {self.default} outside [{self.low}, {self.high}]")
+
+
+@dataclass
+class AuditContext:
+    """Everything an audit may read. Patient views are one row per patient; ``keep`` names
+    the real columns of a partial synthesis (empty for a full one). Shared intermediate
+    results (nearest-neighbour distances) are computed once and kept in ``cache``."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    schema: Schema
+    policy: Policy
+    rng: np.random.Generator
+    epsilon: float | None = None
+    delta: float = 1e-6
+    keep: tuple[str, ...] = ()
+    workers: int | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.keep)
+
+    @property
+    def distance_schema(self) -> Schema:
+        """The columns distances are computed on: all learned ones, or in a partial synthesis
+        the replaced ones (the kept ones are the train patients' own, by design)."""
+        if not self.keep:
+            return self.schema
+        from privsynth.audit.inference import restricted
+
+        return restricted(self.schema, [c.name for c in self.schema.learned_columns if c.name not in self.keep])
+
+    def spaces(self) -> tuple[AuditSpace, AuditSpace, AuditSpace]:
+        """Train (in random order), holdout (random, cut to the compared size) and synthetic
+        rows in the audit space, made once."""
+        if "spaces" not in self.cache:
+            from privsynth.audit.space import audit_space
+
+            m = min(len(self.train), len(self.holdout))
+            train_rows = self.rng.permutation(len(self.train))
+            holdout_rows = self.rng.permutation(len(self.holdout))[:m]
+            schema = self.distance_schema
+            self.cache["spaces"] = (audit_space(self.train.iloc[train_rows], schema),
+                                    audit_space(self.holdout.iloc[holdout_rows], schema),
+                                    audit_space(self.synthetic, schema))
+        spaces: tuple[AuditSpace, AuditSpace, AuditSpace] = self.cache["spaces"]
+        return spaces
+
+
+class Audit(Protocol):
+    """The shape of every audit."""
+
+    @property
+    def name(self) -> str:
+        """Its name, which every check it makes carries (its figures are filed under it)."""
+        ...
+
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        """The policy values it reads."""
+        ...
+
+    @property
+    def partial_synthesis(self) -> str:
+        """What it does when columns are kept, in one sentence (docs, report)."""
+        ...
+
+    def applies(self, context: AuditContext) -> bool:
+        """Whether it runs on this context (e.g. attribute inference only in a partial synthesis)."""
+        ...
+
+    def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
+        """Its checks (``audit`` = its name) and its figures (JSON-serialisable)."""
+        ...

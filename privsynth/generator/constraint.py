@@ -1,0 +1,270 @@
+"""Public clinical structure in the model and in every synthetic row.
+
+Two steps, both post-processing of public facts (bin edges and the schema's rules), so they
+cost no privacy:
+
+1. **Structural zeros.** A cell of the model (a combination of public codes) in which
+   every value violates a rule -- an onset-age bin above the whole age bin, a married
+   patient in an age bin entirely under 16 -- gets probability exactly 0: the rule's columns
+   become a clique of the model carrying a log-potential of -inf on those cells, which
+   estimation never moves (:func:`zero_masks`, :func:`compress_masks`).
+2. **Rows that satisfy every rule.** After decoding, rows that still break a rule (values
+   drawn inside bins that only partly overlap, a derived number outside its bounds) get
+   their numbers redrawn inside their bins, then, if that is not enough, the whole row is
+   drawn again from the model: the output is the model conditioned on the rules, and every
+   hard rule holds in every row (:func:`satisfy`). Derived columns are computed here too,
+   so every writer reads the same rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from privsynth.domain import code_box, decode_numeric, decode_one, rule_rows
+from privsynth.errors import InputError
+from privsynth.generator.compress import Compression
+from privsynth.generator.factor import Clique
+from privsynth.schema.model import NumericDomain, Schema
+from privsynth.schema.rule import Rule, substitute
+
+MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
+VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
+ROW_ROUNDS = 60
+
+
+def zero_masks(schema: Schema) -> dict[Clique, np.ndarray]:
+    """For each group of learned columns that rules tie together, a boolean table over their
+    public codes: False where every value of the cell breaks a rule (a structural zero)."""
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    masks: dict[Clique, np.ndarray] = {}
+    for declared in schema.rules:
+        # a rule on a derived number is a rule on the numbers it is computed from
+        rule = Rule(declared.text, substitute(declared.node, formulas), declared.kind)
+        if not rule.columns or not rule.columns <= set(index):
+            continue
+        clique = tuple(sorted(index[name] for name in rule.columns))
+        cols = [schema.learned_columns[j] for j in clique]
+        shape = tuple(c.domain.size for c in cols if c.domain is not None)
+        if int(np.prod(shape)) > MAX_MASK_CELLS:
+            continue
+        boxes = [[code_box(c, k) for k in range(size)] for c, size in zip(cols, shape)]
+        possible = np.ones(shape, dtype=bool)
+        for cell in itertools.product(*(range(s) for s in shape)):
+            box = {c.name: boxes[a][k] for a, (c, k) in enumerate(zip(cols, cell))}
+            if rule.surely_violated(box):
+                possible[cell] = False
+        if not possible.all():
+            masks[clique] = masks[clique] & possible if clique in masks else possible
+    return masks
+
+
+def compress_masks(masks: dict[Clique, np.ndarray], compressions: Sequence[Compression]) -> dict[Clique, np.ndarray]:
+    """The masks over the model's compressed domains, as log-potentials (0 or -inf): a merged
+    cell is possible when any of its members is."""
+    out: dict[Clique, np.ndarray] = {}
+    for clique, mask in masks.items():
+        table = mask.astype(np.float64)
+        for axis, a in enumerate(clique):
+            comp = compressions[a]
+            moved = np.moveaxis(table, axis, 0)
+            merged = np.zeros((comp.size,) + moved.shape[1:])
+            np.add.at(merged, comp.to_small, moved)
+            table = np.moveaxis(merged, 0, axis)
+        if (table > 0).all():
+            continue
+        with np.errstate(divide="ignore"):
+            out[clique] = np.log((table > 0).astype(np.float64))
+    return out
+
+
+def enforced(schema: Schema, fixed: Sequence[str] = ()) -> tuple[Rule, ...]:
+    """The rules every synthetic row must satisfy: all the schema's hard rules, except those
+    whose columns are all ``fixed`` (real values kept in a partial synthesis)."""
+    kept = set(fixed)
+    return tuple(r for r in schema.rules if not r.columns <= kept)
+
+
+def violations(frame: pd.DataFrame, schema: Schema, rules: Sequence[Rule]) -> np.ndarray:
+    """One boolean per row: does the row break any of ``rules``?"""
+    if not rules or len(frame) == 0:
+        return np.zeros(len(frame), dtype=bool)
+    rows = rule_rows(frame, schema)
+    bad = np.zeros(len(frame), dtype=bool)
+    for rule in rules:
+        bad |= rule.violated(rows)
+    return bad
+
+
+def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Compute the derived columns (NaN where an input is missing), rounded as integers
+    for integer columns."""
+    if not schema.derived_columns:
+        return frame
+    rows = rule_rows(frame, schema, list(schema.learned_columns))
+    for col in schema.derived_columns:
+        assert col.derived is not None
+        values = col.derived.evaluate(rows)
+        if col.kind == "integer":
+            frame[col.name] = pd.array(np.where(np.isnan(values), np.nan, np.round(values)), dtype="Float64")\
+                .astype("Int64")
+        else:
+            frame[col.name] = pd.array(np.round(values, 6), dtype="Float64")
+    return frame
+
+
+def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
+            refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
+            fixed: Sequence[str] = (), one_way: Callable[[int], np.ndarray] | None = None) -> pd.DataFrame:
+    """Rows of ``frame`` (decoded from ``codes``) made to satisfy every enforced rule.
+
+    First the numbers of a breaking row are drawn again inside their public bins (the same
+    within-bin detail as decoding); rows that still break a rule are drawn again whole by
+    ``redraw(row_indices) -> (frame_rows, code_rows)``. Rejection keeps the distribution the
+    model's, conditioned on the rules. Raises when rows still break a rule after all rounds
+    (the rules leave the model almost no room: they contradict the data or each other).
+    Before that, with ``fixed`` (real) columns a row's model conditional may leave no room
+    (a real age of 15 in an age bin where the model marries most): each remaining row then
+    gets, column by column, a value drawn from the model's 1-way marginal (``one_way``)
+    among those that satisfy every rule.
+
+    Then the plausibility panel steers values inside their bins: a row that breaks a panel
+    rule gets its numbers drawn again inside the same bins, kept when the redraw satisfies
+    the panel and every hard rule (never a new bin, never a rejected row: the model's
+    counts are untouched)."""
+    hard = enforced(schema, fixed)
+    frame = derive(frame.reset_index(drop=True), schema)
+    numbers = {c.name: j for j, c in enumerate(schema.learned_columns)
+               if isinstance(c.domain, NumericDomain) and c.name not in set(fixed)}
+    if hard:
+        frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, fixed, one_way)
+    soft = tuple(r for r in schema.plausibility if not r.columns <= set(fixed))
+    if soft:
+        frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)
+    return frame
+
+
+def _redraw_numbers(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str], codes: np.ndarray, schema: Schema,
+                    rng: np.random.Generator, refinements: dict[str, np.ndarray], numbers: dict[str, int]) -> None:
+    for name in names:
+        col = schema.column(name)
+        assert isinstance(col.domain, NumericDomain)
+        frame.loc[rows, name] = decode_numeric(codes[rows, numbers[name]], col.domain, rng, refinements.get(name))
+
+
+def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
+          refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
+          rules: Sequence[Rule], numbers: dict[str, int], fixed: Sequence[str],
+          one_way: Callable[[int], np.ndarray] | None) -> pd.DataFrame:
+    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    involved = sorted({name for r in rules for name in substitute(r.node, formulas).columns() if name in numbers})
+    bad = np.flatnonzero(violations(frame, schema, rules))
+    for round_ in range(VALUE_ROUNDS + ROW_ROUNDS):
+        if len(bad) == 0:
+            return frame
+        if round_ < VALUE_ROUNDS and involved:
+            _redraw_numbers(frame, bad, involved, codes, schema, rng, refinements, numbers)
+        else:
+            new_rows, new_codes = redraw(bad)
+            for name in new_rows.columns:
+                frame.loc[bad, name] = new_rows[name].array
+            codes[bad] = new_codes
+        frame = derive(_restore_types(frame, schema), schema)
+        sub = violations(frame.iloc[bad].reset_index(drop=True), schema, rules)
+        bad = bad[sub]
+    if len(bad) and one_way is not None:
+        bad = _repair(frame, codes, bad, schema, rng, refinements, rules, fixed, one_way)
+        if len(bad) == 0:
+            return frame
+    rows = rule_rows(frame.iloc[bad].reset_index(drop=True), schema)
+    broken = sorted({r.text for r in rules if r.violated(rows).any()})
+    raise InputError(
+        f"{len(bad)} synthetic row(s) still break a rule of schema '{schema.name}' after {VALUE_ROUNDS} redraws of "
+        f"their numbers and {ROW_ROUNDS} of whole rows; the rules leave the model almost no room (do they "
+        f"contradict each other, or the data?): {'; '.join(broken)[:400]}")
+
+
+def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema, rng: np.random.Generator,
+            refinements: dict[str, np.ndarray], rules: Sequence[Rule], fixed: Sequence[str],
+            one_way: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Last resort, row by row (a greedy local search): replace the value of a free column
+    of a broken rule by a draw from the model's 1-way marginal whenever that breaks fewer
+    rules, until none is broken or nothing helps. Returns the rows still broken."""
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    reads = {r.text: substitute(r.node, formulas).columns() for r in rules}  # derived: what they are made of
+
+    def broken(one: pd.DataFrame) -> list[Rule]:
+        rows = rule_rows(one, schema)
+        return [r for r in rules if r.violated(rows).any()]
+
+    left = []
+    for row in bad.tolist():
+        one = derive(frame.iloc[[row]].reset_index(drop=True), schema)
+        now = broken(one)
+        for _ in range(2 * len(index)):
+            if not now:
+                break
+            improved = False
+            free = dict.fromkeys(n for r in now for n in sorted(reads[r.text]) if n in index and n not in set(fixed))
+            for name in free:
+                col, j = schema.column(name), index[name]
+                weights = np.clip(one_way(j), 0, None) + 1e-12
+                tries = 4 if isinstance(col.domain, NumericDomain) else 1
+                for code in rng.choice(len(weights), size=len(weights), replace=False, p=weights / weights.sum()):
+                    for _ in range(tries):
+                        trial = one.copy()
+                        trial[name] = decode_one(col, int(code), rng, refinements.get(name))
+                        trial = derive(trial, schema)
+                        after = broken(trial)
+                        if len(after) < len(now):
+                            one, now, improved = trial, after, True
+                            codes[row, j] = code
+                            break
+                    if improved:
+                        break
+                if improved:
+                    break
+            if not improved:
+                break
+        for name in one.columns:
+            frame.loc[row, name] = one[name].iloc[0]
+        if now:
+            left.append(row)
+    return np.asarray(left, dtype=np.int64)
+
+
+def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
+           refinements: dict[str, np.ndarray], hard: Sequence[Rule], soft: Sequence[Rule],
+           numbers: dict[str, int]) -> pd.DataFrame:
+    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    involved = sorted({name for r in soft for name in substitute(r.node, formulas).columns() if name in numbers})
+    if not involved:
+        return frame
+    bad = np.flatnonzero(violations(frame, schema, soft))
+    for _ in range(VALUE_ROUNDS):
+        if len(bad) == 0:
+            break
+        trial = frame.iloc[bad].reset_index(drop=True)
+        _redraw_numbers(trial, np.arange(len(bad)), involved, codes[bad], schema, rng, refinements, numbers)
+        trial = derive(_restore_types(trial, schema), schema)
+        ok = ~violations(trial, schema, soft) & ~violations(trial, schema, hard)
+        if ok.any():
+            keep = bad[ok]
+            for name in [*involved, *(c.name for c in schema.derived_columns)]:
+                frame.loc[keep, name] = trial.loc[np.flatnonzero(ok), name].array
+        bad = bad[~ok]
+    return _restore_types(frame, schema)
+
+
+def _restore_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Writing rows back with .loc can widen dtypes to object; put the decoded types back."""
+    for col in schema.learned_columns:
+        if isinstance(col.domain, NumericDomain) and frame[col.name].dtype == object:
+            frame[col.name] = pd.array(pd.to_numeric(frame[col.name], errors="coerce"),
+                                       dtype="Int64" if col.domain.integer else "Float64")
+    return frame

@@ -1,0 +1,117 @@
+"""The contract every registered audit keeps: well-formed thresholds that the policy knows,
+checks carrying its name with a rule, JSON-serialisable figures, a clean verdict on data
+that cannot leak, and a clear stance in partial synthesis. A toy audit registered here
+shows that adding one needs nothing but registering it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.audit import Check, Policy, evaluate, load_policy
+from privsynth.audit.protocol import AuditContext, Threshold
+from privsynth.audit.registry import RELEASE_THRESHOLDS, audits, register, thresholds, unregister
+from privsynth.schema import load_schema
+
+SCHEMA = load_schema({"name": "toy", "input": "table", "constraints": ["lab >= 0"],
+                      "plausibility": ["age < 18 -> lab <= 9"], "columns": [
+    {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
+     "domain": {"categories": ["F", "M"]}},
+    {"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
+     "domain": {"lower": 0, "upper": 99, "bins": 10}},
+    {"name": "dx", "kind": "categorical", "role": "sensitive", "source": {"column": "dx"},
+     "domain": {"categories": ["a", "b", "c"]}},
+    {"name": "lab", "kind": "numeric", "role": "sensitive", "source": {"column": "lab"},
+     "domain": {"lower": 0, "upper": 10, "bins": 5}},
+]})
+
+
+def draw(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """One population: the three frames below are independent draws of it (nothing can leak)."""
+    sex = rng.choice(["F", "M"], n)
+    age = rng.integers(0, 100, n)
+    dx = np.where(age > 60, rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), rng.choice(["a", "b", "c"], n))
+    return pd.DataFrame({"sex": sex, "age": age, "dx": dx, "lab": np.round(rng.uniform(0, 10, n), 2)})
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(7)
+    return draw(1200, rng), draw(300, rng), draw(1200, rng)
+
+
+POLICY = Policy(min_holdout=100)
+
+
+@pytest.mark.parametrize("audit", audits(), ids=lambda a: a.name)
+def test_thresholds_are_well_formed_and_known_to_the_policy(audit):
+    names = [t.name for t in thresholds()]
+    assert len(names) == len(set(names))  # no two audits share a threshold
+    for spec in audit.thresholds:
+        assert spec.low <= spec.default <= spec.high and spec.help
+        assert getattr(Policy(), spec.name) == spec.default
+        looser = spec.high if spec.looser_when_larger else spec.low
+        if looser != spec.default:
+            assert Policy(**{spec.name: looser}).weakened() == [f"{spec.name}: {looser:g} (default {spec.default:g})"]
+    assert audit.partial_synthesis
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["full", "partial"])
+@pytest.mark.parametrize("audit", audits(), ids=lambda a: a.name)
+def test_each_audit_runs_reports_and_passes_data_that_cannot_leak(audit, frames, partial):
+    train, holdout, synthetic = frames
+    keep = ("sex", "age") if partial else ()
+    context = AuditContext(train, holdout, synthetic, SCHEMA, POLICY, np.random.default_rng(0), 1.0, 1e-6, keep)
+    if not audit.applies(context):
+        assert audit.name == "attribute inference" and not partial  # the only audit that is partial-only
+        return
+    checks, figures = audit.run(context)
+    assert checks and all(isinstance(c, Check) and c.audit.startswith(audit.name) and c.rule for c in checks)
+    json.dumps(figures)  # the internal audit file is JSON
+    assert [c.line() for c in checks if c.passed is False] == []
+
+
+def test_evaluate_and_the_policy_read_the_registry(frames):
+    """A toy audit, registered here, runs in evaluate with its own threshold in the policy."""
+
+    class RowCount:
+        name = "row count"
+        thresholds = (Threshold("rows_ratio_max", 1.5, 1.0, 10.0, True, help="synthetic rows per train row"),)
+        partial_synthesis = "the same"
+
+        def applies(self, context: AuditContext) -> bool:
+            return True
+
+        def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
+            ratio = len(context.synthetic) / len(context.train)
+            limit = context.policy.rows_ratio_max
+            return [Check(self.name, "synthetic / train rows", ratio, None, f"fails if > {limit:g}",
+                          ratio <= limit)], {"ratio": ratio}
+
+    register(RowCount())
+    try:
+        train, holdout, synthetic = frames
+        assert "rows_ratio_max" in [t.name for t in thresholds()] and Policy().rows_ratio_max == 1.5
+        result = evaluate(train, holdout, synthetic, SCHEMA, POLICY.replace(rows_ratio_max=1.5), seed=0)
+        assert result.figures["row count"] == {"ratio": 1.0} and result.passed
+        doubled = pd.concat([synthetic, synthetic], ignore_index=True)
+        assert [c.name for c in evaluate(train, holdout, doubled, SCHEMA, Policy(min_holdout=100, rows_ratio_max=1.5),
+                                         seed=0).failures() if c.audit == "row count"] == ["synthetic / train rows"]
+        with pytest.raises(ValueError, match="already belong to another"):
+            register(type("Clash", (RowCount,), {"name": "clash"})())
+    finally:
+        unregister("row count")
+    assert "rows_ratio_max" not in [t.name for t in thresholds()]
+
+
+def test_the_example_policy_lists_every_threshold():
+    from tests.conftest import ROOT
+
+    text = (ROOT / "examples" / "policy.yaml").read_text()
+    assert all(f"{t.name}:" in text for t in thresholds())
+    assert load_policy(ROOT / "examples" / "policy.yaml") == Policy()
+    assert {t.name for t in RELEASE_THRESHOLDS} <= set(Policy().as_dict())

@@ -1,0 +1,161 @@
+"""Public clinical structure in the model: structural zeros get probability exactly 0, every
+synthetic row satisfies every hard rule (full and partial synthesis), derived columns equal
+their formula, protected columns are never compressed, and the table and the FHIR written
+from one sample agree row by row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privsynth.domain import rule_rows
+from privsynth.generator import Synthesizer
+from privsynth.generator.constraint import violations, zero_masks
+from privsynth.schema import load_schema
+
+SCHEMA = {"name": "clinic", "input": "table", "protected": ["sex"],
+          "constraints": ["age < 16 -> married in [no, missing]", "dx_onset <= age", "dx -> dx_onset is present",
+                          "dx_onset is present -> dx"],
+          "plausibility": ["age < 12 -> height <= 160"],
+          "columns": [
+              {"name": "sex", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "sex"},
+               "domain": {"categories": ["F", "M", "X"]}},
+              {"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
+               "domain": {"lower": 0, "upper": 99, "bins": {"width": 10}}},
+              {"name": "married", "kind": "categorical", "role": "quasi_identifier", "source": {"column": "married"},
+               "domain": {"categories": ["no", "yes"]}},
+              {"name": "dx", "kind": "boolean", "role": "sensitive", "source": {"column": "dx"}},
+              {"name": "dx_onset", "kind": "integer", "role": "sensitive", "source": {"column": "dx_onset"},
+               "domain": {"lower": 0, "upper": 99, "bins": {"width": 10}}},
+              {"name": "weight", "kind": "numeric", "role": "sensitive", "source": {"column": "weight"},
+               "domain": {"lower": 2, "upper": 200, "bins": [2, 20, 40, 60, 80, 100, 200]}},
+              {"name": "height", "kind": "numeric", "role": "sensitive", "source": {"column": "height"},
+               "domain": {"lower": 40, "upper": 220, "bins": [40, 100, 140, 160, 180, 220]}},
+              {"name": "bmi", "kind": "numeric", "role": "sensitive", "source": {"column": "bmi"},
+               "domain": {"lower": 10, "upper": 70, "bins": 6}, "derived": "weight / (height / 100) ** 2"},
+          ]}
+
+
+def clinic(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Coherent patients: married only as adults, onset before the age, height and weight by age."""
+    age = rng.integers(0, 90, n)
+    grown = np.minimum(age, 18) / 18
+    height = 50 + 120 * grown + rng.normal(0, 6, n)
+    weight = np.clip(3 + 70 * grown ** 1.5 + rng.normal(0, 8, n), 2.5, 190)
+    dx = rng.random(n) < 0.1 + 0.004 * age
+    onset = np.where(dx, np.floor(age * rng.uniform(0.3, 1.0, n)), np.nan)
+    married = np.where((age >= 18) & (rng.random(n) < 0.6), "yes", "no")
+    return pd.DataFrame({"sex": rng.choice(["F", "M", "X"], n, p=[0.49, 0.49, 0.02]), "age": age,
+                         "married": married, "dx": dx, "dx_onset": onset, "weight": weight,
+                         "height": np.clip(height, 41, 219), "bmi": weight / (height / 100) ** 2})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    schema = load_schema(SCHEMA)
+    data = clinic(4000, np.random.default_rng(1))
+    return schema, data, Synthesizer(schema, epsilon=1.0).fit(data)
+
+
+def test_structural_zeros_are_exactly_zero_and_never_sampled(fitted):
+    """Hand-checked: an onset bin entirely above the age bin, a child bin married, a flag
+    without its onset, are impossible cells."""
+    schema, _, synth = fitted
+    names = [c.name for c in schema.learned_columns]
+    a, m, d, o = (names.index(x) for x in ("age", "married", "dx", "dx_onset"))
+    masks = zero_masks(schema)
+    assert not masks[(a, o)][2, 5] and masks[(a, o)][5, 2]  # onset [50, 60) > age [20, 30); the other way is fine
+    assert not masks[(a, m)][0, 1] and masks[(a, m)][2, 1]  # married at [0, 10): no; at [20, 30): yes
+    assert not masks[(d, o)][0, 3] and not masks[(d, o)][1, 10] and masks[(d, o)][0, 10]  # no dx with onset...
+    model = synth.model_
+    joint = model.marginal((a, o))
+    assert joint[2, 5:10].sum() == 0.0 and joint[0, 1:10].sum() == 0.0
+    assert model.marginal((a, m))[0:1, 1].sum() == 0.0
+    codes = model.sample(10_000, np.random.default_rng(2))
+    assert not ((codes[:, a] < codes[:, o]) & (codes[:, o] < 10)).any()  # onset bin above the age bin
+    assert not ((codes[:, a] <= 0) & (codes[:, m] == 1)).any()
+    assert not ((codes[:, d] == 0) & (codes[:, o] < 10)).any()  # an onset without the condition
+
+
+def test_every_sampled_row_satisfies_every_hard_rule(fitted):
+    schema, data, synth = fitted
+    sample = synth.sample(10_000, rng=3)
+    assert len(sample) == 10_000 and not violations(sample, schema, schema.rules).any()
+    rows = rule_rows(sample, schema)
+    onset, age = rows["dx_onset"], rows["age"]
+    assert (np.isnan(onset) | np.isnan(age) | (onset <= age)).all() and (~np.isnan(onset) & (onset <= age)).any()
+    # the panel is steered inside bins: children taller than 160 cm only where the bins force it
+    children = rows["age"] < 12
+    assert ((rows["height"] > 160) & children).mean() <= ((data["height"] > 160) & (data["age"] < 12)).mean() + 0.01
+
+
+def test_derived_columns_equal_their_formula_in_every_output(fitted):
+    schema, data, synth = fitted
+    for frame in (synth.sample(2000, rng=4), synth.sample_partial(data.head(2000), ["sex", "age"], rng=5)):
+        expected = frame["weight"].astype(float) / (frame["height"].astype(float) / 100) ** 2
+        both = expected.notna() & frame["bmi"].notna()
+        assert both.sum() > 1000 and np.allclose(frame["bmi"][both].astype(float), expected[both], atol=1e-5)
+        assert frame["bmi"].dropna().astype(float).between(10, 70).all()  # its bounds are a rule
+
+
+def test_partial_synthesis_keeps_real_columns_and_satisfies_the_rules(fitted):
+    schema, data, synth = fitted
+    real = data.head(3000)
+    out = synth.sample_partial(real, ["sex", "age"], rng=6)
+    assert out["age"].tolist() == real["age"].tolist() and out["sex"].tolist() == real["sex"].tolist()
+    assert not violations(out, schema, schema.rules).any()
+
+
+def test_protected_columns_are_never_compressed(fitted):
+    """'X' holds 2% of patients: without protection, noise at this budget would merge it away."""
+    schema, _, synth = fitted
+    sex = [c.name for c in schema.learned_columns].index("sex")
+    comp = synth.model_.compressions[sex]
+    assert comp.rare.size == 0 and comp.size == schema.column("sex").domain.size
+
+
+def test_the_table_and_the_fhir_agree_row_by_row(core_schema, tmp_path):
+    """One code path writes both: every patients.csv row's age, conditions, onsets and
+    observations are what its FHIR resources say."""
+    import json
+
+    from privsynth.example.hospital import write_example_export
+    from privsynth.pipeline import synthesize
+
+    export = write_example_export(tmp_path / "export", 300, 0)
+    out = synthesize([export], core_schema, tmp_path / "out", epsilon=1.0, rows=150, seed=1).out
+    table = pd.read_csv(out / "patients.csv", dtype=str)
+    resources = {t: [json.loads(line) for line in (out / "fhir" / f"{t}.ndjson").read_text().splitlines()]
+                 for t in ("Patient", "Condition", "Observation")}
+    by_patient: dict[str, list[dict]] = {}
+    for t in ("Condition", "Observation"):
+        for r in resources[t]:
+            by_patient.setdefault(r["subject"]["reference"].split("/")[1], []).append(r)
+    patients = {p["id"]: p for p in resources["Patient"]}
+    reference = pd.Timestamp(core_schema.reference)
+    groups = {g.codes[0].code: name for name, g in core_schema.code_groups.items()}
+    checked = 0
+    for _, row in table.iterrows():
+        birth = pd.Timestamp(patients[row["patient_id"]]["birthDate"])
+        age = (reference - birth).days // 365.25
+        if isinstance(row["age"], str):
+            assert abs(age - int(row["age"])) <= 1 and int(row["age"]) == _years(birth, reference)
+        mine = by_patient.get(row["patient_id"], [])
+        for cond in (r for r in mine if r["resourceType"] == "Condition"):
+            group = groups[cond["code"]["coding"][0]["code"]]
+            assert row[group] == "True"
+            onset_col = f"{group}_onset_age"
+            onset = pd.Timestamp(cond["onsetDateTime"]).tz_localize(None)
+            assert birth <= onset <= reference
+            if onset_col in row and isinstance(row[onset_col], str):
+                assert _years(birth, onset) == int(row[onset_col])
+                checked += 1
+        for obs in (r for r in mine if r["resourceType"] == "Observation"):
+            col = next(c for c in core_schema.view_columns if c.output.get("code") == obs["code"]["coding"][0]["code"])
+            assert obs["valueQuantity"]["value"] == pytest.approx(float(row[col.name]), abs=0.051)
+    assert checked > 5
+
+
+def _years(start: pd.Timestamp, end: pd.Timestamp) -> int:
+    return end.year - start.year - int((end.month, end.day) < (start.month, start.day))
