@@ -290,7 +290,9 @@ _ARITHMETIC: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 @dataclass(frozen=True)
-class Arithmetic(Node):
+class Binary(Node):
+    """An operator between two nodes (arithmetic, comparison, and/or)."""
+
     op: str
     left: Node
     right: Node
@@ -298,6 +300,9 @@ class Arithmetic(Node):
     def columns(self) -> frozenset[str]:
         return self.left.columns() | self.right.columns()
 
+
+@dataclass(frozen=True)
+class Arithmetic(Binary):
     def evaluate(self, rows: Rows) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = _ARITHMETIC[self.op](self.left.evaluate(rows), self.right.evaluate(rows))
@@ -326,14 +331,7 @@ def _numbers(values: Any) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Compare(Node):
-    op: str
-    left: Node
-    right: Node
-
-    def columns(self) -> frozenset[str]:
-        return self.left.columns() | self.right.columns()
-
+class Compare(Binary):
     def truth(self, rows: Rows) -> Truth:
         a, b = np.broadcast_arrays(self.left.evaluate(rows), self.right.evaluate(rows))
         known = ~(np.isnan(a) | np.isnan(b))
@@ -452,14 +450,7 @@ class Not(Node):
 
 
 @dataclass(frozen=True)
-class Logic(Node):
-    op: str
-    left: Node
-    right: Node
-
-    def columns(self) -> frozenset[str]:
-        return self.left.columns() | self.right.columns()
-
+class Logic(Binary):
     def truth(self, rows: Rows) -> Truth:
         a, b = self.left.truth(rows), self.right.truth(rows)
         return (a & b) if self.op == "and" else (a | b)

@@ -98,7 +98,11 @@ def test_schema_from_dict_equals_file(tmp_path):
 )
 def test_schema_errors_name_file_line_field(tmp_path, old, new, line, words):
     assert old in GOOD
-    path = write(tmp_path, GOOD.replace(old, new))
+    assert_schema_error(write(tmp_path, GOOD.replace(old, new)), line, words)
+
+
+def assert_schema_error(path, line: int, words: list[str]) -> None:
+    """Loading ``path`` fails with one message that starts with file:line and holds ``words``."""
     with pytest.raises(SchemaError) as err:
         load_schema(path)
     message = str(err.value)

@@ -10,7 +10,7 @@ import pytest
 from privsynth.errors import SchemaError
 from privsynth.schema import load_schema
 from privsynth.schema.rule import RuleSyntaxError, parse_formula, parse_rule
-from tests.schema.test_load import GOOD, write
+from tests.schema.test_load import GOOD, assert_schema_error, write
 
 
 @pytest.mark.parametrize(("text", "rows", "violated"), [
@@ -68,13 +68,7 @@ def test_syntax_errors_say_what_was_expected(text):
                  id="structure-share"),
 ])
 def test_rule_errors_name_file_line_and_field(tmp_path, extra, line, words):
-    path = write(tmp_path, GOOD + extra + "\n")
-    with pytest.raises(SchemaError) as err:
-        load_schema(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}:{line}:"), message
-    for word in words:
-        assert word.lower() in message.lower(), message
+    assert_schema_error(write(tmp_path, GOOD + extra + "\n"), line, words)
 
 
 def test_a_derived_column_reads_learned_numbers_and_its_bounds_become_a_rule(tmp_path):
