@@ -93,7 +93,8 @@ def fit_aim(
     weights = {k: workload_weight(k, d, order) for k in range(1, order + 1)}
     sensitivity = max(weights.values())
     truth: dict[Clique, np.ndarray] = {}
-    measured: set[Clique] = {(a,) for a in range(d)} | set(prior.structure) | set(masks)
+    measured: set[Clique] = {(a,) for a in range(d)} | set(prior.structure)
+    zeros = set(masks)  # in the model (and its size), but not measured: no candidates grow from them
     refused: set[Clique] = set()
     rounds_planned = max(4, int(round(ROUNDS_PER_COLUMN * d)))
     rho_round = accountant.rho_remaining / rounds_planned
@@ -119,7 +120,7 @@ def fit_aim(
         index, release = select_max(scores, rho_select, sensitivity)
         chosen = candidates[index]
         accountant.charge(f"select {' x '.join(names[a] for a in chosen)}", release)
-        if not _fits(measured | {chosen}, small_sizes, max_cells):
+        if not _fits(measured | zeros | {chosen}, small_sizes, max_cells):
             refused.add(chosen)  # public: depends only on sizes and earlier selections
             continue
         before = marginal(estimate.tree, estimate.marginals, chosen)

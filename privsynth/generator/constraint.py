@@ -34,6 +34,7 @@ from privsynth.schema.rule import Rule, substitute
 MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
 VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
 ROW_ROUNDS = 60
+PAIR_TRIES = 32  # joint draws per pair of columns in the last-resort repair
 
 
 def zero_masks(schema: Schema) -> dict[Clique, np.ndarray]:
@@ -213,9 +214,10 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
             free = dict.fromkeys(n for r in now for n in sorted(reads[r.text]) if n in index and n not in set(fixed))
             for name in free:
                 col, j = schema.column(name), index[name]
-                weights = np.clip(one_way(j), 0, None) + 1e-12
+                weights = _weights(one_way(j))
                 tries = 4 if isinstance(col.domain, NumericDomain) else 1
-                for code in rng.choice(len(weights), size=len(weights), replace=False, p=weights / weights.sum()):
+                order = rng.choice(len(weights), size=int((weights > 0).sum()), replace=False, p=weights)
+                for code in order:
                     for _ in range(tries):
                         trial = one.copy()
                         trial[name] = decode_one(col, int(code), rng, refinements.get(name))
@@ -230,12 +232,47 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
                 if improved:
                     break
             if not improved:
-                break
+                # a fix may need two changes at once (a condition and its onset)
+                near = dict.fromkeys(n for r in rules if reads[r.text] & set(free) for n in sorted(reads[r.text])
+                                     if n in index and n not in set(fixed))
+                moved = _pair_move(one, now, list(near), schema, index, rng, refinements, one_way, broken)
+                if moved is None:
+                    break
+                one, now, changed = moved
+                for name, code in changed.items():
+                    codes[row, index[name]] = code
         for name in one.columns:
             frame.loc[row, name] = one[name].iloc[0]
         if now:
             left.append(row)
     return np.asarray(left, dtype=np.int64)
+
+
+def _weights(marginal: np.ndarray) -> np.ndarray:
+    """A 1-way marginal as draw probabilities: a value the model gives nothing is never drawn
+    (uniform if it gives nothing to any)."""
+    w = np.clip(np.asarray(marginal, dtype=float), 0, None)
+    return w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
+
+
+def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Schema, index: dict[str, int],
+               rng: np.random.Generator, refinements: dict[str, np.ndarray], one_way: Callable[[int], np.ndarray],
+               broken: Callable[[pd.DataFrame], list[Rule]]) -> tuple[pd.DataFrame, list[Rule], dict[str, int]] | None:
+    """Joint draws of two columns from their 1-way marginals, first one that breaks fewer rules."""
+    weights = {n: _weights(one_way(index[n])) for n in names}
+    for a, pos in enumerate(names):
+        for other in names[a + 1:]:
+            for _ in range(PAIR_TRIES):
+                trial, changed = one.copy(), {}
+                for name in (pos, other):
+                    code = int(rng.choice(len(weights[name]), p=weights[name]))
+                    trial[name] = decode_one(schema.column(name), code, rng, refinements.get(name))
+                    changed[name] = code
+                trial = derive(trial, schema)
+                after = broken(trial)
+                if len(after) < len(now):
+                    return trial, after, changed
+    return None
 
 
 def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,

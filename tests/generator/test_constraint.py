@@ -159,3 +159,34 @@ def test_the_table_and_the_fhir_agree_row_by_row(core_schema, tmp_path):
 
 def _years(start: pd.Timestamp, end: pd.Timestamp) -> int:
     return end.year - start.year - int((end.month, end.day) < (start.month, start.day))
+
+
+def test_the_last_resort_repair_makes_two_changes_when_one_cannot_help(fitted):
+    """A real age of 0 with a drawn condition whose onset bin is [10, 20): no single change
+    helps (dropping the condition leaves an onset without it; dropping the onset leaves the
+    condition without one; every other onset bin is above the age too), so the repair must
+    drop both together."""
+    from privsynth.generator.constraint import _repair, enforced
+
+    schema, _, _ = fitted
+    names = [c.name for c in schema.learned_columns]
+    row = pd.DataFrame({"sex": ["F"], "age": pd.array([0], dtype="Int64"), "married": ["no"],
+                        "dx": pd.array([True], dtype="boolean"), "dx_onset": pd.array([15], dtype="Int64"),
+                        "weight": [4.0], "height": [55.0], "bmi": [4.0 / 0.55 ** 2]})
+    codes = np.zeros((1, len(names)), dtype=np.int64)
+    onset_missing = schema.column("dx_onset").domain.size - 1
+
+    def one_way(j: int) -> np.ndarray:
+        w = np.ones(schema.learned_columns[j].domain.size)
+        if names[j] == "dx_onset":
+            w[0] = 0.0  # never the one bin that could hold an onset at age 0
+        return w
+
+    rules = enforced(schema, ["sex", "age"])
+    assert violations(row, schema, rules).all()
+    for seed in range(5):
+        frame, c = row.copy(), codes.copy()
+        left = _repair(frame, c, np.array([0]), schema, np.random.default_rng(seed), {}, rules, ["sex", "age"], one_way)
+        assert len(left) == 0 and not violations(frame, schema, rules).any()
+        assert not frame["dx"].fillna(False).astype(bool).iloc[0] and pd.isna(frame["dx_onset"].iloc[0])
+        assert c[0, names.index("dx_onset")] == onset_missing and frame["age"].iloc[0] == 0
