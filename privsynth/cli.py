@@ -89,6 +89,26 @@ def schema() -> None:
     """Work with schema files."""
 
 
+class _Methods(click.Choice):  # type: ignore[type-arg]
+    """The registered generators, read when the option is shown or checked, so a generator
+    registered after import is offered too."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from privsynth.generator.registry import names
+
+        return names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass
+
+
+METHOD_HELP = "Generator: aim (adaptive selection) or mst (spanning tree); docs/generator.md lists every one."
+
 MAX_MODEL_CELLS_HELP = ("Refuse a schema whose model needs more cells than this (1-way marginals plus within-bin "
                         "detail; default 50,000,000, about 400 MB).")
 
@@ -157,8 +177,7 @@ SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, date
 @click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
-@click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True,
-              help="Generator: adaptive workload-aware selection (aim) or a spanning tree of pairs (mst).")
+@click.option("--method", type=_Methods(), default="aim", show_default=True, help=METHOD_HELP)
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
@@ -278,7 +297,7 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP + " The train/holdout split is "
               "never seeded.")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
-@click.option("--method", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
+@click.option("--method", type=_Methods(), default="aim", show_default=True, help=METHOD_HELP)
 @click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
 @click.option("--target", default=None, help="Column the report's TSTR models predict (default: the schema's).")
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)

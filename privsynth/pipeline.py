@@ -15,7 +15,7 @@ import platform
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,10 +31,10 @@ from privsynth.fhir.write import FhirWriter, identity_row, to_bundle, validate
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.privacy.mechanism import rho_for
+from privsynth.progress import Progress
 from privsynth.schema.model import Schema
 from privsynth.table import read_table, write_table
 
-Progress = Callable[[str, int, int], None]
 FORMATS = ("ndjson", "bundle")
 
 

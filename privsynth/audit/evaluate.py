@@ -8,7 +8,6 @@ figures are for the data owner; a release carries only the verdicts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,8 @@ from privsynth.audit.protocol import AuditContext
 from privsynth.audit.registry import audits
 from privsynth.audit.result import AuditResult
 from privsynth.errors import AuditError
+from privsynth.progress import Progress
 from privsynth.schema.model import Schema
-
-Progress = Callable[[str, int, int], None]
 
 
 def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,

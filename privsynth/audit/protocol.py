@@ -13,7 +13,6 @@ near matches as gates): nothing outside it gates by check name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from privsynth.audit.result import Check
     from privsynth.audit.space import AuditSpace
 
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

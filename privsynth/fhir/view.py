@@ -26,6 +26,7 @@ import pandas as pd
 
 from privsynth.errors import InputError
 from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, reason, validate_resource
+from privsynth.progress import Progress
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.path import ShapeError, compile_path
 
@@ -41,7 +42,6 @@ DEFAULT_DATE = {
     "DiagnosticReport": "effective[x]",
     "CarePlan": "period.start",
 }
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

@@ -20,83 +20,23 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from privsynth.generator.compress import Compression
-from privsynth.generator.estimate import Measurement, estimate_total
+from privsynth.generator.constraint import compress_masks
+from privsynth.generator.estimate import Measurement, estimate_total, mirror_descent
 from privsynth.generator.factor import Clique, contingency
 from privsynth.generator.forest import DisjointSets
+from privsynth.generator.measure import SAFETY, measure, measure_one_ways, measure_structure
 from privsynth.generator.prior import PublicPrior
+from privsynth.generator.protocol import Fitted, Problem
+from privsynth.generator.registry import register
 from privsynth.privacy.accounting import Accountant
-from privsynth.privacy.mechanism import gaussian_scale, measure_counts, select_max
+from privsynth.privacy.mechanism import gaussian_scale, select_max
+from privsynth.progress import Progress
 
-SAFETY = 1.0 - 1e-9
 SPLIT = (0.3, 0.1, 0.6)  # shares of rho: 1-way marginals, selection, 2-way marginals
-Progress = Callable[[str, int, int], None]
-
-
-def measure(
-    codes: np.ndarray, sizes: tuple[int, ...], clique: tuple[int, ...], rho: float,
-    accountant: Accountant, purpose: str,
-) -> Measurement:
-    """Measure one marginal of the patient view with the Gaussian mechanism; charge it."""
-    table = contingency(codes, clique, sizes).ravel()
-    noisy, release = measure_counts(table, rho)
-    accountant.charge(purpose, release)
-    return Measurement(clique, noisy.reshape(tuple(sizes[a] for a in clique)), release.scale)
-
-
-def measure_one_ways(
-    codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
-    rho_one: float | np.ndarray, compressible: tuple[bool, ...] | None, threshold: float,
-    again_if_noisy: float | None = None,
-) -> tuple[list[Measurement], list[Compression], np.ndarray]:
-    """Measure every 1-way marginal with ``rho_one`` each (one value, or one per column),
-    then compress rare cells.
-
-    With ``again_if_noisy`` set, the 1-way marginals are measured a second time when the
-    DP total per average cell is below that many noise standard deviations of a typical
-    column (a decision on released values and public sizes only). Returns the measurements
-    over the compressed domains, each column's compression, and the codes mapped to the
-    compressed domains.
-    """
-    d = len(sizes)
-    rhos = np.broadcast_to(np.asarray(rho_one, dtype=np.float64), (d,))
-    passes = [[measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way {names[a]}") for a in range(d)]]
-    typical = float(max(float(np.max(m.sigma)) for m in passes[0]))
-    if again_if_noisy is not None and estimate_total(passes[0]) / float(np.mean(sizes)) < again_if_noisy * typical:
-        passes.append([measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way again {names[a]}")
-                       for a in range(d)])
-    measurements: list[Measurement] = []
-    compressions: list[Compression] = []
-    small = np.empty_like(codes)
-    for a in range(d):
-        sigma = float(np.max(passes[0][a].sigma))
-        mean = np.mean([p[a].values for p in passes], axis=0)
-        if compressible is None or compressible[a]:
-            comp = Compression.from_noisy(mean, sigma / np.sqrt(len(passes)), threshold)
-        else:
-            comp = Compression.identity(sizes[a])
-        merged = np.bincount(comp.to_small, minlength=comp.size)
-        for p in passes:
-            measurements.append(Measurement((a,), comp.compress_counts(p[a].values), sigma * np.sqrt(merged)))
-        compressions.append(comp)
-        small[:, a] = comp.to_small[codes[:, a]]
-    return measurements, compressions, small
-
-
-def measure_structure(
-    small: np.ndarray, small_sizes: tuple[int, ...], cliques: tuple[Clique, ...], rho: float,
-    accountant: Accountant, names: tuple[str, ...],
-) -> list[Measurement]:
-    """Measure the structural prior's marginals (public choices), ``rho`` split evenly."""
-    if not cliques:
-        return []
-    each = rho / len(cliques) * SAFETY
-    return [measure(small, small_sizes, c, each, accountant,
-                    f"{len(c)}-way (structure) {' x '.join(names[a] for a in c)}") for c in cliques]
 
 
 def select_tree(
@@ -188,3 +128,31 @@ def fit_mst(
         if progress is not None:
             progress("measure 2-way", k + 1, len(tree))
     return one_way + two_way, compressions
+
+
+class MST:
+    """The generator: :func:`fit_mst`'s measurements, then mirror descent on them."""
+
+    name = "mst"
+    summary = "a spanning tree of pairs chosen by their DP signal (MST)"
+
+    def fit(self, problem: Problem, accountant: Accountant) -> Fitted:
+        # merges rare categories of unordered columns only (merging number bins hurt MST
+        # in benchmarks/run.py)
+        measurements, compressions = fit_mst(problem.codes, problem.sizes, accountant, problem.names,
+                                             problem.progress, compressible=problem.prior.unordered,
+                                             threshold=1.0, prior=problem.prior)
+        small_sizes = tuple(c.size for c in compressions)
+
+        def on_iteration(i: int, loss: float) -> None:
+            if i % 25 == 0:
+                problem.report("estimate", i, problem.iterations)
+
+        estimate = mirror_descent(measurements, small_sizes, iterations=problem.iterations,
+                                  max_cells=problem.max_cells, callback=on_iteration,
+                                  masks=compress_masks(problem.prior.masks, compressions))
+        problem.report("estimate", problem.iterations, problem.iterations)
+        return Fitted(measurements, compressions, estimate)
+
+
+register(MST())

@@ -31,6 +31,11 @@ class PublicPrior:
     structure_share: float  # of the generator's rho, for them
     weights: tuple[float, ...]  # relative rho of each column's 1-way marginal
     whole: tuple[bool, ...]  # never compressed (protected, or tied by structural zeros)
+    unordered: tuple[bool, ...] = ()  # categorical columns (their codes have no order); () = all
+
+    def __post_init__(self) -> None:
+        if not self.unordered:
+            object.__setattr__(self, "unordered", (True,) * len(self.weights))
 
     @classmethod
     def none(cls, d: int) -> PublicPrior:
@@ -51,7 +56,8 @@ class PublicPrior:
         masks = zero_masks(schema)
         tied = {a for clique in masks for a in clique}
         return cls(masks, structure, share, tuple(PROTECTED_WEIGHT if n in protected else 1.0 for n in names),
-                   tuple(n in protected or j in tied for j, n in enumerate(names)))
+                   tuple(n in protected or j in tied for j, n in enumerate(names)),
+                   tuple(c.kind == "categorical" for c in schema.learned_columns))
 
     def rho_one_way(self, rho_total: float) -> np.ndarray:
         """Each column's share of ``rho_total`` for its 1-way marginal, by weight."""

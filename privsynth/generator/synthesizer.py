@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,19 @@ import pandas as pd
 
 from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encode, sub_bin_index
 from privsynth.errors import BudgetError, InputError, NotFittedError
-from privsynth.generator.aim import fit_aim
-from privsynth.generator.constraint import compress_masks, satisfy
-from privsynth.generator.estimate import mirror_descent
+from privsynth.generator import registry
+from privsynth.generator.constraint import satisfy
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
+from privsynth.generator.measure import SAFETY
 from privsynth.generator.model import MarginalModel
-from privsynth.generator.mst import SAFETY, fit_mst
 from privsynth.generator.prior import PublicPrior
+from privsynth.generator.protocol import Problem
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import measure_counts
+from privsynth.progress import Progress
 from privsynth.schema.model import NumericDomain, Schema
 
-Progress = Callable[[str, int, int], None]
-METHODS = ("aim", "mst")
 REFINE_SHARE = 0.03  # of rho, for the within-bin detail of numeric columns
 
 
@@ -74,8 +72,7 @@ class Synthesizer:
 
     def fit(self, data: pd.DataFrame, progress: Progress | None = None) -> Synthesizer:
         """Learn a DP model of ``data`` (the raw patient view, one row per patient)."""
-        if self.method not in METHODS:
-            raise InputError(f"unknown method '{self.method}'; allowed: {', '.join(METHODS)}")
+        generator = registry.get(self.method)
         if not isinstance(data, pd.DataFrame):
             raise InputError("fit expects a pandas DataFrame with one row per patient")
         if len(data) == 0:
@@ -90,31 +87,11 @@ class Synthesizer:
         sizes = domain_sizes(self.schema)
         names = tuple(c.name for c in self.schema.learned_columns)
         refinements = self._refine(data, accountant) if self.refine_numbers else {}
-        # MST merges rare categories of unordered columns only (threshold from experiments
-        # with benchmarks/run.py: merging number bins hurt MST there)
-        compressible = tuple(c.kind == "categorical" for c in self.schema.learned_columns)
         prior = PublicPrior.from_schema(self.schema)  # public: bin edges, rules, the schema's choices
-        if self.method == "aim":
-            # AIM merges rare cells of every column, ordered ones too: measured on the four
-            # shared tables this lowered the 3-way error at most budgets (docs/generator.md)
-            measurements, compressions, est = fit_aim(codes, sizes, accountant, names, progress,
-                                                      compressible=None, threshold=1.0,
-                                                      max_cells=self.max_cells, prior=prior)
-            small_sizes = tuple(c.size for c in compressions)
-        else:
-            measurements, compressions = fit_mst(codes, sizes, accountant, names, progress,
-                                                 compressible=compressible, threshold=1.0, prior=prior)
-            small_sizes = tuple(c.size for c in compressions)
-
-            def on_iteration(i: int, loss: float) -> None:
-                if progress is not None and i % 25 == 0:
-                    progress("estimate", i, self.iterations)
-
-            est = mirror_descent(measurements, small_sizes, iterations=self.iterations,
-                                 max_cells=self.max_cells, callback=on_iteration,
-                                 masks=compress_masks(prior.masks, compressions))
-            if progress is not None:
-                progress("estimate", self.iterations, self.iterations)
+        problem = Problem(codes, sizes, names, prior, self.max_cells, self.iterations, progress)
+        fitted = generator.fit(problem, accountant)
+        est, compressions = fitted.estimate, fitted.compressions
+        small_sizes = tuple(c.size for c in compressions)
         metadata = {
             "schema": self.schema.name,
             "method": self.method,

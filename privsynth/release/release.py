@@ -30,7 +30,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,12 @@ from privsynth.generator.synthesizer import Synthesizer, check_keep
 from privsynth.pipeline import post_processing_seed, privacy_document, read_view, versions, write_synthetic
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
+from privsynth.progress import Progress
 from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
 from privsynth.schema.model import Schema
 
-Progress = Callable[[str, int, int], None]
 DEFAULT_BUDGET = "default"
 PAUSE_VARIABLE = "PRIVSYNTH_TEST_PAUSE_AT"  # crash-safety tests: stop at a named point, for a kill
 

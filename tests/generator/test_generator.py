@@ -1,4 +1,4 @@
-"""Estimator, junction tree, sampling and the Synthesizer contract."""
+"""Estimator, junction tree, sampling, compression, and what the built-in generators learn."""
 
 from __future__ import annotations
 
@@ -95,21 +95,6 @@ def test_mst_spends_exactly_the_budget_in_its_three_parts():
     assert selection == pytest.approx(left * SPLIT[1] / sum(SPLIT), rel=1e-6)
 
 
-METHODS = [pytest.param("aim", id="aim"), pytest.param("mst", id="mst")]
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("epsilon", [0.3, 1.0, 3.0])
-def test_contract_fit_returns_self_and_never_overspends(method, epsilon):
-    schema = load_schema(TABLE_SCHEMA)
-    synth = Synthesizer(schema, epsilon=epsilon, method=method)
-    assert synth.fit(toy_frame()) is synth
-    acc = synth.accountant_
-    assert acc.rho_spent <= acc.rho_total
-    assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
-    assert hasattr(synth, "model_") and synth.n_rows_estimate > 0
-
-
 def test_aim_charges_every_selection_and_measurement():
     schema = load_schema(TABLE_SCHEMA)
     acc = Synthesizer(schema, epsilon=2.0, method="aim").fit(toy_frame()).accountant_
@@ -121,39 +106,12 @@ def test_aim_charges_every_selection_and_measurement():
     assert all(c.mechanism.startswith("discrete Gaussian") for c in measured)
 
 
-def test_unknown_method_is_a_clear_error():
-    from privsynth.errors import InputError
-
-    with pytest.raises(InputError, match="allowed: aim, mst"):
-        Synthesizer(load_schema(TABLE_SCHEMA), method="gan").fit(toy_frame())
-
-
 def test_sample_before_fit_is_a_clear_error():
     with pytest.raises(NotFittedError, match="fit"):
         Synthesizer(load_schema(TABLE_SCHEMA)).sample(5)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_save_load_round_trip_gives_identical_samples(tmp_path, method):
-    schema = load_schema(TABLE_SCHEMA)
-    synth = Synthesizer(schema, epsilon=2.0, method=method).fit(toy_frame())
-    synth.save(tmp_path / "m")
-    again = Synthesizer.load(tmp_path / "m", schema)
-    pd.testing.assert_frame_equal(synth.sample(300, rng=5), again.sample(300, rng=5))
-    assert (tmp_path / "m.json").exists() and (tmp_path / "m.npz").exists()
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_integer_categories_round_trip_as_integers(method):
-    schema = load_schema(TABLE_SCHEMA)
-    out = Synthesizer(schema, epsilon=3.0, method=method).fit(toy_frame()).sample(500, rng=0)
-    assert set(out["stage"].dropna().unique()) <= {1, 2, 3}
-    assert pd.api.types.is_integer_dtype(out["stage"])
-    assert out["age"].between(0, 99).all()
-    assert pd.api.types.is_integer_dtype(out["age"])
-
-
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ["aim", "mst"])
 def test_dp_model_keeps_a_strong_correlation(method):
     """At epsilon 3 on 2000 rows, age>60 -> stage>=2 must survive (strong pairs are selected)."""
     schema = load_schema(TABLE_SCHEMA)
@@ -202,16 +160,6 @@ def test_marginal_query_over_cliques_matches_brute_force():
     for attrs in [(0, 3), (1, 3, 4), (2, 4), (0, 2, 3), (3,)]:
         want = project(joint, full, attrs) * 1000
         np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), want, rtol=1e-9, atol=1e-9)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("columns", [1, 2], ids=["one-column", "two-columns"])
-def test_tiny_schemas_fit(method, columns):
-    spec = dict(TABLE_SCHEMA, columns=TABLE_SCHEMA["columns"][:columns])
-    schema = load_schema(spec)
-    synth = Synthesizer(schema, epsilon=1.0, method=method).fit(toy_frame())
-    assert synth.accountant_.rho_spent <= synth.accountant_.rho_total
-    assert synth.sample(10, rng=0).shape == (10, columns)
 
 
 @pytest.mark.parametrize(("epsilon", "again"), [(0.05, True), (3.0, False)], ids=["noisy", "clear"])
