@@ -48,19 +48,27 @@ class JunctionTree:
                 # a message a -> b, reshaped to broadcast over clique b
                 self._into[(a, b)] = tuple(self.sizes[x] if x in sep else 1 for x in self.cliques[b])
         self._shapes = [tuple(self.sizes[a] for a in c) for c in self.cliques]
+        self._sets = [frozenset(c) for c in self.cliques]
+        self._cells = [cells(c, self.sizes) for c in self.cliques]
+        self._hosts: dict[Clique, int] = {}
 
     def host(self, clique: Clique) -> int:
-        """The index of the smallest tree clique that contains ``clique``."""
+        """The index of the smallest tree clique that contains ``clique`` (memoised)."""
+        key = tuple(sorted(clique))
+        found = self._hosts.get(key)
+        if found is not None:
+            return found
         best = -1
         best_cells = None
-        want = set(clique)
-        for i, c in enumerate(self.cliques):
-            if want <= set(c):
-                n = cells(c, self.sizes)
+        want = set(key)
+        for i, members in enumerate(self._sets):
+            if want <= members:
+                n = self._cells[i]
                 if best_cells is None or n < best_cells:
                     best, best_cells = i, n
         if best < 0:
             raise ValueError("clique not covered by the junction tree")
+        self._hosts[key] = best
         return best
 
     def separator(self, i: int, j: int) -> Clique:
@@ -70,9 +78,53 @@ class JunctionTree:
         return tuple(sorted(set(self.cliques[i]) & set(self.cliques[j])))
 
     def calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
-        """Belief propagation: the marginal (in counts summing to ``total``) of every clique."""
-        with np.errstate(divide="ignore"):  # evidence (log 0 = -inf) is allowed
-            return self._calibrate(log_potentials, total)
+        """Belief propagation: the marginal (in counts summing to ``total``) of every clique.
+
+        Messages are passed in probability space (each potential scaled by its maximum,
+        each message normalised), which needs no exp/log per message; when that underflows
+        (a clique whose whole belief rounds to 0) it is done again in log space."""
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):  # evidence (log 0 = -inf) is allowed
+            out = self._calibrate_linear(log_potentials, total)
+            return out if out is not None else self._calibrate(log_potentials, total)
+
+    def _calibrate_linear(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray] | None:
+        k = len(self.cliques)
+        probs: list[np.ndarray | None] = [None] * k
+        for i, lp in log_potentials.items():
+            top = lp.max()
+            if not np.isfinite(top):
+                return None
+            probs[i] = np.exp(lp - top)
+        messages: dict[tuple[int, int], np.ndarray] = {}
+        for i, j in self.order:  # collect then distribute
+            belief = probs[i]
+            for n in self.neighbours[i]:
+                if n != j and (n, i) in messages:
+                    incoming = messages[(n, i)].reshape(self._into[(n, i)])
+                    belief = incoming if belief is None else belief * incoming
+            if belief is None:
+                belief = np.ones(self._shapes[i])
+            axes = self._sum_axes[(i, j)]
+            message = belief.sum(axis=axes) if axes else belief
+            norm = float(message.sum())
+            if not (norm > 0 and np.isfinite(norm)):
+                return None
+            messages[(i, j)] = message / norm
+        out: list[np.ndarray] = []
+        for i in range(k):
+            belief = probs[i]
+            for n in self.neighbours[i]:
+                incoming = messages[(n, i)].reshape(self._into[(n, i)])
+                belief = incoming if belief is None else belief * incoming
+            if belief is None:
+                belief = np.ones(self._shapes[i])
+            else:
+                belief = np.broadcast_to(belief, self._shapes[i])
+            norm = float(belief.sum())
+            if not (norm > 0 and np.isfinite(norm)):
+                return None
+            out.append(belief * (total / norm))
+        return out
 
     def _calibrate(self, log_potentials: dict[int, np.ndarray], total: float) -> list[np.ndarray]:
         k = len(self.cliques)
