@@ -15,7 +15,8 @@ round gets a third of rho, and within a round the cliques' weights are normalise
 (``weights / ||weights||``), so d 1-way marginals each get noise ``sigma * sqrt(d)``.
 
 ``ReferenceMSTUnnormalised`` drops that normalisation, so every marginal gets ``sigma``:
-it spends about (2d + 1) / 3 times rho (7.3x on flchain, 11x on whas500). It is here only
+it spends 2d / 3 times rho (d 1-way and d - 1 pair marginals at rho / 3 each, plus the
+selection's third: 7.3x on flchain, 10.7x on whas500). It is here only
 because it reproduces the figures recorded as ``mbi_mst`` in ../shared/bench/results
 (docs/generator.md, "Measured").
 """

@@ -131,7 +131,7 @@ def scale_table(n: int = 1_000_000, d: int = 30) -> tuple[Schema, pd.DataFrame]:
         else:
             k = 2 + j % 6
             cut = np.clip(((latent + rng.normal(size=n)) * k / 4 + k / 2).astype(int), 0, k - 1)
-            data[f"c{j}"] = cut
+            data[f"c{j}"] = cut.astype(np.int8)
             columns.append({"name": f"c{j}", "kind": "categorical", "role": "sensitive",
                             "source": {"column": f"c{j}"}, "domain": {"categories": list(range(k))}})
     return load_schema({"name": "scale", "input": "table", "columns": columns}), pd.DataFrame(data)

@@ -51,6 +51,23 @@ class JunctionTree:
         self._sets = [frozenset(c) for c in self.cliques]
         self._cells = [cells(c, self.sizes) for c in self.cliques]
         self._hosts: dict[Clique, int] = {}
+        self._uncovered: set[Clique] = set()
+        # the forest rooted once (each component at its lowest index): parent, depth, component
+        k = len(self.cliques)
+        self.parent = [-1] * k
+        self.depth = [0] * k
+        self.component = [-1] * k
+        for root in range(k):
+            if self.component[root] >= 0:
+                continue
+            self.component[root] = root
+            stack = [root]
+            while stack:
+                i = stack.pop()
+                for j in self.neighbours[i]:
+                    if self.component[j] < 0:
+                        self.component[j], self.parent[j], self.depth[j] = root, i, self.depth[i] + 1
+                        stack.append(j)
 
     def host(self, clique: Clique) -> int:
         """The index of the smallest tree clique that contains ``clique`` (memoised)."""
@@ -70,6 +87,20 @@ class JunctionTree:
             raise ValueError("clique not covered by the junction tree")
         self._hosts[key] = best
         return best
+
+    def covering(self, clique: Clique) -> int:
+        """Like :meth:`host`, but -1 when no single tree clique contains ``clique``."""
+        key = tuple(sorted(clique))
+        found = self._hosts.get(key)
+        if found is not None:
+            return found
+        if key in self._uncovered:
+            return -1
+        want = set(key)
+        if any(want <= members for members in self._sets):
+            return self.host(key)
+        self._uncovered.add(key)
+        return -1
 
     def separator(self, i: int, j: int) -> Clique:
         found = self._sep.get((i, j))

@@ -8,6 +8,8 @@ is one row of ``codes``, so every marginal has L2 sensitivity 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from privsynth.generator.compress import Compression
@@ -33,37 +35,43 @@ def measure(
 def measure_one_ways(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     rho_one: float | np.ndarray, compressible: tuple[bool, ...] | None, threshold: float,
-    again_if_noisy: float | None = None,
+    then: Callable[[float], Sequence[float | np.ndarray]] | None = None,
 ) -> tuple[list[Measurement], list[Compression], np.ndarray]:
     """Measure every 1-way marginal with ``rho_one`` each (one value, or one per column),
     then compress rare cells.
 
-    With ``again_if_noisy`` set, the 1-way marginals are measured a second time when the
-    DP total per average cell is below that many noise standard deviations of a typical
-    column (a decision on released values and public sizes only). Returns the measurements
-    over the compressed domains, each column's compression, and the codes mapped to the
-    compressed domains.
+    ``then`` (optional) is called with the DP estimate of the number of patients from that
+    first pass and returns the rho (per column, or one value) of each further pass over
+    the 1-way marginals: a decision on released values and public sizes only. Cells are
+    compressed on the inverse-variance weighted mean of all passes. Returns the
+    measurements over the compressed domains, each column's compression, and the codes
+    mapped to the compressed domains.
     """
     d = len(sizes)
-    rhos = np.broadcast_to(np.asarray(rho_one, dtype=np.float64), (d,))
-    passes = [[measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way {names[a]}") for a in range(d)]]
-    typical = float(max(float(np.max(m.sigma)) for m in passes[0]))
-    if again_if_noisy is not None and estimate_total(passes[0]) / float(np.mean(sizes)) < again_if_noisy * typical:
-        passes.append([measure(codes, sizes, (a,), float(rhos[a]), accountant, f"1-way again {names[a]}")
-                       for a in range(d)])
+
+    def one_pass(rho: float | np.ndarray, label: str) -> list[Measurement]:
+        rhos = np.broadcast_to(np.asarray(rho, dtype=np.float64), (d,))
+        return [measure(codes, sizes, (a,), float(rhos[a]), accountant, f"{label} {names[a]}") for a in range(d)]
+
+    passes = [one_pass(rho_one, "1-way")]
+    if then is not None:
+        further = then(estimate_total(passes[0]))
+        passes += [one_pass(rho, "1-way again") for rho in further if np.all(np.asarray(rho) > 0)]
     measurements: list[Measurement] = []
     compressions: list[Compression] = []
-    small = np.empty_like(codes)
+    small = np.empty_like(codes, order="F")  # column-major: every later marginal reads whole columns
     for a in range(d):
-        sigma = float(np.max(passes[0][a].sigma))
-        mean = np.mean([p[a].values for p in passes], axis=0)
+        precision = np.array([1.0 / float(np.max(p[a].sigma)) ** 2 for p in passes])
+        mean = np.sum([w * p[a].values for w, p in zip(precision, passes)], axis=0) / precision.sum()
+        sigma = float(1.0 / np.sqrt(precision.sum()))
         if compressible is None or compressible[a]:
-            comp = Compression.from_noisy(mean, sigma / np.sqrt(len(passes)), threshold)
+            comp = Compression.from_noisy(mean, sigma, threshold)
         else:
             comp = Compression.identity(sizes[a])
         merged = np.bincount(comp.to_small, minlength=comp.size)
         for p in passes:
-            measurements.append(Measurement((a,), comp.compress_counts(p[a].values), sigma * np.sqrt(merged)))
+            measurements.append(Measurement((a,), comp.compress_counts(p[a].values),
+                                            float(np.max(p[a].sigma)) * np.sqrt(merged)))
         compressions.append(comp)
         small[:, a] = comp.to_small[codes[:, a]]
     return measurements, compressions, small

@@ -26,80 +26,70 @@ def marginal(tree: JunctionTree, marginals: Sequence[np.ndarray], attrs: Clique)
     """The model's marginal over ``attrs`` (sorted), in counts."""
     attrs = tuple(sorted(attrs))
     sizes = tree.sizes
-    want = set(attrs)
-    for i, c in enumerate(tree.cliques):
-        if want <= set(c):
-            return project(marginals[i], c, attrs)
+    i = tree.covering(attrs)
+    if i >= 0:
+        return project(marginals[i], tree.cliques[i], attrs)
     total = float(marginals[0].sum())
     hosts = {tree.host((a,)) for a in attrs}
-    # the smallest subtree connecting the hosts: prune leaves that are not hosts
-    nodes = set(range(len(tree.cliques)))
-    adjacency = {i: set(tree.neighbours[i]) for i in nodes}
-    component = _component(adjacency, next(iter(hosts)))
-    nodes = set(component)
-    changed = True
-    while changed:
-        changed = False
-        for i in list(nodes):
-            if i not in hosts and len(adjacency[i] & nodes) <= 1:
-                nodes.discard(i)
-                changed = True
-    if not hosts <= nodes:  # attributes in different trees of a forest: independent parts
+    if len({tree.component[h] for h in hosts}) > 1:  # different trees of a forest: independent parts
         groups: dict[int, list[int]] = {}
         for a in attrs:
-            groups.setdefault(min(_component(adjacency, tree.host((a,)))), []).append(a)
+            groups.setdefault(tree.component[tree.host((a,))], []).append(a)
         result: np.ndarray = np.array(1.0)
         rattrs: Clique = ()
         for group in groups.values():
             part = marginal(tree, marginals, tuple(group)) / total
             result, rattrs = _multiply(result, rattrs, part, tuple(group), sizes)
         return project(result, rattrs, attrs) * total
-    root = next(iter(hosts))
-    order, parent = _post_order(root, nodes, adjacency)
+    nodes, root = _steiner(tree, hosts)
+    want = set(attrs)
     messages: dict[int, tuple[np.ndarray, Clique]] = {}
-    for i in order:
-        clique = tree.cliques[i]
-        factor, fattrs = marginals[i] / total, clique
-        for child in (j for j in adjacency[i] & nodes if parent.get(j) == i):
-            cm, cattrs = messages[child]
-            factor, fattrs = _multiply(factor, fattrs, cm, cattrs, sizes)
-        if i == root:
-            return project(factor, fattrs, attrs) * total
-        sep = tuple(sorted(set(clique) & set(tree.cliques[parent[i]])))
-        sep_marginal = project(marginals[i] / total, clique, sep)
-        factor = factor / np.where(expand(sep_marginal, sep, fattrs, sizes) > 0,
-                                   expand(sep_marginal, sep, fattrs, sizes), 1.0)
-        keep = tuple(a for a in fattrs if a in sep or a in want)
-        messages[i] = (project(factor, fattrs, keep), keep)
+    children: dict[int, list[int]] = {}
+    for node in nodes:  # deepest first: every child before its parent
+        clique = tree.cliques[node]
+        up = tree.parent[node] if node != root else -1
+        sep = tree.separator(node, up) if up >= 0 else ()
+        mine = children.get(node, [])
+        # sum out, before any product, what neither a separator on the path nor the query needs
+        needed = set(sep).union(*(tree.separator(node, c) for c in mine)) | (want & set(clique))
+        fattrs = tuple(a for a in clique if a in needed)
+        local = project(marginals[node], clique, fattrs) / total
+        operands = [(local, fattrs)] + [messages.pop(child) for child in mine]
+        if up < 0:
+            return _contract(operands, attrs) * total
+        present = {a for _, oattrs in operands for a in oattrs}
+        keep = tuple(sorted(a for a in present if a in sep or a in want))
+        factor = _contract(operands, keep)
+        sep_marginal = project(local, fattrs, sep)
+        below = expand(sep_marginal, sep, keep, sizes)
+        messages[node] = (factor / np.where(below > 0, below, 1.0), keep)
+        children.setdefault(up, []).append(node)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _component(adjacency: dict[int, set[int]], start: int) -> set[int]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        i = stack.pop()
-        for j in adjacency[i]:
-            if j not in seen:
-                seen.add(j)
-                stack.append(j)
-    return seen
+def _contract(operands: list[tuple[np.ndarray, Clique]], out: Clique) -> np.ndarray:
+    """The product of factors summed down to ``out``, in one pass (no union-sized table)."""
+    if len(operands) == 1:
+        values, attrs = operands[0]
+        return project(values, attrs, out)
+    label = {a: k for k, a in enumerate(sorted({a for _, attrs in operands for a in attrs}))}
+    args: list[object] = []
+    for values, attrs in operands:
+        args += [values, [label[a] for a in attrs]]
+    return np.asarray(np.einsum(*args, [label[a] for a in out]))
 
 
-def _post_order(root: int, nodes: set[int], adjacency: dict[int, set[int]]) -> tuple[list[int], dict[int, int]]:
-    parent: dict[int, int] = {}
-    order: list[int] = []
-    stack = [(root, False)]
-    seen = {root}
-    while stack:
-        i, expanded = stack.pop()
-        if expanded:
-            order.append(i)
-            continue
-        stack.append((i, True))
-        for j in adjacency[i] & nodes:
-            if j not in seen:
-                seen.add(j)
-                parent[j] = i
-                stack.append((j, False))
-    return order, parent
+def _steiner(tree: JunctionTree, hosts: set[int]) -> tuple[list[int], int]:
+    """The smallest subtree connecting ``hosts`` (one component of the rooted forest):
+    its nodes, deepest first, and its top node."""
+    nodes = set(hosts)
+    frontier = set(hosts)
+    # climb the deepest nodes until every path has met at one node
+    while len(frontier) > 1:
+        deepest = max(frontier, key=lambda n: tree.depth[n])
+        frontier.discard(deepest)
+        up = tree.parent[deepest]
+        nodes.add(up)
+        frontier.add(up)
+    root = next(iter(frontier))
+    return sorted(nodes, key=lambda n: -tree.depth[n]), root

@@ -199,3 +199,100 @@ def test_stratified_sampling_matches_the_model_more_closely_than_iid():
                 for k in range(10)]
         gaps[stratified] = float(np.mean(errs))
     assert gaps[True] < 0.7 * gaps[False]
+
+
+def test_one_way_plan_follows_the_dp_signal():
+    """Hopeless: everything left to 1-ways; noisy: NOISY_SHARE more; rich: nothing more;
+    lean: up to LEAN_SHARE more, monotone in between. Only the DP total and public sizes."""
+    from privsynth.generator import aim
+
+    sizes = (10,) * 11
+    rho = 0.185
+    left = rho * (1 - aim.ONE_WAY_SHARE)
+    assert aim.one_way_plan(8000.0, sizes, rho, left) == []  # rich: flchain-like at epsilon 3
+    assert aim.one_way_plan(30.0, sizes, rho, left) == [pytest.approx(left / rho)]  # hopeless
+    tiny = 0.0025
+    noisy = aim.one_way_plan(1200.0, (2,) * 11, tiny, tiny * 0.9)
+    assert noisy == [pytest.approx(aim.NOISY_SHARE)]
+    extras = [sum(aim.one_way_plan(n, sizes, 0.0025, 0.0025 * 0.9)) for n in (80000.0, 40000.0, 30000.0, 15000.0)]
+    assert extras[0] == 0 and extras[-1] == pytest.approx(aim.LEAN_SHARE)  # rich, then lean
+    assert extras == sorted(extras) and 0 < extras[1] < extras[2] < aim.LEAN_SHARE
+
+
+def test_further_one_way_passes_are_charged_and_combined_by_inverse_variance():
+    from privsynth.generator.measure import measure_one_ways
+    from privsynth.privacy.accounting import Accountant
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, size=(5000, 3))
+    acc = Accountant(2.0, 1e-6)
+    seen = []
+
+    def then(n_hat):
+        seen.append(n_hat)
+        return [0.3, 0.0]  # a zero pass is skipped
+
+    ms, comps, small = measure_one_ways(codes, (4, 4, 4), acc, ("a", "b", "c"), 0.1, None, 1.0, then=then)
+    assert acc.rho_spent == pytest.approx(3 * 0.1 + 3 * 0.3)
+    assert len(ms) == 6 and all(c.size == 4 for c in comps)  # nothing rare: no merge
+    assert abs(seen[0] - 5000) < 200  # the DP total of the first pass
+    assert small.flags.f_contiguous
+    sigmas = sorted({round(float(np.max(m.sigma)), 6) for m in ms})
+    assert len(sigmas) == 2 and sigmas[0] < sigmas[1]  # the second pass is the more precise one
+
+
+def test_counts_agree_in_row_and_column_major_order():
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 5, size=(2000, 6)).astype(np.int8)
+    sizes = (5,) * 6
+    for attrs in [(0,), (1, 4), (0, 2, 5)]:
+        np.testing.assert_array_equal(contingency(codes, attrs, sizes),
+                                      contingency(np.asfortranarray(codes), attrs, sizes))
+
+
+def test_marginal_query_on_a_long_tree_matches_brute_force():
+    """Queries whose columns sit in distant cliques of a longer tree and of a forest."""
+    from privsynth.generator.factor import expand, project
+    from privsynth.generator.query import marginal
+
+    rng = np.random.default_rng(7)
+    sizes = (2, 3, 2, 3, 2, 2, 3, 2)
+    cliques = [(0, 1, 2), (2, 3), (3, 4, 5), (5, 6), (1, 2, 3)]  # column 7 alone: a forest
+    ms = [Measurement(c, rng.integers(1, 40, tuple(sizes[a] for a in c)).astype(float), 1.0) for c in cliques]
+    ms.append(Measurement((7,), np.array([300.0, 700.0]), 1.0))
+    est = mirror_descent(ms, sizes, iterations=60, total=1000)
+    full = tuple(range(len(sizes)))
+    joint = np.ones(sizes)
+    for i, c in enumerate(est.tree.cliques):
+        joint = joint * expand(est.marginals[i] / 1000, c, full, sizes)
+    for i, j in est.tree.edges:
+        sep = est.tree.separator(i, j)
+        joint = joint / expand(project(est.marginals[i] / 1000, est.tree.cliques[i], sep), sep, full, sizes)
+    assert joint.sum() == pytest.approx(1.0)
+    for attrs in [(0, 6), (0, 4, 6), (1, 5, 7), (0, 3, 6), (4, 7), (0, 1, 5, 6)]:
+        np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), project(joint, full, attrs) * 1000,
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_wide_aim_batches_selections_and_spends_the_budget():
+    """More than ALL_TRIPLES_UP_TO columns: one scoring pass serves several selections, each
+    charged; the model's cliques stay within the wide-table limit; all of rho is spent."""
+    from privsynth.generator import aim
+    from privsynth.generator.factor import cells
+    from privsynth.privacy.accounting import Accountant
+
+    rng = np.random.default_rng(3)
+    n, d = 4000, aim.ALL_TRIPLES_UP_TO + 4
+    latent = rng.integers(0, 3, n)
+    codes = np.column_stack([(latent + (rng.random(n) < 0.3) * rng.integers(0, 3, n)) % 3 for _ in range(d)])
+    acc = Accountant(0.5, 1e-6)
+    stages = []
+    _, _, est = aim.fit_aim(codes, (3,) * d, acc, tuple(f"c{j}" for j in range(d)),
+                            progress=lambda stage, done, total: stages.append(done))
+    selects = [c for c in acc.charges if c.purpose.startswith("select")]
+    measured = [c for c in acc.charges if "-way" in c.purpose and not c.purpose.startswith("1-way")]
+    assert len(selects) >= len(measured) > 0
+    steps = [b - a for a, b in zip([0] + stages[1:-1], stages[2:])]
+    assert max(steps) > 1  # several measurements per scoring pass
+    assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
+    assert max(cells(c, est.tree.sizes) for c in est.tree.cliques) <= aim.CLIQUE_CELLS_MAX
