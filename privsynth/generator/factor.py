@@ -34,10 +34,10 @@ def contingency(codes: np.ndarray, attrs: Clique, sizes: Sequence[int]) -> np.nd
         return np.array(codes.shape[0], dtype=np.int64)
     total = math.prod(shape)
     if codes.flags.f_contiguous:  # columns are contiguous: build the flat index in place
-        flat = codes[:, attrs[0]].astype(np.int32 if total < 2**31 else np.int64)
+        flat: np.ndarray = codes[:, attrs[0]].astype(np.int32 if total < 2**31 else np.int64)
         for a in attrs[1:]:
-            flat *= sizes[a]
-            flat += codes[:, a]
+            np.multiply(flat, sizes[a], out=flat)
+            np.add(flat, codes[:, a], out=flat, casting="unsafe")
     else:
         flat = np.ravel_multi_index(tuple(codes[:, a] for a in attrs), shape)
     return np.bincount(flat, minlength=total).reshape(shape)

@@ -9,6 +9,7 @@ out as the messages travel to the subtree's root, so the tables stay small.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,10 +74,11 @@ def _contract(operands: list[tuple[np.ndarray, Clique]], out: Clique) -> np.ndar
         values, attrs = operands[0]
         return project(values, attrs, out)
     label = {a: k for k, a in enumerate(sorted({a for _, attrs in operands for a in attrs}))}
-    args: list[object] = []
+    args: list[Any] = []
     for values, attrs in operands:
         args += [values, [label[a] for a in attrs]]
-    return np.asarray(np.einsum(*args, [label[a] for a in out]))
+    args.append([label[a] for a in out])
+    return np.asarray(np.einsum(*args))
 
 
 def _steiner(tree: JunctionTree, hosts: set[int]) -> tuple[list[int], int]:
