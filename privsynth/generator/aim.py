@@ -6,13 +6,18 @@ L1 error its own measurement would add, selection by report-noisy-max, measureme
 Gaussian mechanism, and annealing (a round that barely moved the model doubles the
 precision of the next). What changes, and why (see docs/generator.md):
 
-- A larger first step: 30% of rho on the 1-way marginals (60% when the DP total says
-  there are few patients per cell for this budget) and rounds sized to about d
-  instead of AIM's 16 d, so small tables are not starved by thousands of tiny rounds.
-- Candidates grow from what is measured: every 1-way and 2-way marginal, and the 3-way
-  marginals that add one column to a measured pair; cliques whose table would exceed
-  ``max_candidate_cells`` are never candidates. Both rules read only public sizes and
-  earlier selections.
+- 1-way marginals sized by a DP estimate of the signal (:func:`one_way_plan`): 10% of rho
+  first, then nothing more when a typical pair measured with the rest would be precise,
+  up to 20% more when it would be lean, 50% more in the noisy regime, and everything
+  when no pair could be measured usefully (the model is then independent columns).
+- Rounds sized to the table: 3 d on small tables (AIM: 16 d), d on wide ones, with
+  annealing when a round does not move the model.
+- Candidates: every 1-, 2- and 3-way marginal on tables of at most ``ALL_TRIPLES_UP_TO``
+  columns; on wider ones every 1- and 2-way marginal and the 3-way marginals that add one
+  column to a measured pair, of which a fresh random subset of ``WIDE_CANDIDATES`` is
+  scored per pass, several selections share one pass unless measurements are precise,
+  and cliques that would grow the model past a size limit are not offered. All of these
+  read only public sizes, the DP model and earlier DP selections.
 - Model marginals for scoring come from the junction tree exactly (query.py), and the
   estimator is warm-started each round, so a round costs milliseconds, not a JAX compile.
 
@@ -51,7 +56,7 @@ RICH_TVD = (0.01, 0.03)  # between these, the 1-way marginals get up to LEAN_SHA
 LEAN_SHARE = 0.2
 SELECT_SHARE = 0.1  # of each round
 ROUNDS_PER_COLUMN = 3.0  # first-round size: rho left / (this * d); AIM uses 16
-ROUND_ITERATIONS = 60  # mirror-descent steps between rounds (warm-started)
+ROUND_ITERATIONS = 20  # mirror-descent steps between rounds (warm-started)
 FINAL_ITERATIONS = 300  # for the final estimate
 FINAL_TOL = 1e-3
 CLIQUE_CELLS_MIN = 10_000  # wide tables, largest model clique: at least this many cells,
