@@ -96,6 +96,8 @@ def one_way_plan(n_hat: float, sizes: tuple[int, ...], rho: float, rho_left: flo
     minimised the 3-way error went from 0.1 (flchain, epsilon 3) to 0.3 (flchain,
     epsilon 0.3) to all of it (whas500, epsilon 0.3).
     """
+    if rho_left <= 0:  # the structural prior takes everything after the first pass
+        return []
     d = len(sizes)
     mean_size = float(np.mean(sizes))
     pair_tvd = typical_pair_tvd(n_hat, sizes, rho_left)
@@ -104,7 +106,7 @@ def one_way_plan(n_hat: float, sizes: tuple[int, ...], rho: float, rho_left: flo
     if n_hat / mean_size < NOISY_RATIO * gaussian_scale(NOISY_REFERENCE_SHARE * rho / d):
         return [min(NOISY_SHARE, rho_left / rho)]
     low, high = RICH_TVD
-    extra = LEAN_SHARE * min(1.0, max(0.0, (pair_tvd - low) / (high - low)))
+    extra = min(LEAN_SHARE * min(1.0, max(0.0, (pair_tvd - low) / (high - low))), rho_left / rho)
     return [extra] if extra > 0 else []
 
 

@@ -296,3 +296,19 @@ def test_wide_aim_batches_selections_and_spends_the_budget():
     assert max(steps) > 1  # several measurements per scoring pass
     assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
     assert max(cells(c, est.tree.sizes) for c in est.tree.cliques) <= aim.CLIQUE_CELLS_MAX
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9])
+def test_aim_spends_exactly_the_budget_when_the_structural_prior_takes_most_of_it(share):
+    """The 1-way plan never asks for more than the structural prior leaves."""
+    from privsynth.generator import aim
+    from privsynth.generator.prior import PublicPrior
+    from privsynth.privacy.accounting import Accountant
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 4, size=(300, 5))
+    prior = PublicPrior({}, ((0, 1), (2, 3)), share, (1.0,) * 5, (False,) * 5)
+    for rho in (0.001, 0.05, 2.0):  # hopeless, lean and rich first passes
+        acc = Accountant(rho, 1e-6)
+        aim.fit_aim(codes, (4,) * 5, acc, tuple("abcde"), prior=prior)
+        assert acc.rho_spent == pytest.approx(rho, rel=1e-6) and acc.rho_spent <= rho
