@@ -206,7 +206,7 @@ def fit_aim(
                                         sensitivity)
             chosen = candidates[open_[index]]
             accountant.charge(f"select {' x '.join(names[a] for a in chosen)}", release)
-            # the rest of the batch skips what overlaps the pick in two columns (public)
+            # the rest of the batch skips what shares BATCH_OVERLAP columns with the pick (public)
             open_ = [j for j in open_ if len(set(candidates[j]) & set(chosen)) < BATCH_OVERLAP]
             if not _fits(measured | zeros | {chosen}, small_sizes, max_cells):
                 refused.add(chosen)  # public: depends only on sizes and earlier selections
