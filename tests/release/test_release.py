@@ -202,9 +202,17 @@ def fhir_release(tmp_path_factory):
     write_example_export(export, 1537, 0)
     policy = tmp / "small.yaml"
     policy.write_text("min_holdout: 200\nmia_auc_max: 0.6\nmia_tpr_at_1pct_fpr_max: 0.05\n")
-    out = tmp / "release"
-    run = cli("release", str(export), "--schema", str(ROOT / "schemas" / "patient-core.yaml"), "--epsilon", "1",
-              "--policy", str(policy), "--ledger", str(tmp / "l.sqlite3"), "--out", str(out))
+    # The gates are statistical: with a holdout of about 300, a clean release is refused now
+    # and then (seen once in CI: share closer to train 0.584 [0.521, 0.648]; docs/audit.md
+    # measures the false-refusal rate). This fixture is about what a release writes, so a
+    # refused attempt is retried in a fresh directory with a fresh ledger, at most twice.
+    for attempt in range(3):
+        out = tmp / f"attempt{attempt}" / "release"
+        out.parent.mkdir()
+        run = cli("release", str(export), "--schema", str(ROOT / "schemas" / "patient-core.yaml"), "--epsilon",
+                  "1", "--policy", str(policy), "--ledger", str(out.parent / "l.sqlite3"), "--out", str(out))
+        if run.returncode != 3:  # 3: refused by an audit
+            break
     assert run.returncode == 0, run.stdout + run.stderr
     return export, out, run
 
