@@ -41,7 +41,7 @@ from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 from privsynth.generator.measure import SAFETY, measure, measure_one_ways, measure_structure
 from privsynth.generator.prior import PublicPrior
 from privsynth.generator.protocol import Fitted, Problem
-from privsynth.generator.query import marginal
+from privsynth.generator.query import marginal, steiner
 from privsynth.generator.registry import register
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
@@ -258,9 +258,7 @@ def _growth(tree: JunctionTree, clique: Clique) -> int:
     hosts = {tree.host((a,)) for a in clique}
     if len({tree.component[h] for h in hosts}) > 1:
         return cells(clique, tree.sizes)
-    from privsynth.generator.query import _steiner
-
-    nodes, root = _steiner(tree, hosts)
+    nodes, root = steiner(tree, hosts)
     joined = set(clique)
     for node in nodes:
         if node != root:

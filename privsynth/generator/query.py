@@ -42,7 +42,7 @@ def marginal(tree: JunctionTree, marginals: Sequence[np.ndarray], attrs: Clique)
             part = marginal(tree, marginals, tuple(group)) / total
             result, rattrs = _multiply(result, rattrs, part, tuple(group), sizes)
         return project(result, rattrs, attrs) * total
-    nodes, root = _steiner(tree, hosts)
+    nodes, root = steiner(tree, hosts)
     want = set(attrs)
     messages: dict[int, tuple[np.ndarray, Clique]] = {}
     children: dict[int, list[int]] = {}
@@ -81,7 +81,7 @@ def _contract(operands: list[tuple[np.ndarray, Clique]], out: Clique) -> np.ndar
     return np.asarray(np.einsum(*args))
 
 
-def _steiner(tree: JunctionTree, hosts: set[int]) -> tuple[list[int], int]:
+def steiner(tree: JunctionTree, hosts: set[int]) -> tuple[list[int], int]:
     """The smallest subtree connecting ``hosts`` (one component of the rooted forest):
     its nodes, deepest first, and its top node."""
     nodes = set(hosts)

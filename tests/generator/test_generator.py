@@ -139,27 +139,31 @@ def test_compression_merges_only_rare_categories_and_expands_back():
 
 
 def test_marginal_query_over_cliques_matches_brute_force():
-    from privsynth.generator.query import marginal
-
     rng = np.random.default_rng(4)
     sizes = (2, 3, 2, 4, 3)
     cliques = [(0, 1), (1, 2), (2, 3), (0, 4)]
     ms = [Measurement(c, rng.integers(1, 50, tuple(sizes[a] for a in c)).astype(float), 1.0) for c in cliques]
     est = mirror_descent(ms, sizes, iterations=50, total=1000)
-    # brute force: the full joint from the calibrated tree (product of cliques over separators)
-    joint = np.ones(sizes)
-    full = tuple(range(5))
-    from privsynth.generator.factor import expand, project
+    assert_queries_match_brute_force(est, sizes, [(0, 3), (1, 3, 4), (2, 4), (0, 2, 3), (3,)])
 
+
+def assert_queries_match_brute_force(est, sizes, queries, total=1000):
+    """Each query's marginal equals the projection of the full joint of the calibrated tree
+    (product of clique marginals over separator marginals), built by brute force."""
+    from privsynth.generator.factor import expand, project
+    from privsynth.generator.query import marginal
+
+    full = tuple(range(len(sizes)))
+    joint = np.ones(sizes)
     for i, c in enumerate(est.tree.cliques):
-        joint = joint * expand(est.marginals[i] / 1000, c, full, sizes)
+        joint = joint * expand(est.marginals[i] / total, c, full, sizes)
     for i, j in est.tree.edges:
         sep = est.tree.separator(i, j)
-        joint = joint / expand(project(est.marginals[i] / 1000, est.tree.cliques[i], sep), sep, full, sizes)
+        joint = joint / expand(project(est.marginals[i] / total, est.tree.cliques[i], sep), sep, full, sizes)
     assert joint.sum() == pytest.approx(1.0)
-    for attrs in [(0, 3), (1, 3, 4), (2, 4), (0, 2, 3), (3,)]:
-        want = project(joint, full, attrs) * 1000
-        np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), want, rtol=1e-9, atol=1e-9)
+    for attrs in queries:
+        np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), project(joint, full, attrs) * total,
+                                   rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize(("epsilon", "again"), [(0.05, True), (3.0, False)], ids=["noisy", "clear"])
@@ -252,26 +256,13 @@ def test_counts_agree_in_row_and_column_major_order():
 
 def test_marginal_query_on_a_long_tree_matches_brute_force():
     """Queries whose columns sit in distant cliques of a longer tree and of a forest."""
-    from privsynth.generator.factor import expand, project
-    from privsynth.generator.query import marginal
-
     rng = np.random.default_rng(7)
     sizes = (2, 3, 2, 3, 2, 2, 3, 2)
     cliques = [(0, 1, 2), (2, 3), (3, 4, 5), (5, 6), (1, 2, 3)]  # column 7 alone: a forest
     ms = [Measurement(c, rng.integers(1, 40, tuple(sizes[a] for a in c)).astype(float), 1.0) for c in cliques]
     ms.append(Measurement((7,), np.array([300.0, 700.0]), 1.0))
     est = mirror_descent(ms, sizes, iterations=60, total=1000)
-    full = tuple(range(len(sizes)))
-    joint = np.ones(sizes)
-    for i, c in enumerate(est.tree.cliques):
-        joint = joint * expand(est.marginals[i] / 1000, c, full, sizes)
-    for i, j in est.tree.edges:
-        sep = est.tree.separator(i, j)
-        joint = joint / expand(project(est.marginals[i] / 1000, est.tree.cliques[i], sep), sep, full, sizes)
-    assert joint.sum() == pytest.approx(1.0)
-    for attrs in [(0, 6), (0, 4, 6), (1, 5, 7), (0, 3, 6), (4, 7), (0, 1, 5, 6)]:
-        np.testing.assert_allclose(marginal(est.tree, est.marginals, attrs), project(joint, full, attrs) * 1000,
-                                   rtol=1e-9, atol=1e-9)
+    assert_queries_match_brute_force(est, sizes, [(0, 6), (0, 4, 6), (1, 5, 7), (0, 3, 6), (4, 7), (0, 1, 5, 6)])
 
 
 def test_wide_aim_batches_selections_and_spends_the_budget():
