@@ -77,10 +77,7 @@ def test_leaks_are_refused(rhc, clean_samples, leak):
 
 def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     need_rhc()
-    out = tmp_path / "release"
-    ledger = tmp_path / "ledger.sqlite3"
-    run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--ledger", str(ledger),
-              "--out", str(out))
+    out, run = release_retrying(tmp_path, str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1")
     assert run.returncode == 0, run.stderr + run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     from privsynth.release.release import sha256_file
@@ -95,10 +92,10 @@ def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     assert all(set(v) == {"audit", "check", "rule", "verdict"} for v in manifest["audit"]["verdicts"])
     assert manifest["policy"]["weakened"] == []
     # the full audit (real-data figures) is beside the release, never inside it
-    internal = json.loads((tmp_path / "release.audit.json").read_text())
+    internal = json.loads((out.parent / "release.audit.json").read_text())
     assert not list(out.rglob("*audit*")) and internal["release_id"] == manifest["release_id"]
     assert internal["inputs"][0]["sha256"] == sha256_file(RHC) and internal["patients"]["input"] == 5735
-    show = cli("budget", "show", "--ledger", str(ledger))
+    show = cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"))
     assert show.returncode == 0 and "default" in show.stdout and "5,735" in show.stdout
 
 
@@ -191,6 +188,21 @@ def test_patients_who_spent_their_budget_are_refused_whatever_the_file(tmp_path,
     assert ledger.budgets()[0].worst_rho == pytest.approx(budget * 0.9)
 
 
+def release_retrying(tmp: Path, *args: str):
+    """``privsynth release ARGS`` into a fresh directory and ledger; a release refused by an
+    audit (exit 3) is tried again, at most twice. The gates are statistical and a clean
+    release is refused now and then (seen in CI: share closer to train 0.584 [0.521, 0.648]
+    at a holdout of ~300, and 0.563 [0.526, 0.600] on rhc; docs/audit.md measures the rate);
+    the tests using this check what a release writes, not the gate."""
+    for attempt in range(3):
+        out = tmp / f"attempt{attempt}" / "release"
+        out.parent.mkdir()
+        run = cli("release", *args, "--ledger", str(out.parent / "l.sqlite3"), "--out", str(out))
+        if run.returncode != 3:
+            break
+    return out, run
+
+
 @pytest.fixture(scope="module")
 def fhir_release(tmp_path_factory):
     """A FHIR release of a 1,537-patient example export (its file names are the Patient ids).
@@ -202,17 +214,8 @@ def fhir_release(tmp_path_factory):
     write_example_export(export, 1537, 0)
     policy = tmp / "small.yaml"
     policy.write_text("min_holdout: 200\nmia_auc_max: 0.6\nmia_tpr_at_1pct_fpr_max: 0.05\n")
-    # The gates are statistical: with a holdout of about 300, a clean release is refused now
-    # and then (seen once in CI: share closer to train 0.584 [0.521, 0.648]; docs/audit.md
-    # measures the false-refusal rate). This fixture is about what a release writes, so a
-    # refused attempt is retried in a fresh directory with a fresh ledger, at most twice.
-    for attempt in range(3):
-        out = tmp / f"attempt{attempt}" / "release"
-        out.parent.mkdir()
-        run = cli("release", str(export), "--schema", str(ROOT / "schemas" / "patient-core.yaml"), "--epsilon",
-                  "1", "--policy", str(policy), "--ledger", str(out.parent / "l.sqlite3"), "--out", str(out))
-        if run.returncode != 3:  # 3: refused by an audit
-            break
+    out, run = release_retrying(tmp, str(export), "--schema", str(ROOT / "schemas" / "patient-core.yaml"),
+                                "--epsilon", "1", "--policy", str(policy))
     assert run.returncode == 0, run.stdout + run.stderr
     return export, out, run
 
