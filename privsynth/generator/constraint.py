@@ -193,8 +193,9 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
             refinements: dict[str, np.ndarray], rules: Sequence[Rule], fixed: Sequence[str],
             one_way: Callable[[int], np.ndarray]) -> np.ndarray:
     """Last resort, row by row (a greedy local search): replace the value of a free column
-    of a broken rule by a draw from the model's 1-way marginal whenever that breaks fewer
-    rules, until none is broken or nothing helps. Returns the rows still broken."""
+    of a broken rule by a draw from the model's 1-way marginal (then, if none helps, by any
+    other value of the public domain) whenever that breaks fewer rules, until none is broken
+    or nothing helps. Returns the rows still broken."""
     index = {c.name: j for j, c in enumerate(schema.learned_columns)}
     formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
     reads = {r.text: substitute(r.node, formulas).columns() for r in rules}  # derived: what they are made of
@@ -216,7 +217,10 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
                 col, j = schema.column(name), index[name]
                 weights = _weights(one_way(j))
                 tries = 4 if isinstance(col.domain, NumericDomain) else 1
-                order = rng.choice(len(weights), size=int((weights > 0).sum()), replace=False, p=weights)
+                # the model's values first; then, the last resort when a noisy marginal gives no
+                # value that helps, the rest of the public domain
+                order = np.concatenate([rng.choice(len(weights), size=int((weights > 0).sum()), replace=False,
+                                                   p=weights), rng.permutation(np.flatnonzero(weights == 0))])
                 for code in order:
                     for _ in range(tries):
                         trial = one.copy()
