@@ -30,6 +30,7 @@ from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row, to_bundle, validate
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer
+from privsynth.history.bound import bound_view
 from privsynth.privacy.mechanism import rho_for
 from privsynth.progress import Progress
 from privsynth.schema.model import Schema
@@ -83,7 +84,10 @@ def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = Fals
         return view, table_report.as_dict()
     view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
                                            progress=progress)
-    return view, fhir_report.as_dict()
+    report = fhir_report.as_dict()
+    if schema.timeline is not None:
+        view, report["timeline"] = bound_view(view, schema.timeline)
+    return view, report
 
 
 def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,

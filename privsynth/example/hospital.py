@@ -157,11 +157,12 @@ def example_bundle(
     patient = _patient(index, rng, fake, male, birth, age, death)
     pid = patient["id"]
     chronic = _chronic(rng, age_end, male)
-    resources: list[Resource] = [patient]
-    resources += _conditions(rng, pid, chronic, birth, end, age_end)
-    resources += _observations(rng, pid, chronic, birth, end, male)
-    resources += _encounters(rng, pid, chronic, birth, end, age_end)
-    resources += _meds_and_procedures(rng, pid, chronic, birth, end, age_end, male, death)
+    conditions, onsets = _conditions(rng, pid, chronic, birth, end, age_end)
+    encounters = _encounters(rng, pid, chronic, onsets, birth, end, age_end)
+    visits = sorted(_start(e) for e in encounters if e["class"]["code"] == "AMB")
+    clinical = conditions + _observations(rng, pid, chronic, onsets, birth, end, male, visits)
+    clinical += _meds_and_procedures(rng, pid, chronic, onsets, birth, end, age_end, male, death, visits)
+    resources: list[Resource] = [patient, *_link(rng, pid, clinical, encounters, end)]
     return {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
          "request": {"method": "POST", "url": r["resourceType"]}} for r in resources]}
@@ -283,14 +284,16 @@ def _condition(rng: np.random.Generator, pid: str, code: Code, onset: dt.datetim
     return cond
 
 
-def _conditions(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
-                birth: dt.datetime, end: dt.datetime, age_end: float) -> list[Resource]:
+def _conditions(rng: np.random.Generator, pid: str, chronic: dict[str, Code], birth: dt.datetime,
+                end: dt.datetime, age_end: float) -> tuple[list[Resource], dict[str, dt.datetime]]:
     out: list[Resource] = []
+    onsets: dict[str, dt.datetime] = {}
     for key, code in chronic.items():
         lo_age = float(_ONSET_MIN_AGE.get(key, 18))
         lo_age = max(lo_age, age_end - 25) if lo_age < age_end else 0.0
         lo = min(max(birth + lo_age * _YEAR, birth + _DAY), end - 2 * _DAY)
-        out.append(_condition(rng, pid, code, _between(rng, lo, end - _DAY)))
+        onsets[key] = _between(rng, lo, end - _DAY)
+        out.append(_condition(rng, pid, code, onsets[key]))
     recent = max(birth + _DAY, end - 10 * _YEAR)
     for code, rate in _ACUTE:
         for _ in range(min(int(rng.poisson(rate)), 4)):
@@ -299,7 +302,7 @@ def _conditions(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
             out.append(_condition(rng, pid, code, onset, abated))
     if rng.random() < 0.01:
         out.append(_condition(rng, pid, _LOCAL_CODE, _between(rng, recent, end - _DAY)))
-    return out
+    return out, onsets
 
 
 def _observation(rng: np.random.Generator, pid: str, t: dt.datetime, category: str,
@@ -321,12 +324,16 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": UCUM, "code": unit}
 
 
-def _observations(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
-                  birth: dt.datetime, end: dt.datetime, male: bool) -> list[Resource]:
+def _observations(rng: np.random.Generator, pid: str, chronic: dict[str, Code], onsets: dict[str, dt.datetime],
+                  birth: dt.datetime, end: dt.datetime, male: bool, visits: list[dt.datetime]) -> list[Resource]:
     first = birth + _DAY
-    latest = _between(rng, max(first, end - _YEAR), end - dt.timedelta(hours=1))
-    times = sorted(_between(rng, max(first, end - 6 * _YEAR), latest)
-                   for _ in range(int(rng.integers(0, 4)))) + [latest]
+    recent = [t for t in visits if t >= max(first, end - 6 * _YEAR)]
+    latest = recent[-1] if recent and recent[-1] >= end - _YEAR else _between(
+        rng, max(first, end - _YEAR), end - dt.timedelta(hours=1))
+    earlier = [t for t in recent if t < latest]
+    picked: list[int] = rng.choice(len(earlier), size=min(len(earlier), int(rng.integers(1, 6))),
+                                   replace=False).tolist() if earlier else []
+    times = sorted(earlier[i] for i in picked) + [latest]
     adult_height = rng.normal(176.0, 7.0) if male else rng.normal(163.0, 6.5)
     obese, diabetes = "obesity" in chronic, "diabetes" in chronic
     adult_bmi = (float(np.clip(rng.normal(34.0, 4.0), 30.2, 55.0)) if obese
@@ -356,8 +363,14 @@ def _observations(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
                                           (("8462-4", "Diastolic blood pressure"), diastolic)))]
         if not labs or age < 18:
             continue
-        if diabetes:
-            a1c, glucose = rng.normal(7.5, 1.2), rng.normal(160.0, 40.0)
+        if diabetes and t >= onsets["diabetes"]:
+            # high at diagnosis, brought down by treatment over the first year or two
+            years = (t - onsets["diabetes"]) / _YEAR
+            a1c = 6.9 + 1.6 * math.exp(-years / 1.2) + rng.normal(0.0, 0.5)
+            glucose = 20.0 * a1c + rng.normal(0.0, 20.0)
+        elif diabetes:  # creeping up in the years before the diagnosis
+            years = (onsets["diabetes"] - t) / _YEAR
+            a1c, glucose = 6.4 - 0.15 * min(years, 5.0) + rng.normal(0.0, 0.2), rng.normal(115.0, 10.0)
         elif "prediabetes" in chronic:
             a1c, glucose = rng.normal(6.0, 0.2), rng.normal(110.0, 8.0)
         else:
@@ -374,7 +387,11 @@ def _observations(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
     return out
 
 
-def _encounters(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
+def _start(resource: Resource) -> dt.datetime:
+    return dt.datetime.fromisoformat(resource["period"]["start"])
+
+
+def _encounters(rng: np.random.Generator, pid: str, chronic: dict[str, Code], onsets: dict[str, dt.datetime],
                 birth: dt.datetime, end: dt.datetime, age_end: float) -> list[Resource]:
     n_chronic = len(chronic)
     old = max(age_end - 65.0, 0.0)
@@ -387,11 +404,17 @@ def _encounters(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
         "HH": int(rng.integers(1, 7)) if rng.random() < p_home else 0,
     }
     lo, hi = max(birth + _DAY, end - 10 * _YEAR), end - dt.timedelta(hours=2)
+    causes = [onsets[k] for k in ("heart_failure", "copd", "stroke") if k in onsets]
     out: list[Resource] = []
     for cls, count in counts.items():
         display, types, (short, long) = _ENCOUNTERS[cls]
         for _ in range(count):
-            start = _between(rng, lo, hi)
+            # admissions come after the onset of the disease that causes them, mostly within 3 years
+            after = min(causes) if cls == "IMP" and causes else None
+            if after is not None and lo <= after < hi:
+                start = _between(rng, after, min(hi, after + 3 * _YEAR) if rng.random() < 0.7 else hi)
+            else:
+                start = _between(rng, lo, hi)
             stop = min(start + dt.timedelta(hours=float(rng.uniform(short, long))), end)
             kind = types[int(rng.integers(len(types)))]
             out.append({
@@ -403,13 +426,24 @@ def _encounters(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
 
 
 def _meds_and_procedures(rng: np.random.Generator, pid: str, chronic: dict[str, Code],
-                         birth: dt.datetime, end: dt.datetime, age_end: float, male: bool,
-                         death: dt.datetime | None) -> list[Resource]:
+                         onsets: dict[str, dt.datetime], birth: dt.datetime, end: dt.datetime, age_end: float,
+                         male: bool, death: dt.datetime | None, visits: list[dt.datetime]) -> list[Resource]:
     lo, hi = max(birth + _DAY, end - 10 * _YEAR), end - dt.timedelta(hours=2)
     out: list[Resource] = []
 
-    def meds(drug: Code, count: int, chronic_drug: bool) -> None:
-        for i, authored in enumerate(sorted(_between(rng, lo, hi) for _ in range(count))):
+    def when(after: dt.datetime) -> dt.datetime:
+        """A visit after ``after`` (within the window) when there is one, else a new moment."""
+        start = max(lo, after)
+        later = [t for t in visits if t >= start]
+        if later and rng.random() < 0.8:
+            return later[int(rng.integers(len(later)))]
+        return _between(rng, start, hi) if start < hi else hi
+
+    def meds(drug: Code, count: int, chronic_drug: bool, after: dt.datetime | None = None) -> None:
+        # the first request on the day of the diagnosis when that falls in the window
+        first = [after] if after is not None and lo <= after < hi and count else []
+        times = first + [when(after or lo) for _ in range(count - len(first))]
+        for i, authored in enumerate(sorted(times)):
             active = chronic_drug and i == count - 1 and death is None
             out.append({
                 "resourceType": "MedicationRequest", "id": _uuid(rng),
@@ -419,7 +453,7 @@ def _meds_and_procedures(rng: np.random.Generator, pid: str, chronic: dict[str, 
 
     def procedure(code: Code, count: int) -> None:
         for _ in range(count):
-            start = _between(rng, lo, hi)
+            start = when(lo)
             stop = start + dt.timedelta(minutes=int(rng.integers(15, 91)))
             out.append({
                 "resourceType": "Procedure", "id": _uuid(rng), "status": "completed",
@@ -428,7 +462,7 @@ def _meds_and_procedures(rng: np.random.Generator, pid: str, chronic: dict[str, 
 
     for key in sorted(set(chronic) & set(_DRUGS)):
         if rng.random() < 0.85:
-            meds(_DRUGS[key], int(rng.integers(1, 4)), chronic_drug=True)
+            meds(_DRUGS[key], int(rng.integers(1, 4)), chronic_drug=True, after=onsets.get(key))
     for _ in range(int(rng.poisson(0.4))):
         meds(_ACUTE_DRUGS[int(rng.integers(len(_ACUTE_DRUGS)))], 1, chronic_drug=False)
     n_meds = len(out)
@@ -444,3 +478,34 @@ def _meds_and_procedures(rng: np.random.Generator, pid: str, chronic: dict[str, 
     screen = not male and age_end >= 40 and rng.random() < 0.5
     procedure(_MAMMOGRAPHY, int(rng.integers(1, 4)) if breast or screen else 0)
     return out
+
+
+_DATES = {"Condition": "onsetDateTime", "Observation": "effectiveDateTime", "MedicationRequest": "authoredOn"}
+_PROBLEM: Code = ("185347001", "Encounter for problem (procedure)")
+
+
+def _link(rng: np.random.Generator, pid: str, clinical: list[Resource], encounters: list[Resource],
+          end: dt.datetime) -> list[Resource]:
+    """Every clinical resource references the encounter it was recorded in (as Synthea's do):
+    one of the patient's encounters on the same day, else a new ambulatory encounter for the
+    problem at that moment. Returns encounters and clinical resources, encounters first."""
+    by_day: dict[dt.date, Resource] = {}
+    for e in encounters:
+        by_day.setdefault(_start(e).date(), e)
+    for r in clinical:
+        if r["resourceType"] == "Procedure":
+            moment = dt.datetime.fromisoformat(r["performedPeriod"]["start"])
+        else:
+            moment = dt.datetime.fromisoformat(r[_DATES[r["resourceType"]]])
+        encounter = by_day.get(moment.date())
+        if encounter is None:
+            stop = min(moment + dt.timedelta(minutes=int(rng.integers(15, 60))), end)
+            encounter = {
+                "resourceType": "Encounter", "id": _uuid(rng), "status": "finished",
+                "class": {"system": _TERM + "v3-ActCode", "code": "AMB", "display": "ambulatory"},
+                "type": [_concept(SNOMED, _PROBLEM)], "subject": _ref(pid),
+                "period": {"start": _iso(moment), "end": _iso(max(stop, moment))}}
+            encounters.append(encounter)
+            by_day[moment.date()] = encounter
+        r["encounter"] = {"reference": f"urn:uuid:{encounter['id']}"}
+    return [*sorted(encounters, key=_start), *clinical]

@@ -15,6 +15,7 @@ charge the per-patient privacy budget; it never reaches an output.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -83,6 +84,8 @@ class _Extractor:
     read: Callable[[Any], list[Any]] | None
     date: Callable[[Any], list[Any]] | None
     wheres: list[tuple[Callable[[Any], list[Any]], frozenset[str]]]
+    cells: tuple[Column, ...] = ()  # a timeline group: its columns, most recent cell first
+    edges: list[dt.date] = field(default_factory=list)  # and the cells' boundaries (Stream.edges)
 
 
 class _Compiled:
@@ -92,16 +95,23 @@ class _Compiled:
         self.by_type: dict[str, list[_Extractor]] = defaultdict(list)
         self.code_index: dict[str, dict[tuple[str, str], list[_Extractor]]] = defaultdict(dict)
         self.uncoded: dict[str, list[_Extractor]] = defaultdict(list)
+        cells: dict[str, list[Column]] = defaultdict(list)
+        for col in schema.view_columns:
+            if col.source.cell is not None:
+                cells[col.name.rsplit("_", 1)[0]].append(col)
         for col in schema.view_columns:
             src = col.source
-            if src.resource is None:
-                continue
+            if src.resource is None or (src.cell is not None and src.cell[1] > 0):
+                continue  # a timeline group reads once, into the cell its date falls in
             rtype = src.resource
             read = compile_path(src.path, rtype) if src.path else None
             date_text = src.date or DEFAULT_DATE.get(rtype)
             date = compile_path(date_text, rtype) if date_text else None
             wheres = [(compile_path(w.path, rtype), w.values) for w in src.where]
             ex = _Extractor(col, read, date, wheres)
+            if src.cell is not None and schema.timeline is not None:
+                ex.cells = tuple(cells[col.name.rsplit("_", 1)[0]])
+                ex.edges = schema.timeline.stream(src.cell[0]).edges(schema.reference)
             self.by_type[rtype].append(ex)
             if src.codes is not None:
                 group = schema.code_groups[src.codes]
@@ -370,7 +380,10 @@ def _read_clinical(
                 break
         if not ok:
             continue
-        col = ex.column
+        cell = _cell(ex, resource, loc) if ex.cells else ex.column
+        if cell is None:
+            continue  # outside the stream's window
+        col = cell
         summary = col.source.summary
         if col.name not in per_patient:
             per_patient[col.name] = _State()
@@ -398,6 +411,24 @@ def _read_clinical(
     if used:
         report.resources_used[rtype] += 1
         report.per_reference[key] += 1
+
+
+def _cell(ex: _Extractor, resource: dict[str, Any], loc: Location) -> Column | None:
+    """The timeline column (grain cell) an event falls in, or None outside the window."""
+    if ex.date is None:
+        return None
+    try:
+        dates = ex.date(resource)
+    except ShapeError as exc:
+        raise _shape_error(loc, exc) from None
+    when = _parse_instant(dates[0]) if dates else None
+    if when is None:
+        return None
+    edges = ex.edges
+    day = when.date()
+    if not edges[0] <= day < edges[-1]:
+        return None
+    return ex.cells[len(edges) - 1 - bisect.bisect_right(edges, day)]
 
 
 def _assemble(

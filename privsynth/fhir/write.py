@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
 
@@ -64,6 +65,8 @@ def _plan(schema: Schema) -> _Plan:
     for col in schema.view_columns:
         src = col.source
         path = src.path or ""
+        if src.cell is not None:
+            continue  # timeline cells: privsynth.history.write places them
         if src.resource == "Patient":
             if path == "gender":
                 patient["gender"] = col
@@ -122,6 +125,7 @@ class FhirWriter:
         self.identities = IdentityFactory(seed)
         self.kinds = frozenset(c.faker for c in schema.identifier_columns if c.faker)
         self.rng = np.random.default_rng(seed + 1)
+        self.history = HistoryWriter(schema, self.rng, self.identities.new_id) if schema.timeline else None
 
     def patients(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], list[dict[str, Any]]]]:
         """Yield ``(identity, birth/row facts, resources)`` per synthetic row."""
@@ -200,6 +204,8 @@ class FhirWriter:
             if count is not None and _present(count):
                 for _ in range(int(count)):
                     resources.append(self._encounter(col, birth, ref))
+        if self.history is not None:
+            resources = self.history.place(row, birth, resources, ref)
         return who, {"birth_date": birth.isoformat()}, resources
 
     def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date,
@@ -338,8 +344,9 @@ def to_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     entries = []
     for r in resources:
         r = dict(r)
-        if "subject" in r:
-            r["subject"] = {"reference": "urn:uuid:" + r["subject"]["reference"].split("/", 1)[1]}
+        for field in ("subject", "encounter"):
+            if field in r:
+                r[field] = {"reference": "urn:uuid:" + r[field]["reference"].split("/", 1)[1]}
         entries.append({"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
                         "request": {"method": "POST", "url": r["resourceType"]}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

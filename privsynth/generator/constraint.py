@@ -193,9 +193,10 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
             refinements: dict[str, np.ndarray], rules: Sequence[Rule], fixed: Sequence[str],
             one_way: Callable[[int], np.ndarray]) -> np.ndarray:
     """Last resort, row by row (a greedy local search): replace the value of a free column
-    of a broken rule by a draw from the model's 1-way marginal (then, if none helps, by any
-    other value of the public domain) whenever that breaks fewer rules, until none is broken
-    or nothing helps. Returns the rows still broken."""
+    of a broken rule by a draw from the model's 1-way marginal whenever that breaks fewer
+    rules; when no single change helps, two at once; when neither does, a single value of
+    the public domain the model gives no weight. Until none is broken or nothing helps.
+    Returns the rows still broken."""
     index = {c.name: j for j, c in enumerate(schema.learned_columns)}
     formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
     reads = {r.text: substitute(r.node, formulas).columns() for r in rules}  # derived: what they are made of
@@ -211,40 +212,22 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
         for _ in range(2 * len(index)):
             if not now:
                 break
-            improved = False
             free = dict.fromkeys(n for r in now for n in sorted(reads[r.text]) if n in index and n not in set(fixed))
-            for name in free:
-                col, j = schema.column(name), index[name]
-                weights = _weights(one_way(j))
-                tries = 4 if isinstance(col.domain, NumericDomain) else 1
-                # the model's values first; then, the last resort when a noisy marginal gives no
-                # value that helps, the rest of the public domain
-                order = np.concatenate([rng.choice(len(weights), size=int((weights > 0).sum()), replace=False,
-                                                   p=weights), rng.permutation(np.flatnonzero(weights == 0))])
-                for code in order:
-                    for _ in range(tries):
-                        trial = one.copy()
-                        trial[name] = decode_one(col, int(code), rng, refinements.get(name))
-                        trial = derive(trial, schema)
-                        after = broken(trial)
-                        if len(after) < len(now):
-                            one, now, improved = trial, after, True
-                            codes[row, j] = code
-                            break
-                    if improved:
-                        break
-                if improved:
-                    break
-            if not improved:
+            moved = _single_move(one, now, list(free), schema, index, rng, refinements, one_way, broken, False)
+            if moved is None:
                 # a fix may need two changes at once (a condition and its onset)
                 near = dict.fromkeys(n for r in rules if reads[r.text] & set(free) for n in sorted(reads[r.text])
                                      if n in index and n not in set(fixed))
                 moved = _pair_move(one, now, list(near), schema, index, rng, refinements, one_way, broken)
-                if moved is None:
-                    break
-                one, now, changed = moved
-                for name, code in changed.items():
-                    codes[row, index[name]] = code
+            if moved is None:
+                # the last resort on tiny inputs, where a noisy 1-way marginal gives every
+                # helpful value probability 0: the rest of the public domain
+                moved = _single_move(one, now, list(free), schema, index, rng, refinements, one_way, broken, True)
+            if moved is None:
+                break
+            one, now, changed = moved
+            for name, code in changed.items():
+                codes[row, index[name]] = code
         for name in one.columns:
             frame.loc[row, name] = one[name].iloc[0]
         if now:
@@ -257,6 +240,31 @@ def _weights(marginal: np.ndarray) -> np.ndarray:
     (uniform if it gives nothing to any)."""
     w = np.clip(np.asarray(marginal, dtype=float), 0, None)
     return w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
+
+
+def _single_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Schema, index: dict[str, int],
+                 rng: np.random.Generator, refinements: dict[str, np.ndarray], one_way: Callable[[int], np.ndarray],
+                 broken: Callable[[pd.DataFrame], list[Rule]],
+                 outside: bool) -> tuple[pd.DataFrame, list[Rule], dict[str, int]] | None:
+    """The first change of one column that breaks fewer rules: drawn among the values the
+    model's 1-way marginal gives weight (``outside``: among those it gives none)."""
+    for name in names:
+        col, j = schema.column(name), index[name]
+        weights = _weights(one_way(j))
+        if outside:
+            order = rng.permutation(np.flatnonzero(weights == 0))
+        else:
+            order = rng.choice(len(weights), size=int((weights > 0).sum()), replace=False, p=weights)
+        tries = 4 if isinstance(col.domain, NumericDomain) else 1
+        for code in order:
+            for _ in range(tries):
+                trial = one.copy()
+                trial[name] = decode_one(col, int(code), rng, refinements.get(name))
+                trial = derive(trial, schema)
+                after = broken(trial)
+                if len(after) < len(now):
+                    return trial, after, {name: int(code)}
+    return None
 
 
 def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Schema, index: dict[str, int],

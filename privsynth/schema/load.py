@@ -37,12 +37,17 @@ from privsynth.schema.model import (
     Structure,
     Where,
 )
+from privsynth.schema.timeline import GRAINS, MAX_TIMELINE_COLUMNS, STREAM_RESOURCES, EventGroup, Stream, Timeline
 
 Key = tuple[str | int, ...]
 
 SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
                "code_groups", "columns", "target", "protected", "patient_id", "constraints", "plausibility",
-               "structure")
+               "structure", "timeline", "extends", "drop_columns")
+TIMELINE_KEYS = ("streams", "share")
+STREAM_KEYS = ("name", "resource", "kind", "window_years", "grain", "max_events", "max_per_grain", "bins",
+               "groups")
+EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats")
 COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output", "derived")
 STRUCTURE_KEYS = ("share", "marginals")
 SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
@@ -156,8 +161,41 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
     data, doc = read_yaml(source, "schema")
     if not isinstance(data, dict):
         raise doc.error((), "a schema must be a mapping with 'name' and 'columns'")
+    if "extends" in data:
+        data = _extend(data, doc)
+    elif "drop_columns" in data:
+        raise doc.error(("drop_columns",), "only a schema that 'extends' another drops columns")
     schema = _build(data, doc)
     return schema
+
+
+def _extend(data: dict[str, Any], doc: _Doc) -> dict[str, Any]:
+    """A schema written as another (``extends: FILE``, relative to this one) with its own
+    name, description, code groups added, columns dropped (``drop_columns``) and a timeline.
+    The base is validated on its own first, so its errors name its own file and line."""
+    base_name = data["extends"]
+    if not isinstance(base_name, str) or not base_name:
+        raise doc.error(("extends",), "must be the path of a schema file, relative to this one")
+    base_path = Path(doc.file).parent / base_name
+    if not base_path.is_file():
+        raise doc.error(("extends",), f"no schema file '{base_name}' next to this one")
+    load_schema(base_path)
+    base, _ = read_yaml(base_path, "schema")
+    if "extends" in base:
+        raise doc.error(("extends",), f"'{base_name}' extends another schema itself; extend one level only")
+    drop = data.get("drop_columns", [])
+    names = [c.get("name") for c in base.get("columns", []) if isinstance(c, dict)]
+    if not isinstance(drop, list):
+        raise doc.error(("drop_columns",), "must be a list of column names of the base schema")
+    for i, name in enumerate(drop):
+        if name not in names:
+            raise doc.error(("drop_columns", i), f"'{name}' is not a column of '{base_name}'")
+    merged = {k: v for k, v in base.items() if k not in ("name", "description")}
+    merged.update({k: v for k, v in data.items() if k not in ("extends", "drop_columns", "code_groups", "columns")})
+    merged["code_groups"] = {**base.get("code_groups", {}), **data.get("code_groups", {})}
+    merged["columns"] = [c for c in base["columns"] if not (isinstance(c, dict) and c.get("name") in drop)]
+    merged["columns"] += data.get("columns", [])
+    return merged
 
 
 def _keys(doc: _Doc, data: Any, key: Key, allowed: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -218,6 +256,12 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
             raise doc.error(("columns", i, "name"), f"column name '{col.name}' is used twice")
         seen.add(col.name)
         columns.append(col)
+    timeline = None
+    if "timeline" in data:
+        if input_format != "fhir":
+            raise doc.error(("timeline",), "timelines are read from FHIR; a table schema has none")
+        timeline, cells = _timeline(doc, data["timeline"], groups, seen)
+        columns += cells
     if not any(c.learned for c in columns):
         raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
     learned = [c.name for c in columns if c.learned]
@@ -231,10 +275,12 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         if attribute not in learned:
             raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
     patient_id = _patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
-    columns = _formulas(doc, data["columns"], columns)
+    columns = _formulas(doc, data["columns"], columns[:len(data["columns"])]) + columns[len(data["columns"]):]
     constraints = _rules(doc, data.get("constraints", []), "constraints", columns, "declared")
     plausibility = _rules(doc, data.get("plausibility", []), "plausibility", columns, "plausibility")
     structure = _structure(doc, data.get("structure"), columns)
+    if timeline is not None:
+        structure = _timeline_structure(timeline, columns, structure)
     return Schema(
         name=name,
         input_format=cast(Any, input_format),
@@ -249,6 +295,7 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         constraints=constraints,
         plausibility=plausibility,
         structure=structure,
+        timeline=timeline,
     )
 
 
@@ -618,3 +665,120 @@ def _edges(doc: _Doc, bins: Any, key: Key, lower: float, upper: float, integer: 
                 raise doc.error(key + (i + 1,), "bin edges must be strictly increasing")
         return listed
     raise doc.error(key, "bins must be a count, a list of edges, or {width: W}")
+
+
+def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[str]) -> tuple[Timeline, list[Column]]:
+    """The timeline's streams and the patient-view columns of their cells."""
+    key: Key = ("timeline",)
+    data = _keys(doc, raw, key, TIMELINE_KEYS, "a timeline")
+    raw_streams = _listed(doc, data, key, "streams", "a timeline")
+    streams: list[Stream] = []
+    columns: list[Column] = []
+    for i, raw_stream in enumerate(raw_streams):
+        skey = key + ("streams", i)
+        stream, cells = _stream(doc, raw_stream, skey, groups, taken)
+        if any(s.name == stream.name for s in streams):
+            raise doc.error(skey + ("name",), f"stream name '{stream.name}' is used twice")
+        streams.append(stream)
+        columns += cells
+    if len(columns) > MAX_TIMELINE_COLUMNS:
+        raise doc.error(key, f"the streams make {len(columns)} cell columns (at most {MAX_TIMELINE_COLUMNS}); use a "
+                             "coarser grain, a shorter window or fewer groups")
+    share = _number(doc, data.get("share", TIMELINE_SHARE), key + ("share",))
+    if not 0 < share <= 0.9:
+        raise doc.error(key + ("share",), "must be a share of the budget above 0 and at most 0.9")
+    return Timeline(tuple(streams), share), columns
+
+
+TIMELINE_SHARE = 0.5  # of the budget for the structural prior when a timeline adds its transitions
+
+
+def _timeline_structure(timeline: Timeline, columns: list[Column], structure: Structure | None) -> Structure:
+    """The structural prior with each group's year-to-year transitions (consecutive cells)
+    and each lab series' most recent cell with the patient column of the same lab."""
+    marginals = list(structure.marginals) if structure is not None else []
+    last = {c.output.get("code"): c.name for c in columns if c.source.cell is None and c.source.summary == "last"
+            and c.output.get("code")}
+    for stream in timeline.streams:
+        for group in stream.groups:
+            names = stream.columns(group)
+            marginals += [(a, b) for a, b in zip(names, names[1:])]
+            code = next(c.output.get("code") for c in columns if c.name == names[0])
+            if stream.kind == "value" and code in last:
+                marginals.append((last[code], names[0]))
+    share = max(structure.share if structure is not None else 0.0, timeline.share)
+    return Structure(tuple(dict.fromkeys(marginals)), share)
+
+
+def _listed(doc: _Doc, data: dict[str, Any], key: Key, field_name: str, what: str) -> list[Any]:
+    value = data.get(field_name)
+    if not isinstance(value, list) or not value:
+        raise doc.error(key + (field_name,), f"{what} needs a non-empty list of '{field_name}'")
+    return value
+
+
+def _whole(doc: _Doc, value: Any, key: Key, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise doc.error(key, f"must be a whole number of at least {lowest}")
+    return value
+
+
+def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
+            taken: set[str]) -> tuple[Stream, list[Column]]:
+    data = _keys(doc, raw, key, STREAM_KEYS, "a stream")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise doc.error(key + ("name",), "a stream needs a 'name' made of letters, digits and _")
+    resource = _choice(doc, data.get("resource"), key + ("resource",), STREAM_RESOURCES)
+    kind = _choice(doc, data.get("kind", "value" if resource == "Observation" else "count"), key + ("kind",),
+                   ("count", "value"))
+    window = _whole(doc, data.get("window_years"), key + ("window_years",), 1)
+    grain = _choice(doc, data.get("grain", "year"), key + ("grain",), tuple(GRAINS))
+    max_events = _whole(doc, data.get("max_events"), key + ("max_events",), 1)
+    cap = _whole(doc, data.get("max_per_grain", 1), key + ("max_per_grain",), 1)
+    if kind == "value" and "max_per_grain" in data:
+        raise doc.error(key + ("max_per_grain",), "a value stream keeps one value (the last) per grain cell")
+    if kind == "count" and "bins" in data:
+        bins = _edges(doc, data["bins"], key + ("bins",), 0, cap, True)
+    else:
+        bins = tuple(float(b) for b in range(cap + 1))
+    raw_groups = _listed(doc, data, key, "groups", "a stream")
+    event_groups: list[EventGroup] = []
+    columns: list[Column] = []
+    for j, raw_group in enumerate(raw_groups):
+        gkey = key + ("groups", j)
+        g = _keys(doc, raw_group, gkey, EVENT_GROUP_KEYS, "an event group")
+        gname = g.get("name")
+        if not isinstance(gname, str) or not gname.isidentifier():
+            raise doc.error(gkey + ("name",), "an event group needs a 'name' made of letters, digits and _")
+        if "codes" not in g and "where" not in g:
+            raise doc.error(gkey, "an event group needs 'codes' (a code group) or 'where' (a filter)")
+        treats = g.get("treats")
+        if treats is not None and (treats not in taken or not isinstance(treats, str)):
+            raise doc.error(gkey + ("treats",), f"'{treats}' is not a column of this schema (name a condition's "
+                                                "boolean column)")
+        group = EventGroup(gname, g.get("codes"), treats)
+        if any(e.name == gname for e in event_groups):
+            raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
+        event_groups.append(group)
+        source: dict[str, Any] = {"resource": resource, "summary": "count" if kind == "count" else "last",
+                  **{f: g[f] for f in ("codes", "where", "path", "unit") if f in g}}
+        if kind == "count":
+            for bad in ("path", "unit", "domain"):
+                if bad in g:
+                    raise doc.error(gkey + (bad,), "a count stream's groups take no value 'path', 'unit' or 'domain'")
+            domain: Any = {"lower": 0, "upper": cap, "bins": list(bins), "missing": False}
+        else:
+            if "domain" not in g:
+                raise doc.error(gkey + ("domain",), "a value stream's group needs a public 'domain'")
+            domain = g["domain"]
+        stream = Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, (group,))
+        for k, cname in enumerate(stream.columns(group)):
+            if cname in taken:
+                raise doc.error(gkey + ("name",), f"the cell column '{cname}' clashes with another column's name")
+            taken.add(cname)
+            raw_col = {"name": cname, "role": "sensitive", "kind": "integer" if kind == "count" else "numeric",
+                       "source": source, "domain": domain, "output": g.get("output", {})}
+            col = _column(doc, raw_col, gkey, "fhir", groups)
+            columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, cell=(name, k))))
+    return Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, tuple(event_groups)), columns

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from privsynth.schema.rule import Formula, Rule
+    from privsynth.schema.timeline import Timeline
 
 ROLES = ("direct_identifier", "quasi_identifier", "sensitive", "other")
 KINDS = ("categorical", "boolean", "numeric", "integer")
@@ -177,6 +178,7 @@ class Source:
     date: str | None = None
     unit: str | None = None
     column: str | None = None
+    cell: tuple[str, int] | None = None  # a timeline column: (stream, cell; 0 = the most recent)
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,7 @@ class Schema:
     constraints: tuple[Rule, ...] = ()  # declared: every synthetic row satisfies them
     plausibility: tuple[Rule, ...] = ()  # audited only: a clinician's panel
     structure: Structure | None = None
+    timeline: Timeline | None = None  # event streams, as columns of the view (privsynth.schema.timeline)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -310,12 +313,33 @@ class Schema:
                 if flag is not None:
                     implied.append(parse_rule(f"{col.name} is present -> {flag.name}", "implied"))
                     implied.append(parse_rule(f"{flag.name} -> {col.name} is present", "implied"))
+        implied += self._timeline_rules()
         for col in self.derived_columns:
             if isinstance(col.domain, NumericDomain):
                 implied.append(parse_rule(f"{col.name} >= {col.domain.lower!r} and {col.name} <= {col.domain.upper!r}",
                                           "implied"))
         declared = {r.text for r in self.constraints}
         return tuple(self.constraints) + tuple(r for r in implied if r.text not in declared)
+
+    def _timeline_rules(self) -> list[Rule]:
+        """A timeline cell holds events only if it lies in the patient's life (its age at the
+        reference date reaches the cell), and a treatment only if its condition is present."""
+        from privsynth.schema.rule import parse_rule
+
+        if self.timeline is None:
+            return []
+        out: list[Rule] = []
+        age = self.age_column
+        for stream in self.timeline.streams:
+            for group in stream.groups:
+                for k, name in enumerate(stream.columns(group)):
+                    some = f"{name} > 0" if stream.kind == "count" else f"{name} is present"
+                    years = stream.years_before(k)
+                    if age is not None and years > 0:
+                        out.append(parse_rule(f"{some} -> {age.name} >= {years}", "implied"))
+                    if group.treats is not None:
+                        out.append(parse_rule(f"{some} -> {group.treats}", "implied"))
+        return out
 
     @property
     def reference(self) -> dt.date:

@@ -143,13 +143,17 @@ def test_bundle_structure_references_and_times(tmp_path: Path) -> None:
         assert 0 <= _age(patient) <= 100
         ids = [e["resource"]["id"] for e in bundle["entry"]]
         assert len(set(ids)) == len(ids)
+        encounters = {e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"}
         for entry in bundle["entry"]:
             resource = entry["resource"]
             assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
             assert entry["request"] == {"method": "POST", "url": resource["resourceType"]}
             if resource["resourceType"] != "Patient":
                 assert resource["subject"] == {"reference": f"urn:uuid:{patient['id']}"}
-            assert _references(resource) <= {f"urn:uuid:{patient['id']}"}
+            # the patient, and the encounter it was recorded in: both in the bundle
+            assert _references(resource) <= {f"urn:uuid:{patient['id']}", *encounters}
+            if resource["resourceType"] not in ("Patient", "Encounter"):
+                assert resource["encounter"]["reference"] in encounters
             for name in DATETIME_FIELDS:
                 if name in resource:
                     assert birth < _when(resource[name]) <= end, (resource["resourceType"], name)

@@ -1,0 +1,221 @@
+"""Coherent, dated FHIR histories from a synthetic row's timeline cells (post-processing).
+
+For each stream cell of a synthetic patient (:mod:`privsynth.schema.timeline`):
+
+- an encounter count becomes that many Encounters of the group's class, on days drawn
+  inside the cell and inside the patient's life (birth .. reference date);
+- a lab value becomes one Observation in the cell, recorded at one of the patient's
+  ambulatory encounters in that cell (a new one if there is none);
+- a medication or procedure count becomes that many MedicationRequests / Procedures with the
+  group's first code, each at an encounter in the cell (a new one if there is none); a
+  treatment dated before the onset of the condition it ``treats`` moves to the onset day;
+- the patient's Conditions are recorded at an encounter on their onset day (a new one if
+  none), and last-value Observations of the patient columns at the most recent encounter
+  (vitals at the last visit), unless a lab stream already carries that lab's series.
+
+Every clinical resource references its patient and its encounter, and every date lies
+between birth and the reference date. Counts of what had to be added or moved are kept
+(``HistoryWriter.stats``) for the run report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from privsynth.schema.model import Column, NumericDomain, Schema
+from privsynth.schema.timeline import Stream
+
+UTC = dt.UTC
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
+PROBLEM = ("185347001", "Encounter for problem (procedure)")
+HOURS = {"AMB": (0.25, 1.0), "EMER": (1.0, 8.0), "IMP": (24.0, 240.0)}
+
+
+def _moment(day: dt.date, rng: np.random.Generator) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(8), tzinfo=UTC) + dt.timedelta(minutes=int(rng.integers(0, 600)))
+
+
+def _day_in(start: dt.date, end: dt.date, rng: np.random.Generator) -> dt.date:
+    """A day in ``[start, end)`` (``start`` when the span is empty)."""
+    span = (end - start).days
+    return start + dt.timedelta(days=int(rng.integers(0, span))) if span > 0 else start
+
+
+class HistoryWriter:
+    """Places one synthetic patient's timeline cells as linked FHIR resources."""
+
+    def __init__(self, schema: Schema, rng: np.random.Generator, new_id: Any) -> None:
+        if schema.timeline is None:
+            raise ValueError("the schema has no timeline")
+        self.schema, self.rng, self.new_id = schema, rng, new_id
+        self.timeline = schema.timeline
+        self.stats: Counter[str] = Counter()
+        self.first_code = {g.name: schema.code_groups[g.codes].codes[0] for s in self.timeline.streams
+                           for g in s.groups if g.codes}
+        self.series_codes = {schema.column(s.columns(g)[0]).output.get("code") for s in self.timeline.streams
+                             if s.kind == "value" for g in s.groups}
+        self.flags = {c.name: c.source.codes for c in schema.learned_columns
+                      if c.source.resource == "Condition" and c.source.summary == "exists"}
+
+    # -- encounters ---------------------------------------------------------------------
+    def _encounter(self, start: dt.datetime, code: str, display: str, ref: dict[str, str],
+                   kind: tuple[str, str] | None = None) -> dict[str, Any]:
+        short, long = HOURS.get(code, (0.5, 2.0))
+        end = min(start + dt.timedelta(hours=float(self.rng.uniform(short, long))),
+                  dt.datetime.combine(self.schema.reference, dt.time(), tzinfo=UTC))
+        out: dict[str, Any] = {
+            "resourceType": "Encounter", "id": self.new_id(), "status": "finished",
+            "class": {"system": ACT_CODE, "code": code, "display": display},
+            "subject": dict(ref), "period": {"start": start.isoformat(), "end": max(end, start).isoformat()}}
+        if kind is not None:
+            out["type"] = [{"coding": [{"system": SNOMED, "code": kind[0], "display": kind[1]}], "text": kind[1]}]
+        return out
+
+    def place(self, row: dict[str, Any], birth: dt.date, resources: list[dict[str, Any]],
+              ref: dict[str, str]) -> list[dict[str, Any]]:
+        """``resources`` (the Patient first, then the patient columns' Conditions and
+        Observations) with the timeline's events added and everything linked to encounters."""
+        reference = self.schema.reference
+        encounters: list[dict[str, Any]] = []
+        by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        counts = [s for s in self.timeline.streams if s.resource == "Encounter"]
+        for stream in counts:
+            for group in stream.groups:
+                first = self.schema.column(stream.columns(group)[0])
+                code, display = first.output.get("code", "AMB"), first.output.get("display", "ambulatory")
+                for k, name in enumerate(stream.columns(group)):
+                    n = _count(row.get(name))
+                    start, end = stream.span(k, reference)
+                    start = max(start, birth)
+                    if n and start >= end:
+                        self.stats["encounters outside the patient's life, not written"] += n
+                        continue
+                    for _ in range(n):
+                        enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), code, display, ref)
+                        encounters.append(enc)
+                        by_cell.setdefault((stream.name, k), []).append(enc)
+        for r in resources[1:]:
+            if r["resourceType"] == "Condition":
+                self._link(r, dt.datetime.fromisoformat(r["onsetDateTime"]), encounters, ref)
+        clinical: list[dict[str, Any]] = []
+        onsets = {r["code"]["coding"][0]["code"]: dt.datetime.fromisoformat(r["onsetDateTime"])
+                  for r in resources if r["resourceType"] == "Condition"}
+        for stream in self.timeline.streams:
+            if stream.resource == "Encounter":
+                continue
+            for group in stream.groups:
+                for k, name in enumerate(stream.columns(group)):
+                    clinical += self._events(stream, group.name, k, row.get(name), birth, ref, encounters,
+                                             onsets, group.treats)
+        out = [resources[0]]
+        series = {r["code"]["coding"][0]["code"] for r in clinical if r["resourceType"] == "Observation"}
+        latest = max((e for e in encounters if e["class"]["code"] == "AMB"), key=lambda e: e["period"]["start"],
+                     default=None)
+        for r in resources[1:]:
+            if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] in series:
+                self.stats["last values carried by a lab series instead"] += 1
+                continue
+            if r["resourceType"] == "Observation" and latest is not None:
+                r["effectiveDateTime"] = latest["period"]["start"]
+                r["encounter"] = {"reference": f"Encounter/{latest['id']}"}
+            elif r["resourceType"] == "Observation":
+                self._link(r, dt.datetime.fromisoformat(r["effectiveDateTime"]), encounters, ref)
+            out.append(r)
+        encounters.sort(key=lambda e: e["period"]["start"])
+        return out[:1] + encounters + out[1:] + clinical
+
+    def _link(self, resource: dict[str, Any], moment: dt.datetime, encounters: list[dict[str, Any]],
+              ref: dict[str, str]) -> None:
+        """Record ``resource`` at an encounter on its day, or at a new one for the problem."""
+        day = moment.date().isoformat()
+        found = next((e for e in encounters if e["period"]["start"][:10] == day), None)
+        if found is None:
+            found = self._encounter(moment, "AMB", "ambulatory", ref, PROBLEM)
+            encounters.append(found)
+            self.stats["encounters added to record a condition or a value"] += 1
+        resource["encounter"] = {"reference": f"Encounter/{found['id']}"}
+
+    def _events(self, stream: Stream, group: str, k: int, value: Any, birth: dt.date, ref: dict[str, str],
+                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime],
+                treats: str | None) -> list[dict[str, Any]]:
+        n = _count(value) if stream.kind == "count" else int(_present(value))
+        if n == 0:
+            return []
+        start, end = stream.span(k, self.schema.reference)
+        start = max(start, birth)
+        if start >= end:
+            self.stats[f"{stream.name} outside the patient's life, not written"] += n
+            return []
+        lo, hi = start.isoformat(), end.isoformat()
+        here = [e for e in encounters if lo <= e["period"]["start"][:10] < hi]
+        if stream.resource == "Observation":
+            here = [e for e in here if e["class"]["code"] == "AMB"] or here
+        onset = None
+        if treats is not None:
+            group_codes = self.schema.code_groups[self.flags[treats] or ""].code_set
+            onset = min((t for c, t in onsets.items() if c in group_codes), default=None)
+        out = []
+        for _ in range(n):
+            if here:
+                enc = here[int(self.rng.integers(len(here)))]
+            else:
+                enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), "AMB", "ambulatory", ref)
+                encounters.append(enc)
+                here.append(enc)
+                self.stats[f"encounters added to record {stream.name}"] += 1
+            moment = dt.datetime.fromisoformat(enc["period"]["start"])
+            if onset is not None and moment < onset:  # a treatment never precedes its diagnosis
+                self.stats["treatments moved to their condition's onset"] += 1
+                moment, enc = onset, self._at(onset, encounters)
+            out.append(self._resource(stream, group, value, moment, enc, ref))
+        return out
+
+    def _at(self, moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, Any]:
+        day = moment.date().isoformat()
+        return next(e for e in encounters if e["period"]["start"][:10] == day)
+
+    def _resource(self, stream: Stream, group: str, value: Any, moment: dt.datetime, enc: dict[str, Any],
+                  ref: dict[str, str]) -> dict[str, Any]:
+        base = {"id": self.new_id(), "subject": dict(ref), "encounter": {"reference": f"Encounter/{enc['id']}"}}
+        if stream.resource == "Observation":
+            col: Column = self.schema.column(stream.columns(stream_group(stream, group))[0])
+            unit = col.output.get("unit", col.source.unit or "1")
+            assert isinstance(col.domain, NumericDomain)
+            return {"resourceType": "Observation", **base, "status": "final",
+                    "category": [{"coding": [{"system": OBS_CATEGORY,
+                                              "code": col.output.get("category", "laboratory")}]}],
+                    "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"),
+                                         "code": col.output["code"], "display": col.output.get("display", group)}],
+                             "text": col.output.get("display", group)},
+                    "effectiveDateTime": moment.isoformat(),
+                    "valueQuantity": {"value": round(float(value), 1), "unit": unit, "system": UCUM, "code": unit}}
+        code = self.first_code[group]
+        system = self.schema.code_groups[stream_group(stream, group).codes or ""].system
+        concept = {"coding": [{"system": system, "code": code.code, "display": code.display or group}],
+                   "text": code.display or group}
+        if stream.resource == "MedicationRequest":
+            return {"resourceType": "MedicationRequest", **base, "status": "completed", "intent": "order",
+                    "medicationCodeableConcept": concept, "authoredOn": moment.isoformat()}
+        return {"resourceType": "Procedure", **base, "status": "completed", "code": concept,
+                "performedPeriod": {"start": moment.isoformat(),
+                                    "end": (moment + dt.timedelta(minutes=30)).isoformat()}}
+
+
+def stream_group(stream: Stream, name: str) -> Any:
+    return next(g for g in stream.groups if g.name == name)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value is not np.nan and not (isinstance(value, float) and np.isnan(value)) \
+        and str(value) != "<NA>"
+
+
+def _count(value: Any) -> int:
+    return int(value) if _present(value) else 0
