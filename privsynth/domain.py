@@ -50,7 +50,8 @@ def domain_sizes(schema: Schema) -> tuple[int, ...]:
     return tuple(c.domain.size for c in schema.learned_columns if c.domain is not None)
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """None, pandas' NA or a float NaN."""
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -90,7 +91,7 @@ def _keys(series: pd.Series) -> pd.Series:
         return pd.Series(keyed, index=series.index, dtype=object)
 
     def one(value: object) -> object:
-        if _is_missing(value):
+        if is_missing(value):
             return None
         if isinstance(value, bool | np.bool_):
             return "true" if value else "false"

@@ -15,7 +15,6 @@ charge the per-patient privacy budget; it never reaches an output.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, r
 from privsynth.progress import Progress
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.path import ShapeError, compile_path
+from privsynth.schema.timeline import Stream
 
 PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 DEFAULT_DATE = {
@@ -85,7 +85,8 @@ class _Extractor:
     date: Callable[[Any], list[Any]] | None
     wheres: list[tuple[Callable[[Any], list[Any]], frozenset[str]]]
     cells: tuple[Column, ...] = ()  # a timeline group: its columns, most recent cell first
-    edges: list[dt.date] = field(default_factory=list)  # and the cells' boundaries (Stream.edges)
+    stream: Stream | None = None  # and its stream
+    edges: list[dt.date] = field(default_factory=list)  # the stream's cell boundaries (Stream.edges)
 
 
 class _Compiled:
@@ -111,7 +112,8 @@ class _Compiled:
             ex = _Extractor(col, read, date, wheres)
             if src.cell is not None and schema.timeline is not None:
                 ex.cells = tuple(cells[col.name.rsplit("_", 1)[0]])
-                ex.edges = schema.timeline.stream(src.cell[0]).edges(schema.reference)
+                ex.stream = schema.timeline.stream(src.cell[0])
+                ex.edges = ex.stream.edges(schema.reference)
             self.by_type[rtype].append(ex)
             if src.codes is not None:
                 group = schema.code_groups[src.codes]
@@ -415,7 +417,7 @@ def _read_clinical(
 
 def _cell(ex: _Extractor, resource: dict[str, Any], loc: Location) -> Column | None:
     """The timeline column (grain cell) an event falls in, or None outside the window."""
-    if ex.date is None:
+    if ex.date is None or ex.stream is None:
         return None
     try:
         dates = ex.date(resource)
@@ -424,11 +426,8 @@ def _cell(ex: _Extractor, resource: dict[str, Any], loc: Location) -> Column | N
     when = _parse_instant(dates[0]) if dates else None
     if when is None:
         return None
-    edges = ex.edges
-    day = when.date()
-    if not edges[0] <= day < edges[-1]:
-        return None
-    return ex.cells[len(edges) - 1 - bisect.bisect_right(edges, day)]
+    cell = ex.stream.cell_of(when.date(), ex.edges[-1], ex.edges)
+    return None if cell is None else ex.cells[cell]
 
 
 def _assemble(

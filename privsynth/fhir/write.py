@@ -18,7 +18,6 @@ Other columns stay in the synthetic patient-view table. All of this is post-proc
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from privsynth.domain import is_missing
 from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
@@ -92,9 +92,7 @@ def _plan(schema: Schema) -> _Plan:
 
 
 def _present(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return False
-    return not (isinstance(value, float) and math.isnan(value))
+    return not is_missing(value)
 
 
 def _display(col: Column, code: str) -> str | None:

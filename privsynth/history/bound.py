@@ -27,7 +27,7 @@ def bound_view(view: pd.DataFrame, timeline: Timeline) -> tuple[pd.DataFrame, di
     view = view.copy()
     report: dict[str, Any] = {}
     for stream in timeline.streams:
-        names = [[c for c in stream.columns(g)] for g in stream.groups]  # groups x cells
+        names = [stream.columns(g) for g in stream.groups]  # groups x cells
         order = [names[g][k] for k in range(stream.cells) for g in range(len(stream.groups))]  # recent first
         if stream.kind == "count":
             raw = np.column_stack([pd.to_numeric(view[c], errors="coerce").fillna(0).to_numpy(float) for c in order])

@@ -15,7 +15,7 @@ For each stream cell of a synthetic patient (:mod:`privsynth.schema.timeline`):
 
 Every clinical resource references its patient and its encounter, and every date lies
 between birth and the reference date. Counts of what had to be added or moved are kept
-(``HistoryWriter.stats``) for the run report.
+on the writer (``HistoryWriter.stats``; post-processing of the model, not yet reported).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from privsynth.schema.model import Column, NumericDomain, Schema
-from privsynth.schema.timeline import Stream
+from privsynth.domain import is_missing
+from privsynth.schema.model import Column, Schema
+from privsynth.schema.timeline import EventGroup, Stream
 
 UTC = dt.UTC
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -112,8 +113,7 @@ class HistoryWriter:
                 continue
             for group in stream.groups:
                 for k, name in enumerate(stream.columns(group)):
-                    clinical += self._events(stream, group.name, k, row.get(name), birth, ref, encounters,
-                                             onsets, group.treats)
+                    clinical += self._events(stream, group, k, row.get(name), birth, ref, encounters, onsets)
         out = [resources[0]]
         series = {r["code"]["coding"][0]["code"] for r in clinical if r["resourceType"] == "Observation"}
         latest = max((e for e in encounters if e["class"]["code"] == "AMB"), key=lambda e: e["period"]["start"],
@@ -134,18 +134,16 @@ class HistoryWriter:
     def _link(self, resource: dict[str, Any], moment: dt.datetime, encounters: list[dict[str, Any]],
               ref: dict[str, str]) -> None:
         """Record ``resource`` at an encounter on its day, or at a new one for the problem."""
-        day = moment.date().isoformat()
-        found = next((e for e in encounters if e["period"]["start"][:10] == day), None)
+        found = _on_day(moment, encounters)
         if found is None:
             found = self._encounter(moment, "AMB", "ambulatory", ref, PROBLEM)
             encounters.append(found)
             self.stats["encounters added to record a condition or a value"] += 1
         resource["encounter"] = {"reference": f"Encounter/{found['id']}"}
 
-    def _events(self, stream: Stream, group: str, k: int, value: Any, birth: dt.date, ref: dict[str, str],
-                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime],
-                treats: str | None) -> list[dict[str, Any]]:
-        n = _count(value) if stream.kind == "count" else int(_present(value))
+    def _events(self, stream: Stream, group: EventGroup, k: int, value: Any, birth: dt.date, ref: dict[str, str],
+                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime]) -> list[dict[str, Any]]:
+        n = _count(value) if stream.kind == "count" else int(not is_missing(value))
         if n == 0:
             return []
         start, end = stream.span(k, self.schema.reference)
@@ -158,8 +156,8 @@ class HistoryWriter:
         if stream.resource == "Observation":
             here = [e for e in here if e["class"]["code"] == "AMB"] or here
         onset = None
-        if treats is not None:
-            group_codes = self.schema.code_groups[self.flags[treats] or ""].code_set
+        if group.treats is not None:
+            group_codes = self.schema.code_groups[self.flags[group.treats] or ""].code_set
             onset = min((t for c, t in onsets.items() if c in group_codes), default=None)
         out = []
         for _ in range(n):
@@ -173,33 +171,30 @@ class HistoryWriter:
             moment = dt.datetime.fromisoformat(enc["period"]["start"])
             if onset is not None and moment < onset:  # a treatment never precedes its diagnosis
                 self.stats["treatments moved to their condition's onset"] += 1
-                moment, enc = onset, self._at(onset, encounters)
+                moment = onset
+                enc = _on_day(onset, encounters) or enc  # the diagnosis's encounter (recorded before)
             out.append(self._resource(stream, group, value, moment, enc, ref))
         return out
 
-    def _at(self, moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, Any]:
-        day = moment.date().isoformat()
-        return next(e for e in encounters if e["period"]["start"][:10] == day)
-
-    def _resource(self, stream: Stream, group: str, value: Any, moment: dt.datetime, enc: dict[str, Any],
+    def _resource(self, stream: Stream, group: EventGroup, value: Any, moment: dt.datetime, enc: dict[str, Any],
                   ref: dict[str, str]) -> dict[str, Any]:
         base = {"id": self.new_id(), "subject": dict(ref), "encounter": {"reference": f"Encounter/{enc['id']}"}}
         if stream.resource == "Observation":
-            col: Column = self.schema.column(stream.columns(stream_group(stream, group))[0])
+            col: Column = self.schema.column(stream.columns(group)[0])
             unit = col.output.get("unit", col.source.unit or "1")
-            assert isinstance(col.domain, NumericDomain)
             return {"resourceType": "Observation", **base, "status": "final",
                     "category": [{"coding": [{"system": OBS_CATEGORY,
                                               "code": col.output.get("category", "laboratory")}]}],
                     "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"),
-                                         "code": col.output["code"], "display": col.output.get("display", group)}],
-                             "text": col.output.get("display", group)},
+                                         "code": col.output["code"],
+                                         "display": col.output.get("display", group.name)}],
+                             "text": col.output.get("display", group.name)},
                     "effectiveDateTime": moment.isoformat(),
                     "valueQuantity": {"value": round(float(value), 1), "unit": unit, "system": UCUM, "code": unit}}
-        code = self.first_code[group]
-        system = self.schema.code_groups[stream_group(stream, group).codes or ""].system
-        concept = {"coding": [{"system": system, "code": code.code, "display": code.display or group}],
-                   "text": code.display or group}
+        code = self.first_code[group.name]
+        system = self.schema.code_groups[group.codes or ""].system
+        concept = {"coding": [{"system": system, "code": code.code, "display": code.display or group.name}],
+                   "text": code.display or group.name}
         if stream.resource == "MedicationRequest":
             return {"resourceType": "MedicationRequest", **base, "status": "completed", "intent": "order",
                     "medicationCodeableConcept": concept, "authoredOn": moment.isoformat()}
@@ -208,14 +203,11 @@ class HistoryWriter:
                                     "end": (moment + dt.timedelta(minutes=30)).isoformat()}}
 
 
-def stream_group(stream: Stream, name: str) -> Any:
-    return next(g for g in stream.groups if g.name == name)
-
-
-def _present(value: Any) -> bool:
-    return value is not None and value is not np.nan and not (isinstance(value, float) and np.isnan(value)) \
-        and str(value) != "<NA>"
+def _on_day(moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first of ``encounters`` that starts on ``moment``'s day."""
+    day = moment.date().isoformat()
+    return next((e for e in encounters if e["period"]["start"][:10] == day), None)
 
 
 def _count(value: Any) -> int:
-    return int(value) if _present(value) else 0
+    return 0 if is_missing(value) else int(value)

@@ -260,7 +260,7 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
     if "timeline" in data:
         if input_format != "fhir":
             raise doc.error(("timeline",), "timelines are read from FHIR; a table schema has none")
-        timeline, cells = _timeline(doc, data["timeline"], groups, seen)
+        timeline, cells = _timeline(doc, data["timeline"], groups, seen, columns)
         columns += cells
     if not any(c.learned for c in columns):
         raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
@@ -667,8 +667,10 @@ def _edges(doc: _Doc, bins: Any, key: Key, lower: float, upper: float, integer: 
     raise doc.error(key, "bins must be a count, a list of edges, or {width: W}")
 
 
-def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[str]) -> tuple[Timeline, list[Column]]:
+def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[str],
+              declared: list[Column]) -> tuple[Timeline, list[Column]]:
     """The timeline's streams and the patient-view columns of their cells."""
+    conditions = {c.name for c in declared if c.source.resource == "Condition" and c.source.summary == "exists"}
     key: Key = ("timeline",)
     data = _keys(doc, raw, key, TIMELINE_KEYS, "a timeline")
     raw_streams = _listed(doc, data, key, "streams", "a timeline")
@@ -676,7 +678,7 @@ def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[s
     columns: list[Column] = []
     for i, raw_stream in enumerate(raw_streams):
         skey = key + ("streams", i)
-        stream, cells = _stream(doc, raw_stream, skey, groups, taken)
+        stream, cells = _stream(doc, raw_stream, skey, groups, taken, conditions)
         if any(s.name == stream.name for s in streams):
             raise doc.error(skey + ("name",), f"stream name '{stream.name}' is used twice")
         streams.append(stream)
@@ -723,8 +725,8 @@ def _whole(doc: _Doc, value: Any, key: Key, lowest: int) -> int:
     return value
 
 
-def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
-            taken: set[str]) -> tuple[Stream, list[Column]]:
+def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], taken: set[str],
+            conditions: set[str]) -> tuple[Stream, list[Column]]:
     data = _keys(doc, raw, key, STREAM_KEYS, "a stream")
     name = data.get("name")
     if not isinstance(name, str) or not name.isidentifier():
@@ -743,6 +745,7 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
     else:
         bins = tuple(float(b) for b in range(cap + 1))
     raw_groups = _listed(doc, data, key, "groups", "a stream")
+    stream = Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, ())  # its groups below
     event_groups: list[EventGroup] = []
     columns: list[Column] = []
     for j, raw_group in enumerate(raw_groups):
@@ -754,9 +757,9 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
         if "codes" not in g and "where" not in g:
             raise doc.error(gkey, "an event group needs 'codes' (a code group) or 'where' (a filter)")
         treats = g.get("treats")
-        if treats is not None and (treats not in taken or not isinstance(treats, str)):
-            raise doc.error(gkey + ("treats",), f"'{treats}' is not a column of this schema (name a condition's "
-                                                "boolean column)")
+        if treats is not None and treats not in conditions:
+            raise doc.error(gkey + ("treats",), f"'{treats}' is not a condition column of this schema (name a "
+                                                f"Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
         group = EventGroup(gname, g.get("codes"), treats)
         if any(e.name == gname for e in event_groups):
             raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
@@ -772,7 +775,6 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
             if "domain" not in g:
                 raise doc.error(gkey + ("domain",), "a value stream's group needs a public 'domain'")
             domain = g["domain"]
-        stream = Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, (group,))
         for k, cname in enumerate(stream.columns(group)):
             if cname in taken:
                 raise doc.error(gkey + ("name",), f"the cell column '{cname}' clashes with another column's name")
@@ -781,4 +783,4 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup],
                        "source": source, "domain": domain, "output": g.get("output", {})}
             col = _column(doc, raw_col, gkey, "fhir", groups)
             columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, cell=(name, k))))
-    return Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, tuple(event_groups)), columns
+    return dataclasses.replace(stream, groups=tuple(event_groups)), columns

@@ -163,7 +163,11 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
     pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, "
                  "groups: [{name: a, codes: hba1c, path: valueQuantity}]}]}", "public 'domain'", id="no-domain"),
     pytest.param("timeline: {streams: [{name: m, resource: MedicationRequest, window_years: 5, max_events: 4, "
-                 "groups: [{name: a, codes: hba1c, treats: nobody}]}]}", "'nobody' is not a column", id="treats"),
+                 "groups: [{name: a, codes: hba1c, treats: nobody}]}]}", "'nobody' is not a condition column",
+                 id="treats-unknown"),
+    pytest.param("timeline: {streams: [{name: m, resource: MedicationRequest, window_years: 5, max_events: 4, "
+                 "groups: [{name: a, codes: hba1c, treats: age}]}]}", "'age' is not a condition column",
+                 id="treats-not-a-condition"),
     pytest.param("timeline: {streams: [{name: m, resource: Procedure, window_years: 5, max_events: 4, "
                  "groups: [{name: a}]}]}", "'codes' (a code group) or 'where'", id="no-codes"),
     pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 30, grain: month, max_events: 4, "
