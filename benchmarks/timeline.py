@@ -13,8 +13,8 @@ epsilon, and every figure is computed the same way from FHIR output (real, basel
 - next-event-type distribution (events of the last 6 years in date order): TVD of
   P(next | current), weighted by the real frequency of the current type;
 - gap between consecutive encounters: TVD of binned days;
-- time from a diabetes diagnosis (in the window) to the first inpatient stay (Kaplan-Meier,
-  censored at the reference date) at 1, 2 and 5 years;
+- time from a heart-failure diagnosis (in the ten-year window) to the first inpatient stay
+  after it (Kaplan-Meier, censored at the reference date): share admitted by 1, 2 and 5 years;
 - HbA1c change: mean at diagnosis (+-90 days) minus mean 6-18 months after;
 - TSTR: predict an inpatient stay in the last year from the history before it (yearly
   counts per stream, age, sex); logistic regression trained on synthetic, AUC on the real 20 %.
@@ -30,6 +30,8 @@ import argparse
 import datetime as dt
 import glob
 import gzip
+import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -180,7 +182,7 @@ def gaps(ev: pd.DataFrame) -> np.ndarray:
 
 
 def km_to_admission(ev: pd.DataFrame) -> list[float]:
-    onset = ev[ev["label"] == "cond:diabetes"].groupby("pid")["when"].min()
+    onset = ev[ev["label"] == "cond:heart_failure"].groupby("pid")["when"].min()
     onset = onset[onset >= REFERENCE - pd.DateOffset(years=10)]
     imp = ev[ev["label"] == "enc:IMP"][["pid", "when"]]
     times, observed = [], []
@@ -330,7 +332,7 @@ def compare(export: Path, epsilons: list[float], label: str) -> None:
 
 
 def scale(n: int) -> None:
-    import tracemalloc
+    import resource
 
     from privsynth.example.hospital import write_example_export
     from privsynth.pipeline import synthesize
@@ -340,39 +342,48 @@ def scale(n: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="privsynth-timeline-scale-"))
     try:
         t0 = time.perf_counter()
-        write_example_export(work / "export", n, 0)
+        # in a child process, so that the peak memory below is the synthesizer's own
+        maker = multiprocessing.get_context("spawn").Process(target=write_example_export, args=(work / "export", n, 0))
+        maker.start()
+        maker.join()
         made = time.perf_counter() - t0
-        tracemalloc.start()
         t0 = time.perf_counter()
         result = synthesize([work / "export"], schema, work / "out", epsilon=1, seed=1)
         total = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        # the largest child: the export maker before, the validating writers during the run
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         events = sum(result.resources_out.values())
+        ingest = json.loads(result.internal_report.read_text())["ingest"]
+        read = sum(ingest["resources_read"].values())
         print(f"\n## Scale: {n:,} example patients with histories (export written in {made:.0f} s)\n")
         print("| step | seconds |\n|---|---|")
         for step, seconds in result.seconds.items():
             print(f"| {step} | {seconds:.1f} |")
         print(f"| **end to end** | **{total:.1f}** |")
-        print(f"\nresources written: {events:,} ({events / total:,.0f}/s end to end); traced peak memory "
-              f"{peak:,.0f} MB")
+        print(f"\nresources read: {read:,} ({read / result.seconds['ingest']:,.0f}/s in ingest); "
+              f"events in the timeline windows: {sum(s['events_in_window'] for s in ingest['timeline'].values()):,}")
+        print(f"resources written: {events:,} ({events / result.seconds['write']:,.0f}/s in write, "
+              f"{events / total:,.0f}/s end to end); peak memory (max RSS) "
+              f"{peak:,.0f} MB (largest child process {child:,.0f} MB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=6000)
+    parser.add_argument("--patients", type=int, default=6000, help="0: only the --scale run")
     parser.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--synthea", type=Path, default=Path("/work/shared/data/fhir/synthea-r4-smart-2019/bundles"))
     parser.add_argument("--scale", type=int, default=0, help="also time N example patients end to end")
     args = parser.parse_args()
     from privsynth.example.hospital import write_example_export
 
-    with tempfile.TemporaryDirectory() as tmp:
-        export = write_example_export(Path(tmp) / "export", args.patients, 0)
-        compare(export, args.epsilons, f"Example hospital ({args.patients} patients)")
-    if args.synthea.is_dir():
+    if args.patients:
+        with tempfile.TemporaryDirectory() as tmp:
+            export = write_example_export(Path(tmp) / "export", args.patients, 0)
+            compare(export, args.epsilons, f"Example hospital ({args.patients} patients)")
+    if args.patients and args.synthea.is_dir():
         compare(args.synthea, args.epsilons, "Synthea 2019 sample (200 patients; data end 2021-03-31)")
     if args.scale:
         scale(args.scale)

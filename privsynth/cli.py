@@ -131,6 +131,18 @@ def schema_check(file: str, max_model_cells: int | None) -> None:
         table.add_row(c.name, c.role, c.kind if c.learned else "-", src,
                       str(c.domain.size) if c.domain else "-", c.contribution_bound)
     out.print(table)
+    if s.timeline is not None:
+        streams = Table(title=f"timeline: {len(s.timeline.streams)} event streams (structural prior "
+                              f"{s.timeline.share:.0%} of rho)")
+        streams.add_column("stream", no_wrap=True, min_width=11)
+        for name in ("resource", "kind", "cells", "K", "per cell", "groups"):
+            streams.add_column(name, overflow="fold")
+        for st in s.timeline.streams:
+            groups = ", ".join(g.name + (f" (treats {g.treats})" if g.treats else "") for g in st.groups)
+            streams.add_row(st.name, st.resource, st.kind, f"{st.cells} x {st.grain} ({st.window_years} y)",
+                            str(st.max_events), f"<= {st.max_per_grain}" if st.kind == "count" else "1 value",
+                            groups)
+        out.print(streams)
     out.print(f"patients keyed by {s.patient_id.describe(s.input_format)}; model at least {size.cells:,} cells "
               f"(limit {max_model_cells or DEFAULT_MAX_MODEL_CELLS:,})")
     out.print(f"OK: {file}: {len(s.columns)} columns, {len(s.learned_columns)} learned")

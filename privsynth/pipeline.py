@@ -21,13 +21,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from privsynth.atomic import atomic_directory, write_bytes
 from privsynth.errors import InputError, OutputError
+from privsynth.fhir.output import FhirSink
 from privsynth.fhir.view import build_patient_view
-from privsynth.fhir.write import FhirWriter, identity_row, to_bundle, validate
+from privsynth.fhir.write import FhirWriter, identity_row
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
@@ -91,12 +91,15 @@ def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = Fals
 
 
 def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,
-                    epsilon: float, delta: float, progress: Progress | None) -> dict[str, int]:
+                    epsilon: float, delta: float, progress: Progress | None,
+                    placement: Counter[str] | None = None) -> dict[str, int]:
     """Write synthetic rows under ``base``: FHIR R4 (``fhir/``) and ``patients.csv`` for
-    FHIR schemas, ``synthetic.csv``/``.parquet`` for table schemas."""
+    FHIR schemas, ``synthetic.csv``/``.parquet`` for table schemas. ``placement`` receives
+    what placing timelines as FHIR histories had to add or move (counts of synthetic events)."""
     if schema.input_format == "table":
         return write_table_output(base, sample, schema, seed)
-    return dict(write_fhir_output(base, sample, schema, seed, output_format, now, epsilon, delta, progress))
+    return dict(write_fhir_output(base, sample, schema, seed, output_format, now, epsilon, delta, progress,
+                                  placement))
 
 
 def synthesize(
@@ -149,9 +152,10 @@ def synthesize(
     t0 = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     privacy = privacy_document(synth, schema, epsilon, delta, rows, seed)
+    placement: Counter[str] = Counter()
     with atomic_directory(out) as tmp:
         counts = write_synthetic(tmp / "data" if schema.input_format == "table" else tmp, sample, schema, seed,
-                                 output_format, now, epsilon, delta, progress)
+                                 output_format, now, epsilon, delta, progress, placement)
         synth.save(tmp / "model")
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
     timings["write"] = time.perf_counter() - t0
@@ -168,6 +172,9 @@ def synthesize(
         "encoding": synth.encode_report_.as_dict(),
         "seconds": timings,
     }
+    if schema.timeline is not None:
+        # synthetic events only (post-processing): what placing the timeline cells as dated FHIR had to add or move
+        report["history_placement"] = dict(sorted(placement.items()))
     write_bytes(internal, json.dumps(report, indent=2).encode())
     return SynthesisResult(out, internal, len(view), len(sample), dict(counts), epsilon, delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings)
@@ -219,32 +226,29 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
 
 
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
-                       now: str, epsilon: float, delta: float, progress: Progress | None) -> Counter[str]:
+                      now: str, epsilon: float, delta: float, progress: Progress | None,
+                      placement: Counter[str] | None = None) -> Counter[str]:
     writer = FhirWriter(schema, seed)
-    by_type: dict[str, list[bytes]] = {}
     fhir_dir = tmp / "fhir"
     fhir_dir.mkdir(parents=True)
-    counts: Counter[str] = Counter()
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
-    for k, (who, facts, resources) in enumerate(writer.patients(sample)):
-        valid = [validate(r) for r in resources]
-        identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
-        if output_format == "ndjson":
-            for r in valid:
-                by_type.setdefault(r["resourceType"], []).append(orjson.dumps(r))
-        else:
-            write_bytes(fhir_dir / f"{who.id}.json", orjson.dumps(to_bundle(valid)))
-            counts["Bundle"] += 1
-        if progress is not None and (k % 50 == 0 or k == total - 1):
-            progress("write FHIR", k + 1, total)
-    if output_format == "ndjson":
-        output = []
-        for rtype in sorted(by_type):
-            lines = by_type[rtype]
-            write_bytes(fhir_dir / f"{rtype}.ndjson", b"\n".join(lines) + b"\n")
-            counts[rtype] = len(lines)
-            output.append({"type": rtype, "url": f"{rtype}.ndjson", "count": len(lines)})
+    sink = FhirSink(fhir_dir, output_format, total)
+    try:
+        for k, (who, facts, resources) in enumerate(writer.patients(sample)):
+            identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
+            sink.add(who.id, resources)
+            if progress is not None and (k % 50 == 0 or k == total - 1):
+                progress("write FHIR", k + 1, total)
+        counts = sink.close()
+    finally:
+        sink.abort()
+    if placement is not None and writer.history is not None:
+        placement.update(writer.history.stats)
+    if output_format == "bundle":
+        counts = Counter({"Bundle": sink.bundles})
+    else:
+        output = [{"type": rtype, "url": f"{rtype}.ndjson", "count": counts[rtype]} for rtype in sorted(counts)]
         manifest = {
             "transactionTime": now,
             "request": "privsynth synthesize",

@@ -116,6 +116,16 @@ def test_schema_check_ok():
     proc = run("schema", "check", str(SCHEMA))
     assert proc.returncode == 0, proc.stderr
     assert "OK:" in proc.stdout and "48 columns" in proc.stdout
+    assert "timeline" not in proc.stdout
+
+
+def test_schema_check_lists_the_timeline_streams_and_their_bounds():
+    proc = run("schema", "check", str(SCHEMA.parent / "patient-timeline.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "timeline: 4 event streams" in proc.stdout
+    for stream in ("encounters", "labs", "medications", "procedures"):
+        assert stream in proc.stdout
+    assert "OK:" in proc.stdout and "114 columns, 108 learned" in proc.stdout
 
 
 @pytest.mark.parametrize("args", [pytest.param(["synthesize"], id="no-input"),

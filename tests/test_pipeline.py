@@ -9,7 +9,7 @@ import re
 import orjson
 import pytest
 
-from privsynth.fhir.write import validate
+from privsynth.fhir.output import check
 from privsynth.pipeline import synthesize
 from tests.conftest import BUNDLES, need_shared
 
@@ -30,7 +30,7 @@ def test_every_output_resource_validates_as_r4(synthea_release):
         for line in lines:
             resource = orjson.loads(line)
             assert resource["resourceType"] == item["type"]
-            validate(resource)  # raises on any invalid resource
+            check(resource)  # raises on any invalid resource
             total += 1
     assert {"Patient", "Condition", "Observation", "Encounter"} <= {i["type"] for i in manifest["output"]}
     assert total == sum(synthea_release.resources_out.values())
@@ -116,7 +116,7 @@ def test_bundle_format_writes_one_valid_transaction_bundle_per_patient(core_sche
     assert len(bundles) == 25 and result.resources_out == {"Bundle": 25}
     for path in bundles:
         bundle = orjson.loads(path.read_bytes())
-        validate(bundle)
+        check(bundle)
         patient = bundle["entry"][0]["resource"]
         assert patient["resourceType"] == "Patient" and path.stem == patient["id"]
         refs = {e["resource"]["subject"]["reference"] for e in bundle["entry"][1:]}
@@ -125,7 +125,7 @@ def test_bundle_format_writes_one_valid_transaction_bundle_per_patient(core_sche
 
 def test_a_failed_run_leaves_no_partial_output(core_schema, tmp_path, monkeypatch):
     need_shared()
-    import privsynth.pipeline as pipeline
+    import privsynth.fhir.output as output
 
     calls = {"n": 0}
 
@@ -133,9 +133,9 @@ def test_a_failed_run_leaves_no_partial_output(core_schema, tmp_path, monkeypatc
         calls["n"] += 1
         if calls["n"] > 50:
             raise RuntimeError("disk on fire")
-        return validate(resource)
+        return check(resource)
 
-    monkeypatch.setattr(pipeline, "validate", broken)
+    monkeypatch.setattr(output, "check", broken)
     with pytest.raises(RuntimeError):
         synthesize(sorted(BUNDLES.glob("*.json.gz"))[:10], core_schema, tmp_path / "out", epsilon=1.0, rows=30)
     assert list(tmp_path.iterdir()) == []

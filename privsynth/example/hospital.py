@@ -340,6 +340,11 @@ def _observations(rng: np.random.Generator, pid: str, chronic: dict[str, Code], 
                  else float(np.clip(rng.normal(25.5, 2.8), 17.5, 29.8)))
     child_offset = 5.5 if obese else rng.normal(0.0, 1.2)
     labs = rng.random() < (0.9 if diabetes or "hyperlipidemia" in chronic else 0.6)
+    onset = onsets.get("diabetes")
+    if diabetes and labs and onset is not None and onset >= max(first + 18 * _YEAR, end - 6 * _YEAR):
+        # a diagnosis made in the window is made on an HbA1c, and followed up at 3, 6 and 12 months
+        follow = [onset + months * _YEAR / 12 for months in (0, 3, 6, 12)]
+        times = sorted({*times, *(t for t in follow if t < end)})
     htn = 12.0 * ("hypertension" in chronic)
     out: list[Resource] = []
     for t in times:

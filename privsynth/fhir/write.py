@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.domain import is_missing
+from privsynth.fhir.instant import instant
 from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
@@ -105,8 +106,7 @@ def _display(col: Column, code: str) -> str | None:
 
 def _instant(day: dt.date, rng: np.random.Generator) -> str:
     seconds = int(rng.integers(8 * 3600, 18 * 3600))
-    moment = dt.datetime.combine(day, dt.time(), tzinfo=UTC) + dt.timedelta(seconds=seconds)
-    return moment.isoformat()
+    return instant(dt.datetime.combine(day, dt.time(), tzinfo=UTC) + dt.timedelta(seconds=seconds))
 
 
 def _day_between(start: dt.date, end: dt.date, rng: np.random.Generator) -> dt.date:
@@ -268,7 +268,7 @@ class FhirWriter:
             "status": "finished",
             "class": {"system": ACT_CODE, "code": code, "display": col.output.get("display", code)},
             "subject": dict(ref),
-            "period": {"start": start.isoformat(), "end": end.isoformat()},
+            "period": {"start": instant(start), "end": instant(end)},
         }
 
 
@@ -320,33 +320,3 @@ def _add_years(day: dt.date, years: int) -> dt.date:
         return day.replace(year=year)
     except ValueError:
         return day.replace(year=year, day=28)
-
-
-_MODELS: dict[str, Any] = {}
-
-
-def validate(resource: dict[str, Any]) -> dict[str, Any]:
-    """Validate one resource with the fhir.resources R4B model; return its JSON form."""
-    from fhir.resources.R4B import get_fhir_model_class
-
-    rtype = resource["resourceType"]
-    cls = _MODELS.get(rtype)
-    if cls is None:
-        cls = _MODELS[rtype] = get_fhir_model_class(rtype)
-    model = cls.model_validate(resource)
-    return model.model_dump(mode="json", exclude_none=True)
-
-
-def to_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A transaction Bundle of one patient's resources with ``urn:uuid:`` references."""
-    entries = []
-    for r in resources:
-        r = dict(r)
-        for field in ("subject", "encounter"):
-            if field in r:
-                r[field] = {"reference": "urn:uuid:" + r[field]["reference"].split("/", 1)[1]}
-        entries.append({"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
-                        "request": {"method": "POST", "url": r["resourceType"]}})
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-

@@ -15,7 +15,8 @@ For each stream cell of a synthetic patient (:mod:`privsynth.schema.timeline`):
 
 Every clinical resource references its patient and its encounter, and every date lies
 between birth and the reference date. Counts of what had to be added or moved are kept
-on the writer (``HistoryWriter.stats``; post-processing of the model, not yet reported).
+on the writer (``HistoryWriter.stats``; synthetic events only) and reported as
+``history_placement`` in the run's internal report.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from privsynth.domain import is_missing
+from privsynth.fhir.instant import instant
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.timeline import EventGroup, Stream
 
@@ -74,7 +76,7 @@ class HistoryWriter:
         out: dict[str, Any] = {
             "resourceType": "Encounter", "id": self.new_id(), "status": "finished",
             "class": {"system": ACT_CODE, "code": code, "display": display},
-            "subject": dict(ref), "period": {"start": start.isoformat(), "end": max(end, start).isoformat()}}
+            "subject": dict(ref), "period": {"start": instant(start), "end": instant(max(end, start))}}
         if kind is not None:
             out["type"] = [{"coding": [{"system": SNOMED, "code": kind[0], "display": kind[1]}], "text": kind[1]}]
         return out
@@ -189,7 +191,7 @@ class HistoryWriter:
                                          "code": col.output["code"],
                                          "display": col.output.get("display", group.name)}],
                              "text": col.output.get("display", group.name)},
-                    "effectiveDateTime": moment.isoformat(),
+                    "effectiveDateTime": instant(moment),
                     "valueQuantity": {"value": round(float(value), 1), "unit": unit, "system": UCUM, "code": unit}}
         code = self.first_code[group.name]
         system = self.schema.code_groups[group.codes or ""].system
@@ -197,10 +199,10 @@ class HistoryWriter:
                    "text": code.display or group.name}
         if stream.resource == "MedicationRequest":
             return {"resourceType": "MedicationRequest", **base, "status": "completed", "intent": "order",
-                    "medicationCodeableConcept": concept, "authoredOn": moment.isoformat()}
+                    "medicationCodeableConcept": concept, "authoredOn": instant(moment)}
         return {"resourceType": "Procedure", **base, "status": "completed", "code": concept,
-                "performedPeriod": {"start": moment.isoformat(),
-                                    "end": (moment + dt.timedelta(minutes=30)).isoformat()}}
+                "performedPeriod": {"start": instant(moment),
+                                    "end": instant(moment + dt.timedelta(minutes=30))}}
 
 
 def _on_day(moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, Any] | None:

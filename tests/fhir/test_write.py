@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.fhir.write import FhirWriter, to_bundle, validate
+from privsynth.fhir.output import check, to_bundle
+from privsynth.fhir.write import FhirWriter
 from privsynth.schema import load_schema
 
 
@@ -50,13 +51,22 @@ def frame(n=60):
     })
 
 
+def canonical(resource):
+    from fhir.resources.R4B import get_fhir_model_class
+
+    model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return model.model_dump(mode="json", exclude_none=True)
+
+
 def test_every_resource_validates_even_on_29_february():
     schema = load_schema(schema_dict())
     writer = FhirWriter(schema, seed=3)
     types = set()
     for who, _facts, resources in writer.patients(frame()):
         for r in resources:
-            validate(r)
+            check(r)
+            # built in canonical JSON form: what is written is what the R4 model would write
+            assert canonical(r) == r
             types.add(r["resourceType"])
             if r["resourceType"] != "Patient":
                 assert r["subject"]["reference"] == f"Patient/{who.id}"
@@ -64,7 +74,7 @@ def test_every_resource_validates_even_on_29_february():
         assert patient["birthDate"] <= "2024-02-29"
         for cond in (r for r in resources if r["resourceType"] == "Condition"):
             assert patient["birthDate"] <= cond["onsetDateTime"][:10] <= "2024-02-29"
-        validate(to_bundle(resources))
+        check(to_bundle(resources))
     assert types == {"Patient", "Condition", "Observation", "Encounter"}
 
 

@@ -221,7 +221,8 @@ def test_synthetic_histories_are_linked_dated_inside_life_and_valid(timeline_out
     for rtype, items in resources.items():
         model = get_fhir_model_class(rtype)
         for r in items[:300]:
-            model.model_validate(r)  # raises on an invalid resource
+            # raises on an invalid resource; privsynth writes the model's own canonical JSON
+            assert model.model_validate(r).model_dump(mode="json", exclude_none=True) == r
         if rtype == "Patient":
             continue
         for r in items:
@@ -249,3 +250,12 @@ def test_treatments_follow_the_diagnosis_and_flags_agree_with_conditions(timelin
     table = pd.read_csv(tmp / "out" / "patients.csv")
     flagged = set(table.loc[table["diabetes"].astype(str) == "True", "patient_id"])
     assert flagged == {ref.split("/", 1)[1] for ref in onset}
+
+
+def test_what_placement_added_or_moved_is_counted_in_the_internal_report(timeline_output):
+    tmp, resources = timeline_output
+    placement = json.loads((tmp / "out.internal.json").read_text())["history_placement"]
+    assert placement and all(isinstance(v, int) and v > 0 for v in placement.values())
+    # every encounter placement added is in the output: the history's own encounters are the rest
+    added = sum(v for k, v in placement.items() if k.startswith("encounters added"))
+    assert 0 < added < len(resources["Encounter"])
