@@ -9,6 +9,8 @@ For each stream cell of a synthetic patient (:mod:`privsynth.schema.timeline`):
 - a medication or procedure count becomes that many MedicationRequests / Procedures with the
   group's first code, each at an encounter in the cell (a new one if there is none); a
   treatment dated before the onset of the condition it ``treats`` moves to the onset day;
+- encounters of a group that ``follows`` conditions (admissions after a heart-failure
+  diagnosis), in the cell of the earliest such onset, are dated after it;
 - the patient's Conditions are recorded at an encounter on their onset day (a new one if
   none), and last-value Observations of the patient columns at the most recent encounter
   (vitals at the last visit), unless a lab stream already carries that lab's series.
@@ -88,15 +90,23 @@ class HistoryWriter:
         reference = self.schema.reference
         encounters: list[dict[str, Any]] = []
         by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        onsets = {r["code"]["coding"][0]["code"]: dt.datetime.fromisoformat(r["onsetDateTime"])
+                  for r in resources if r["resourceType"] == "Condition"}
         counts = [s for s in self.timeline.streams if s.resource == "Encounter"]
         for stream in counts:
             for group in stream.groups:
                 first = self.schema.column(stream.columns(group)[0])
                 code, display = first.output.get("code", "AMB"), first.output.get("display", "ambulatory")
+                cause = min((t for t in (self._onset(flag, onsets) for flag in group.follows) if t is not None),
+                            default=None)
                 for k, name in enumerate(stream.columns(group)):
                     n = _count(row.get(name))
                     start, end = stream.span(k, reference)
                     start = max(start, birth)
+                    if n and cause is not None and start <= cause.date() < end:
+                        # in the onset's cell, these events follow the diagnosis (from the next day)
+                        start = max(min(cause.date() + dt.timedelta(days=1), end - dt.timedelta(days=1)), start)
+                        self.stats[f"{group.name} placed after the onset of the condition they follow"] += n
                     if n and start >= end:
                         self.stats["encounters outside the patient's life, not written"] += n
                         continue
@@ -108,8 +118,6 @@ class HistoryWriter:
             if r["resourceType"] == "Condition":
                 self._link(r, dt.datetime.fromisoformat(r["onsetDateTime"]), encounters, ref)
         clinical: list[dict[str, Any]] = []
-        onsets = {r["code"]["coding"][0]["code"]: dt.datetime.fromisoformat(r["onsetDateTime"])
-                  for r in resources if r["resourceType"] == "Condition"}
         for stream in self.timeline.streams:
             if stream.resource == "Encounter":
                 continue
@@ -157,10 +165,7 @@ class HistoryWriter:
         here = [e for e in encounters if lo <= e["period"]["start"][:10] < hi]
         if stream.resource == "Observation":
             here = [e for e in here if e["class"]["code"] == "AMB"] or here
-        onset = None
-        if group.treats is not None:
-            group_codes = self.schema.code_groups[self.flags[group.treats] or ""].code_set
-            onset = min((t for c, t in onsets.items() if c in group_codes), default=None)
+        onset = self._onset(group.treats, onsets) if group.treats is not None else None
         out = []
         for _ in range(n):
             if here:
@@ -177,6 +182,11 @@ class HistoryWriter:
                 enc = _on_day(onset, encounters) or enc  # the diagnosis's encounter (recorded before)
             out.append(self._resource(stream, group, value, moment, enc, ref))
         return out
+
+    def _onset(self, flag: str, onsets: dict[str, dt.datetime]) -> dt.datetime | None:
+        """The patient's earliest onset of the condition column ``flag`` (None if absent)."""
+        group_codes = self.schema.code_groups[self.flags[flag] or ""].code_set
+        return min((t for c, t in onsets.items() if c in group_codes), default=None)
 
     def _resource(self, stream: Stream, group: EventGroup, value: Any, moment: dt.datetime, enc: dict[str, Any],
                   ref: dict[str, str]) -> dict[str, Any]:

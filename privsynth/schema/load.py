@@ -47,7 +47,8 @@ SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_da
 TIMELINE_KEYS = ("streams", "share")
 STREAM_KEYS = ("name", "resource", "kind", "window_years", "grain", "max_events", "max_per_grain", "bins",
                "groups")
-EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats")
+EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats", "follows")
+FOLLOWS_CELLS = 3  # the most recent cells of a group measured with each condition it follows
 COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output", "derived")
 STRUCTURE_KEYS = ("share", "marginals")
 SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "date", "unit",
@@ -696,8 +697,10 @@ TIMELINE_SHARE = 0.5  # of the budget for the structural prior when a timeline a
 
 
 def _timeline_structure(timeline: Timeline, columns: list[Column], structure: Structure | None) -> Structure:
-    """The structural prior with each group's year-to-year transitions (consecutive cells)
-    and each lab series' most recent cell with the patient column of the same lab."""
+    """The structural prior with each group's year-to-year transitions (consecutive cells),
+    each lab series' most recent cell with the patient column of the same lab, and each
+    condition a group ``follows`` with the group's most recent cells (the chain of
+    consecutive cells carries it further back)."""
     marginals = list(structure.marginals) if structure is not None else []
     last = {c.output.get("code"): c.name for c in columns if c.source.cell is None and c.source.summary == "last"
             and c.output.get("code")}
@@ -708,6 +711,7 @@ def _timeline_structure(timeline: Timeline, columns: list[Column], structure: St
             code = next(c.output.get("code") for c in columns if c.name == names[0])
             if stream.kind == "value" and code in last:
                 marginals.append((last[code], names[0]))
+            marginals += [(flag, name) for flag in group.follows for name in names[:FOLLOWS_CELLS]]
     share = max(structure.share if structure is not None else 0.0, timeline.share)
     return Structure(tuple(dict.fromkeys(marginals)), share)
 
@@ -760,7 +764,14 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], take
         if treats is not None and treats not in conditions:
             raise doc.error(gkey + ("treats",), f"'{treats}' is not a condition column of this schema (name a "
                                                 f"Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
-        group = EventGroup(gname, g.get("codes"), treats)
+        follows = g.get("follows", [])
+        if not isinstance(follows, list) or not follows and "follows" in g:
+            raise doc.error(gkey + ("follows",), "must be a non-empty list of condition columns")
+        for i, flag in enumerate(follows):
+            if flag not in conditions:
+                raise doc.error(gkey + ("follows", i), f"'{flag}' is not a condition column of this schema (name "
+                                f"a Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
+        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)))
         if any(e.name == gname for e in event_groups):
             raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
         event_groups.append(group)

@@ -51,11 +51,14 @@ def add_months(day: dt.date, months: int) -> dt.date:
 @dataclass(frozen=True)
 class EventGroup:
     """One kind of event in a stream: a code group (``codes``) or, for encounters, a class
-    filter; ``treats`` names the patient column of the condition it treats, if any."""
+    filter; ``treats`` names the patient column of the condition it treats, if any;
+    ``follows`` the condition columns whose onset these events follow (admissions after a
+    heart-failure diagnosis): public clinical knowledge the prior and the writer use."""
 
     name: str
     codes: str | None
     treats: str | None = None
+    follows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,36 @@ def test_the_shipped_timeline_schema_declares_its_streams():
     assert "encounters_ambulatory" not in [c.name for c in schema.columns]  # dropped: the stream replaces it
     # year-to-year transitions are in the structural prior
     assert schema.structure is not None and ("labs_hba1c_y1", "labs_hba1c_y2") in schema.structure.marginals
+    # admissions follow heart failure, COPD and stroke: each measured with the 3 latest inpatient cells
+    inpatient = next(g for g in enc.groups if g.name == "inpatient")
+    assert inpatient.follows == ("heart_failure", "copd", "stroke")
+    assert {("heart_failure", f"encounters_inpatient_y{k}") for k in (1, 2, 3)} <= set(schema.structure.marginals)
+    assert ("heart_failure", "encounters_inpatient_y4") not in schema.structure.marginals
+
+
+def test_admissions_in_the_cell_of_the_onset_they_follow_come_after_it():
+    from privsynth.fhir.write import FhirWriter
+
+    schema = load_schema(TIMELINE)
+    n = 80
+    frame = pd.DataFrame({"gender": ["female"] * n, "age": [70] * n, "heart_failure": [True] * n,
+                          "heart_failure_onset_age": [69] * n, "encounters_inpatient_y1": [3] * n,
+                          "encounters_inpatient_y2": [3] * n})
+    writer = FhirWriter(schema, seed=2)
+    same_cell = 0
+    stream = schema.timeline.stream("encounters")
+    for _who, _facts, resources in writer.patients(frame):
+        onset = next(r["onsetDateTime"] for r in resources if r["resourceType"] == "Condition")
+        for k in (0, 1):
+            lo, hi = (d.isoformat() for d in stream.span(k, schema.reference))
+            if not lo <= onset[:10] < hi:
+                continue
+            admissions = [e for e in resources if e["resourceType"] == "Encounter" and e["class"]["code"] == "IMP"
+                          and lo <= e["period"]["start"][:10] < hi]
+            assert len(admissions) == 3 and all(e["period"]["start"][:10] > onset[:10] for e in admissions)
+            same_cell += 1
+    assert same_cell >= n // 2  # the onset age puts most onsets in the two latest cells
+    assert writer.history.stats["inpatient placed after the onset of the condition they follow"] == 3 * same_cell
 
 
 def test_a_hand_built_history_lands_in_its_cells_and_its_transitions_count_by_hand(tmp_path):
@@ -172,6 +202,9 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
                  "groups: [{name: a}]}]}", "'codes' (a code group) or 'where'", id="no-codes"),
     pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 30, grain: month, max_events: 4, "
                  "groups: [{name: a, where: [{path: class.code, in: [AMB]}]}]}]}", "cell columns", id="too-wide"),
+    pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 5, max_events: 4, "
+                 "groups: [{name: a, where: [{path: class.code, in: [IMP]}], follows: [heart_failure, bmi]}]}]}",
+                 "'bmi' is not a condition column", id="follows-not-a-condition"),
     pytest.param("drop_columns: [nope]", "'nope' is not a column", id="drop-unknown"),
 ])
 def test_timeline_schema_errors_name_the_file_line_and_field(tmp_path, text, message):
