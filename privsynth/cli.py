@@ -350,6 +350,46 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     out.print(f"report for the compliance review (internal): {result.report_file}")
 
 
+@main.command("sample")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Synthetic patients to draw.")
+@click.option("--where", "where", multiple=True, metavar="COL=VALUE[,COL=VALUE]",
+              help="Condition exactly on these values (a category, true/false, or a numeric column's bin "
+                   "label such as 'age=[40, 50)'). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle", "csv"]), default=None,
+              help="FHIR NDJSON (default for FHIR schemas), Bundles, or the patient table alone (csv; the only "
+                   "form for table schemas).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (text goes to stderr).")
+def sample_command(model_dir: str, rows: int, where: tuple[str, ...], fmt: str | None, seed: int | None,
+                   out_dir: str, as_json: bool) -> None:
+    """Draw patients from a shared model (a synthesize or release directory): no real data, no budget.
+
+    Post-processing of the model's DP release: it costs no privacy budget, whatever is drawn.
+    """
+    import json
+
+    from privsynth.sample import sample
+
+    with _progress() as progress:
+        result = sample(model_dir, rows, out_dir, where=list(where), output_format=fmt, seed=seed,
+                        progress=progress)
+    table = Table(title="privsynth sample")
+    table.add_column("")
+    table.add_column("")
+    table.add_row("model", f"{model_dir} (schema '{result.statement['model']['schema']}')")
+    table.add_row("privacy", result.statement["privacy"])
+    table.add_row("patients drawn", f"{result.rows:,}")
+    table.add_row("conditioned on", ", ".join(f"{k}={v}" for k, v in result.where.items()) or "nothing")
+    for name, n in sorted(result.files.items()):
+        table.add_row(f"{name} written", f"{n:,}")
+    table.add_row("output", str(result.out))
+    (console if as_json else out).print(table)
+    if as_json:
+        click.echo(json.dumps({"out": str(result.out), "files": result.files, **result.statement}, indent=2))
+
+
 @main.command()
 @click.argument("release_dir", type=click.Path(file_okay=False))
 @click.option("--audit", "audit_file", type=click.Path(dir_okay=False), default=None,

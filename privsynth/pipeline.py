@@ -33,6 +33,7 @@ from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
 from privsynth.privacy.mechanism import rho_for
 from privsynth.progress import Progress
+from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
 from privsynth.table import read_table, write_table
 
@@ -157,6 +158,8 @@ def synthesize(
         counts = write_synthetic(tmp / "data" if schema.input_format == "table" else tmp, sample, schema, seed,
                                  output_format, now, epsilon, delta, progress, placement)
         synth.save(tmp / "model")
+        if schema.document is not None:  # public; lets a recipient sample the model (privsynth sample)
+            write_bytes(tmp / "schema.yaml", dump_schema(schema))
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
     timings["write"] = time.perf_counter() - t0
 
@@ -228,26 +231,32 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
                       now: str, epsilon: float, delta: float, progress: Progress | None,
                       placement: Counter[str] | None = None) -> Counter[str]:
+    """FHIR (``ndjson``: a file per type and a Bulk manifest; ``bundle``: one per patient)
+    and ``patients.csv`` (fresh identifiers and the synthetic row); ``csv``: the table alone."""
     writer = FhirWriter(schema, seed)
-    fhir_dir = tmp / "fhir"
-    fhir_dir.mkdir(parents=True)
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
-    sink = FhirSink(fhir_dir, output_format, total)
+    fhir_dir = tmp / "fhir"
+    sink = None
+    if output_format != "csv":
+        fhir_dir.mkdir(parents=True)
+        sink = FhirSink(fhir_dir, output_format, total)
     try:
         for k, (who, facts, resources) in enumerate(writer.patients(sample)):
             identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
-            sink.add(who.id, resources)
+            if sink is not None:
+                sink.add(who.id, resources)
             if progress is not None and (k % 50 == 0 or k == total - 1):
                 progress("write FHIR", k + 1, total)
-        counts = sink.close()
+        counts = sink.close() if sink is not None else Counter({"patients": total})
     finally:
-        sink.abort()
+        if sink is not None:
+            sink.abort()
     if placement is not None and writer.history is not None:
         placement.update(writer.history.stats)
-    if output_format == "bundle":
+    if sink is not None and output_format == "bundle":
         counts = Counter({"Bundle": sink.bundles})
-    else:
+    elif sink is not None:
         output = [{"type": rtype, "url": f"{rtype}.ndjson", "count": counts[rtype]} for rtype in sorted(counts)]
         manifest = {
             "transactionTime": now,

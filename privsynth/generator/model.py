@@ -103,14 +103,7 @@ class MarginalModel:
             rows = order[bounds[k]:bounds[k + 1]]
             logs = dict(base)
             for j, value in zip(columns, combo.tolist()):
-                h = hosts[j]
-                clique = self._tree.cliques[h]
-                shape = tuple(self.sizes[a] for a in clique)
-                evidence = np.full(self.sizes[j], -np.inf)
-                evidence[value] = 0.0
-                view = [1] * len(clique)
-                view[clique.index(j)] = self.sizes[j]
-                logs[h] = (logs[h] if h in logs else np.zeros(shape)) + evidence.reshape(view)
+                logs = self._with_evidence(logs, j, value, hosts[j])
             marginals = self._tree.calibrate(logs, float(len(rows)))
             fixed = {j: np.full(len(rows), v) for j, v in zip(columns, combo.tolist())}
             small[rows] = self._tree.sample(marginals, len(rows), rng, given=fixed)
@@ -118,6 +111,42 @@ class MarginalModel:
         for j, comp in enumerate(self.compressions):
             out[:, j] = given[j] if j in given else comp.expand(small[:, j], rng)
         return out
+
+    def _with_evidence(self, logs: dict[int, np.ndarray], j: int, value: int, host: int | None = None
+                       ) -> dict[int, np.ndarray]:
+        """``logs`` (clique log-potentials) with column ``j`` fixed to compressed code ``value``."""
+        h = self._tree.host((j,)) if host is None else host
+        clique = self._tree.cliques[h]
+        shape = tuple(self.sizes[a] for a in clique)
+        evidence = np.full(self.sizes[j], -np.inf)
+        evidence[value] = 0.0
+        view = [1] * len(clique)
+        view[clique.index(j)] = self.sizes[j]
+        out = dict(logs)
+        out[h] = (logs[h] if h in logs else np.zeros(shape)) + evidence.reshape(view)
+        return out
+
+    def probability(self, given: dict[int, int]) -> float:
+        """The model's probability that every column ``j`` of ``given`` takes PUBLIC code
+        ``given[j]`` (exact, by the chain rule: one calibration per given column)."""
+        logs = clique_log_potentials(self._tree, self.potentials)
+        p = 1.0
+        for j, code in sorted(given.items()):
+            comp = self.compressions[j]
+            small = int(comp.to_small[code])
+            h = self._tree.host((j,))
+            marginals = self._tree.calibrate(logs, 1.0)
+            one = np.clip(project(marginals[h], self._tree.cliques[h], (j,)), 0, None)
+            total = float(one.sum())
+            share = float(one[small]) / total if total > 0 and np.isfinite(total) else 0.0
+            rare = np.flatnonzero(comp.rare == code)
+            if rare.size:
+                share *= float(comp.rare_weights[rare[0]])
+            p *= share
+            if not p > 0:
+                return 0.0
+            logs = self._with_evidence(logs, j, small, h)
+        return p
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
         stem = Path(path)

@@ -173,29 +173,56 @@ class Synthesizer:
 
         Only quasi-identifier and 'other' columns may be kept unless ``allow_sensitive``.
         """
-        model = self._check_fitted()
+        self._check_fitted()
         keep = check_keep(self.schema, keep, allow_sensitive)
-        generator = np.random.default_rng(rng)
         codes, _ = encode(real, self.schema)
         index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
-        given = {index[name]: codes[:, index[name]] for name in keep}
+        given = {name: codes[:, index[name]] for name in keep}
         kept = {name: real[name].reset_index(drop=True).to_numpy() for name in keep}
+        return self._sample_given(given, kept, np.random.default_rng(rng))
+
+    def sample_where(self, n_rows: int, where: dict[str, int], rng: Any = None) -> pd.DataFrame:
+        """``n_rows`` synthetic rows conditioned exactly on ``where`` (column name -> PUBLIC
+        code of a learned column): the model's conditional distribution given them (evidence
+        on the junction tree), every rule of the schema satisfied. Post-processing of the
+        model, as :meth:`sample`. A condition of probability zero under the model is refused."""
+        model = self._check_fitted()
+        if not where:
+            return self.sample(n_rows, rng)
+        index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
+        if model.probability({index[name]: code for name, code in where.items()}) <= 0:
+            shown = ", ".join(f"{name}={self.schema.column(name).domain.labels[code]}"  # type: ignore[union-attr]
+                              for name, code in where.items())
+            raise InputError(f"{shown}: probability zero under the model (ruled out by the schema's rules or "
+                             "by the model): no synthetic patient can meet it")
+        given = {name: np.full(int(n_rows), code) for name, code in where.items()}
+        return self._sample_given(given, {}, np.random.default_rng(rng))
+
+    def _sample_given(self, given: dict[str, np.ndarray], kept: dict[str, np.ndarray],
+                      generator: np.random.Generator) -> pd.DataFrame:
+        """One row per entry of ``given`` (column -> public codes): those columns as given
+        (their values from ``kept`` where given, else decoded), the rest drawn from the model
+        conditioned on them; the schema's rules then hold without changing them."""
+        model = self._check_fitted()
+        index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
+        fixed = list(given)
+        by_index = {index[name]: codes for name, codes in given.items()}
+        n = len(next(iter(given.values())))
 
         def draw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            drawn = model.sample_given({j: v[rows] for j, v in given.items()}, generator)
+            drawn = model.sample_given({j: v[rows] for j, v in by_index.items()}, generator)
             out = decode(drawn, self.schema, generator, model.refinements)
             for name, values in kept.items():
                 out[name] = values[rows]
             return out, drawn
 
-        everyone = np.arange(len(real))
-        frame, drawn = draw(everyone)
+        frame, drawn = draw(np.arange(n))
 
         def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
             out, fresh = draw(rows)
-            return out.drop(columns=keep), fresh
+            return out.drop(columns=fixed), fresh
 
-        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, fixed=keep,
+        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, fixed=fixed,
                        one_way=model.one_way)
 
     # -- persistence -------------------------------------------------------------------

@@ -51,6 +51,7 @@ from privsynth.progress import Progress
 from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
+from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
 
 DEFAULT_BUDGET = "default"
@@ -247,6 +248,8 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
     with atomic_directory(out) as tmp:
         write_synthetic(tmp / "data", sample, schema, seed, output_format, now, epsilon, delta, progress)
         synth.save(tmp / "model")
+        if schema.document is not None:  # public; lets a recipient sample the model (privsynth sample)
+            write_bytes(tmp / "schema.yaml", dump_schema(schema))
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}

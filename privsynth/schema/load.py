@@ -6,6 +6,7 @@ how to fix it. See ``docs/schema.md`` for the format.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import difflib
@@ -297,7 +298,18 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
         plausibility=plausibility,
         structure=structure,
         timeline=timeline,
+        document=copy.deepcopy(data),
     )
+
+
+def dump_schema(schema: Schema) -> bytes:
+    """The schema as a self-contained YAML document (``extends`` resolved): what a model
+    directory carries so that the model can be sampled without the original files."""
+    if schema.document is None:
+        raise ValueError("this schema was not loaded from a document")
+    header = (f"# schema '{schema.name}' as the model was fitted with it (public: no data in it)\n"
+              "# written by privsynth; load it with privsynth.schema.load_schema\n")
+    return header.encode() + yaml.safe_dump(dict(schema.document), sort_keys=False, allow_unicode=True).encode()
 
 
 def _formulas(doc: _Doc, raw_columns: list[Any], columns: list[Column]) -> list[Column]:

@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from privsynth.schema.rule import Formula, Rule
@@ -264,6 +264,9 @@ class Schema:
     plausibility: tuple[Rule, ...] = ()  # audited only: a clinician's panel
     structure: Structure | None = None
     timeline: Timeline | None = None  # event streams, as columns of the view (privsynth.schema.timeline)
+    # the schema as written (``extends`` resolved): public; saved beside a model so that a
+    # recipient can sample from it with nothing else (privsynth.sample)
+    document: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

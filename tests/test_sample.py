@@ -1,0 +1,110 @@
+"""Recipients sample from a shared model directory alone: post-processing, conditioned exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import orjson
+import pandas as pd
+import pytest
+
+from privsynth.errors import InputError
+from privsynth.fhir.output import check
+from privsynth.sample import open_model, sample
+from tests.conftest import SCHEMA
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A synthesize output moved away from the export it was fitted on (which is then deleted)."""
+    from privsynth.example.hospital import write_example_export
+    from privsynth.pipeline import synthesize
+    from privsynth.schema import load_schema
+
+    tmp = tmp_path_factory.mktemp("shared")
+    export = write_example_export(tmp / "export", 700, 5)
+    synthesize([export], load_schema(SCHEMA), tmp / "out", epsilon=3.0, seed=2)
+    shutil.rmtree(export)
+    (tmp / "out.internal.json").unlink()
+    shared = tmp_path_factory.mktemp("recipient") / "model"
+    shutil.copytree(tmp / "out", shared)
+    shutil.rmtree(tmp / "out")
+    return shared
+
+
+def test_a_conditioned_sample_meets_its_condition_and_writes_valid_linked_fhir(model_dir, tmp_path):
+    result = sample(model_dir, 150, tmp_path / "s", where=["diabetes=true,gender=female"], seed=4)
+    table = pd.read_csv(tmp_path / "s" / "patients.csv")
+    assert len(table) == 150 and result.rows == 150
+    assert (table["diabetes"].astype(str) == "True").all() and (table["gender"] == "female").all()
+    ids = set(table["patient_id"])
+    diabetic = set()
+    for path in (tmp_path / "s" / "fhir").glob("*.ndjson"):
+        for line in path.read_bytes().splitlines():
+            r = orjson.loads(line)
+            check(r)
+            if r["resourceType"] == "Patient":
+                assert r["id"] in ids and r["gender"] == "female"
+                continue
+            assert r["subject"]["reference"].split("/", 1)[1] in ids
+            if r["resourceType"] == "Condition" and r["code"]["coding"][0]["code"] == "44054006":
+                diabetic.add(r["subject"]["reference"].split("/", 1)[1])
+    assert diabetic == ids  # every patient got the diabetes Condition the condition asks for
+    statement = json.loads((tmp_path / "s" / "sample.json").read_text())
+    assert statement["where"] == {"diabetes": "true", "gender": "female"}
+    assert "post-processing" in statement["privacy"] and statement["model"]["epsilon"] == 3.0
+
+
+def test_conditional_shares_match_the_models_conditional_probabilities(model_dir, tmp_path):
+    shared = open_model(model_dir)
+    names = [c.name for c in shared.schema.learned_columns]
+    model = shared.synthesizer.model_
+    d = names.index("diabetes")
+    result = sample(model_dir, 4000, tmp_path / "s", where=["diabetes=true"], output_format="csv", seed=9)
+    table = pd.read_csv(result.out / "patients.csv")
+    assert not (result.out / "fhir").exists()
+    # the three yes/no columns the condition moves most (the model's noise differs run to run)
+    flags = [c.name for c in shared.schema.learned_columns if c.kind == "boolean" and c.name != "diabetes"]
+    given = {c: model.probability({d: 1, names.index(c): 1}) / model.probability({d: 1}) for c in flags}
+    moved = sorted(flags, key=lambda c: -abs(given[c] - model.probability({names.index(c): 1})))[:3]
+    assert abs(given[moved[0]] - model.probability({names.index(moved[0]): 1})) > 0.1
+    for column in moved:
+        observed = (table[column].astype(str) == "True").mean()
+        assert observed == pytest.approx(given[column], abs=0.03), column
+
+
+@pytest.mark.parametrize("where, message", [
+    pytest.param("gender=robot", "not in the column's public domain", id="out-of-domain-category"),
+    pytest.param("age=200", "outside the public domain", id="out-of-domain-number"),
+    pytest.param("age=45", "takes a whole bin", id="number-inside-a-wide-bin"),
+    pytest.param("diabetes=false,diabetes_onset_age=[0, 10)", "probability zero", id="impossible"),
+    pytest.param("nosuch=1", "not a column", id="unknown-column"),
+    pytest.param("name=Ann", "never learned", id="identifier"),
+    pytest.param("gender", "COLUMN=VALUE", id="no-value"),
+])
+def test_impossible_and_out_of_domain_conditions_are_refused(model_dir, tmp_path, where, message):
+    with pytest.raises(InputError, match=message):
+        sample(model_dir, 10, tmp_path / "s", where=[where])
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_directory_without_the_models_schema_is_refused(model_dir, tmp_path):
+    partial = tmp_path / "m"
+    shutil.copytree(model_dir, partial)
+    (partial / "schema.yaml").unlink()
+    with pytest.raises(InputError, match="missing schema.yaml"):
+        sample(partial, 10, tmp_path / "s")
+
+
+def test_sample_json_on_stdout_parses_and_text_goes_to_stderr(model_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "privsynth", "sample", str(model_dir), "--rows", "20", "--where",
+                           "asthma=true", "--format", "bundle", "--json", "--out", str(tmp_path / "s")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["rows"] == 20 and doc["files"] == {"Bundle": 20} and doc["where"] == {"asthma": "true"}
+    assert "privsynth sample" in proc.stderr
+    assert len(list((tmp_path / "s" / "fhir").glob("*.json"))) == 20
