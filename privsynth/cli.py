@@ -57,6 +57,11 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
+def _notice(finding: Any) -> None:
+    """A data-quality finding, on the data owner's screen (stderr), as soon as ingest ends."""
+    console.print(f"[yellow]data quality:[/] {finding.line()}", highlight=False, soft_wrap=True)
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -160,7 +165,7 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
         result = synthesize(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, rows=rows,
                             seed=seed, output_format=fmt, validate_input=validate_input,
                             on_error="skip" if skip_bad else "raise", progress=progress, method=method,
-                            max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
+                            max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
     table = Table(title="privsynth synthesize")
     table.add_column("")
     table.add_column("")
@@ -174,6 +179,9 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
     table.add_row("shareable output", str(result.out))
     table.add_row("internal report", f"{result.internal_report} (NOT for sharing)")
     out.print(table)
+    if result.findings:
+        out.print(f"[yellow]{len(result.findings)} data-quality finding(s)[/] (shown above; counts from the real data, "
+                  "in the internal report, NOT for sharing)")
 
 
 SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, dates); default: a fresh one, recorded "
@@ -330,7 +338,7 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
         result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
                          keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
-                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
+                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
     out.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "

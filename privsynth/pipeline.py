@@ -15,7 +15,7 @@ import platform
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +33,7 @@ from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
 from privsynth.privacy.mechanism import rho_for
 from privsynth.progress import Progress
+from privsynth.quality import Finding, findings
 from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
 from privsynth.table import read_table, write_table
@@ -52,6 +53,7 @@ class SynthesisResult:
     rho_total: float
     rho_spent: float
     seconds: dict[str, float]
+    findings: tuple[dict[str, str], ...] = ()  # data quality of the input (internal: counts from the real data)
 
 
 def post_processing_seed(seed: int | None) -> int:
@@ -77,17 +79,26 @@ def versions() -> dict[str, str]:
 
 
 def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
-              progress: Progress | None = None, keyed: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The patient view of FHIR files or tables (as the schema says), and the ingest counts.
-    ``keyed=False``: a table's patient_id column may be absent (audits of other tools' data)."""
+              progress: Progress | None = None, keyed: bool = True,
+              notice: Callable[[Finding], None] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The patient view of FHIR files or tables (as the schema says), and the ingest counts
+    with the data-quality findings (``data_quality``; each also passed to ``notice``, for the
+    data owner's screen). ``keyed=False``: a table's patient_id column may be absent (audits
+    of other tools' data)."""
     if schema.input_format == "table":
         view, table_report = read_table(inputs, schema, on_error=on_error, keyed=keyed)
-        return view, table_report.as_dict()
-    view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
-                                           progress=progress)
-    report = fhir_report.as_dict()
-    if schema.timeline is not None:
-        view, report["timeline"] = bound_view(view, schema.timeline)
+        report = table_report.as_dict()
+    else:
+        view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
+                                               progress=progress)
+        report = fhir_report.as_dict()
+        if schema.timeline is not None:
+            view, report["timeline"] = bound_view(view, schema.timeline)
+    found = findings(view, schema, report)
+    report["data_quality"] = [f.as_dict() for f in found]
+    if notice is not None:
+        for finding in found:
+            notice(finding)
     return view, report
 
 
@@ -118,6 +129,7 @@ def synthesize(
     progress: Progress | None = None,
     method: str = "aim",
     max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
+    notice: Callable[[Finding], None] | None = None,
 ) -> SynthesisResult:
     """Run the whole path once and write the shareable output directory ``out``.
 
@@ -138,7 +150,8 @@ def synthesize(
     paths = [Path(p) for p in inputs]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    view, ingest = read_view(paths, schema, validate_input=validate_input, on_error=on_error, progress=progress)
+    view, ingest = read_view(paths, schema, validate_input=validate_input, on_error=on_error, progress=progress,
+                             notice=notice)
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -180,7 +193,8 @@ def synthesize(
         report["history_placement"] = dict(sorted(placement.items()))
     write_bytes(internal, json.dumps(report, indent=2).encode())
     return SynthesisResult(out, internal, len(view), len(sample), dict(counts), epsilon, delta,
-                           synth.accountant_.rho_total, synth.accountant_.rho_spent, timings)
+                           synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
+                           tuple(ingest["data_quality"]))
 
 
 def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,

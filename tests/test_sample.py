@@ -66,6 +66,13 @@ def test_conditional_shares_match_the_models_conditional_probabilities(model_dir
     result = sample(model_dir, 4000, tmp_path / "s", where=["diabetes=true"], output_format="csv", seed=9)
     table = pd.read_csv(result.out / "patients.csv")
     assert not (result.out / "fhir").exists()
+    text = pd.read_csv(result.out / "patients.csv", dtype=str, keep_default_na=False)
+    for col in shared.schema.view_columns:  # types round-trip: integers stay whole, yes/no stay True/False
+        values = set(text[col.name]) - {""}
+        if col.kind == "integer":
+            assert all(v.lstrip("-").isdigit() for v in values), col.name
+        elif col.kind == "boolean":
+            assert values <= {"True", "False"}, col.name
     # the three yes/no columns the condition moves most (the model's noise differs run to run)
     flags = [c.name for c in shared.schema.learned_columns if c.kind == "boolean" and c.name != "diabetes"]
     given = {c: model.probability({d: 1, names.index(c): 1}) / model.probability({d: 1}) for c in flags}

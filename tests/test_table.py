@@ -140,3 +140,30 @@ def test_the_view_is_keyed_by_patient_id_or_by_row_content(tmp_path):
     from_parquet, report = read_table([parquet], no_id)
     assert sorted(from_csv.index) == sorted(from_parquet.index) and from_csv.index[0] == from_parquet.index[1]
     assert report.patient_key.startswith("a hash of each row")
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_output_keeps_each_columns_type_in_csv_and_parquet(tmp_path, name):
+    """Integer and 0/1 columns are written as integers (never '1.0'), booleans as booleans."""
+    import re
+
+    need_tables()
+    schema = load_schema(ROOT / "schemas" / "tabular" / f"{name}.yaml")
+    result = synthesize([TABULAR / f"{name}.csv"], schema, tmp_path / "out", epsilon=1.0, rows=200, seed=3)
+    text = pd.read_csv(result.out / "data" / "synthetic.csv", dtype=str, keep_default_na=False)
+    parquet = pd.read_parquet(result.out / "data" / "synthetic.parquet")
+    whole = re.compile(r"-?\d+")
+    checked = 0
+    for col in schema.columns:
+        name_out = col.source.column or col.name
+        values = text[name_out][text[name_out] != ""]
+        integral = col.kind == "integer" or col.role == "direct_identifier" or (
+            col.kind == "categorical" and getattr(col.domain, "integer_codes", False))
+        if integral:
+            assert values.map(lambda v: bool(whole.fullmatch(v))).all(), (name_out, values.head(3).tolist())
+            assert pd.api.types.is_integer_dtype(parquet[name_out]), (name_out, parquet[name_out].dtype)
+            checked += 1
+        elif col.kind == "boolean":
+            assert set(values) <= {"True", "False"} and pd.api.types.is_bool_dtype(parquet[name_out])
+            checked += 1
+    assert checked >= 3

@@ -30,7 +30,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from privsynth.pipeline import post_processing_seed, privacy_document, read_view
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.progress import Progress
+from privsynth.quality import Finding
 from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
@@ -130,6 +131,7 @@ def release(
     policy: Policy | None = None, ledger: Ledger, seed: int | None = None, output_format: str = "ndjson",
     method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
     target: str | None = None, dataset: str = DEFAULT_BUDGET, max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
+    notice: Callable[[Finding], None] | None = None,
 ) -> ReleaseResult:
     """``keep``: partial synthesis -- these columns of the train patients stay real, every
     other one is drawn from the DP model conditioned on them (not end-to-end DP; the
@@ -163,7 +165,7 @@ def release(
     paths = [Path(p) for p in inputs]
     fingerprint = input_fingerprint(input_files(paths))
     t0 = time.perf_counter()
-    view, ingest = read_view(paths, schema, progress=progress)
+    view, ingest = read_view(paths, schema, progress=progress, notice=notice)
     check_split_size(len(view), policy.holdout_fraction, policy.min_holdout)  # nothing spent yet
     # identical rows of a table keyed by content may be one patient twice: the ledger charges c^2
     ingest["rows_sharing_a_key"] = int(view.index.duplicated(keep=False).sum())

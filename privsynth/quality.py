@@ -1,0 +1,138 @@
+"""Data-quality findings for the data owner, right after ingest.
+
+Problems in an export that would otherwise surface only as odd synthetic data: a column
+that is (almost) always missing or ``other``, a code list that matched nothing (a lab whose
+LOINC codes the export does not use), a resource type the schema reads but the export does
+not hold (its columns would be generated from noise alone), references that resolve to no
+patient, files and lines skipped.
+
+These are exact counts from the real data (not differentially private): they go to the
+screen of whoever runs privsynth and to the internal report, never into the shareable
+directory. Messages name columns, resource types and counts, never a patient's value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from privsynth.domain import encode
+from privsynth.schema.model import CategoricalDomain, Schema
+
+MOSTLY = 0.95  # a column this often missing or 'other' is reported
+CODE_SYSTEMS = {"Observation": "LOINC", "Condition": "SNOMED CT", "MedicationRequest": "RxNorm",
+                "Procedure": "SNOMED CT", "Encounter": "class"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One data-quality finding: what, how many, and what to check."""
+
+    kind: str
+    subject: str
+    message: str
+    hint: str = ""
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message, "hint": self.hint}
+
+
+def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list[Finding]:
+    """The findings of one ingest: ``view`` is the patient view, ``ingest`` the ingest report."""
+    out: list[Finding] = []
+    n = len(view)
+    if n == 0:
+        return [Finding("empty", "input", "no patients were read")]
+    read = ingest.get("resources_read", {}) or {}
+    absent_types: set[str] = set()
+    if schema.input_format == "fhir":
+        wanted = sorted({c.source.resource for c in schema.learned_columns
+                         if c.source.resource and c.source.resource != "Patient"})
+        for rtype in wanted:
+            if not read.get(rtype):
+                absent_types.add(rtype)
+                columns = [c.name for c in schema.learned_columns if c.source.resource == rtype]
+                out.append(Finding("resource type absent", rtype,
+                                   f"no {rtype} resources in the input; {len(columns)} column(s) read from them "
+                                   "will be learned from an empty source (all absent, zero or missing)",
+                                   f"export {rtype} resources, or drop these columns from the schema"))
+    codes, _ = encode(view, schema)
+    groups_matched: dict[tuple[str, str], bool] = {}
+    never: dict[str, list[str]] = {}
+    flags = {(c.source.resource, c.source.codes) for c in schema.learned_columns if c.source.summary == "exists"}
+    for j, col in enumerate(schema.learned_columns):
+        src = col.source
+        if src.resource in absent_types or src.cell is not None:
+            continue  # reported above; timeline cells are reported per stream, below
+        if src.summary == "first" and (src.resource, src.codes) in flags:
+            continue  # an onset is missing exactly when its condition is absent (a rule), not a data problem
+        series = view[col.name]
+        if src.summary in ("exists", "count"):
+            present = (series.fillna(False).astype(bool) if src.summary == "exists"
+                       else pd.to_numeric(series, errors="coerce").fillna(0) > 0)
+            if src.codes:
+                key = (src.resource or "", src.codes)
+                groups_matched[key] = groups_matched.get(key, False) or bool(present.any())
+            continue  # absent and zero are values here, not missing
+        missing = float(series.isna().mean())
+        domain = col.domain
+        other = 0.0
+        if isinstance(domain, CategoricalDomain) and domain.other_code is not None:
+            other = float(np.mean(codes[:, j] == domain.other_code))
+        if missing >= 1.0:
+            never.setdefault(src.resource or "the input", []).append(col.name)
+        elif missing >= MOSTLY:
+            out.append(Finding("mostly missing", col.name, f"{missing:.0%} of {n:,} patients have no value",
+                               "a column this empty teaches the model little; check the export or drop the column"))
+        elif other >= MOSTLY:
+            out.append(Finding("mostly other", col.name,
+                               f"{other:.0%} of {n:,} patients have a value outside the schema's categories "
+                               "(written as 'other')", "the export's codes differ from the schema's category list"))
+    for resource, names in sorted(never.items()):
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        out.append(Finding("never present", f"{len(names)} {resource} column(s)",
+                           f"no patient has a value: {shown}", _hint(resource)))
+    for (rtype, group), matched in sorted(groups_matched.items()):
+        if not matched:
+            system = CODE_SYSTEMS.get(rtype, "code")
+            out.append(Finding("codes matched nothing", f"code group '{group}'",
+                               f"none of its codes occurs in the input's {rtype} resources",
+                               f"{rtype.lower()} codes in this export do not match the schema's {system} list"))
+    if schema.timeline is not None and "timeline" in ingest:
+        for stream, figures in ingest["timeline"].items():
+            if figures.get("events_in_window", 0) == 0:
+                out.append(Finding("timeline empty", f"stream '{stream}'",
+                                   "no event of the input falls in the stream's window and groups",
+                                   "check the reference date, the window and the code lists"))
+    unresolved = sum((ingest.get("unresolved_patient_reference") or {}).values())
+    if unresolved:
+        out.append(Finding("unresolved references", "references",
+                           f"{unresolved:,} resource(s) name a patient not in the input; they were not used",
+                           "export every Patient the resources refer to"))
+    skipped = ingest.get("errors_skipped") or {}
+    if skipped or ingest.get("files_skipped"):
+        total = sum(skipped.values())
+        out.append(Finding("skipped", "input", f"{total:,} bad line(s) or file(s) skipped (--skip-bad-input): "
+                           + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())),
+                           "the internal report lists them"))
+    for what, field in (("unit mismatch", "unit_mismatch"), ("unreadable value", "unreadable_value")):
+        counts = ingest.get(field) or {}
+        for column, count in sorted(counts.items()):
+            if count >= MOSTLY * n:
+                out.append(Finding(what, column, f"{count:,} value(s) could not be used ({what})",
+                                   "the export's units or formats differ from the schema's"))
+    return out
+
+
+def _hint(resource: str) -> str:
+    if resource == "Observation":
+        return "lab codes in this export do not match the schema's LOINC lists, or it holds no such results"
+    if resource == "Patient":
+        return "the export's Patient resources do not carry these elements"
+    return f"no {resource} of the input matches these columns' codes, filters or paths"
