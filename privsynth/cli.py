@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from privsynth.errors import PrivsynthError
@@ -32,21 +33,39 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+PROGRESS_EVERY = 5.0  # seconds between progress lines when standard error is not a terminal
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Bars with an ETA on a terminal; otherwise one line per stage every few seconds (with
+    its ETA) and one when it ends, so that a piped or CI run shows where it is."""
     quiet = not console.is_terminal and os.environ.get("PRIVSYNTH_PROGRESS") != "1"
     if quiet:
-        stages: dict[str, int] = {}
+        started: dict[str, float] = {}
+        last: dict[str, float] = {}
+        finished: set[str] = set()
 
         def plain(stage: str, done: int, total: int) -> None:
-            if done >= total and stages.get(stage) != total:
-                stages[stage] = total
-                console.print(f"  {stage}: {done}/{total} done", highlight=False)
+            now = time.monotonic()
+            if stage not in started:
+                started[stage] = last[stage] = now
+            if done >= total:
+                if stage not in finished:
+                    finished.add(stage)
+                    console.print(f"  {stage}: {done}/{total} done in {now - started[stage]:.0f} s", highlight=False)
+                return
+            if now - last[stage] >= PROGRESS_EVERY:
+                last[stage] = now
+                rate = done / max(now - started[stage], 1e-9)
+                eta = f", about {(total - done) / rate:.0f} s left" if done > 0 else ""
+                console.print(f"  {stage}: {done}/{total}{eta}", highlight=False)
 
         yield plain
         return
     with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+                  transient=False) as bar:
         tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
@@ -55,6 +74,23 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def _emit_json(doc: Any) -> None:
+    """The one JSON document of a --json run, on stdout (everything else went to stderr)."""
+    import json
+
+    click.echo(json.dumps(doc, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalars
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 def _notice(finding: Any) -> None:
@@ -151,6 +187,35 @@ def schema_check(file: str, max_model_cells: int | None) -> None:
     out.print(f"patients keyed by {s.patient_id.describe(s.input_format)}; model at least {size.cells:,} cells "
               f"(limit {max_model_cells or DEFAULT_MAX_MODEL_CELLS:,})")
     out.print(f"OK: {file}: {len(s.columns)} columns, {len(s.learned_columns)} learned")
+
+
+@schema.command("draft")
+@click.option("--dictionary", required=True, type=click.Path(dir_okay=False),
+              help="Data dictionary CSV: column, type, unit, lower_bound, upper_bound, meaning, levels.")
+@click.option("--name", default=None, help="Schema name (default: the dictionary's file name).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the schema here (default: standard output).")
+def schema_draft(dictionary: str, name: str | None, out_file: str | None) -> None:
+    """Draft a table schema from a data dictionary: public bounds and levels, never the data."""
+    import yaml
+
+    from privsynth.atomic import write_bytes
+    from privsynth.schema import load_schema
+    from privsynth.schema.draft import draft_schema, dump_draft
+
+    doc = draft_schema(dictionary, name)
+    text = dump_draft(doc, dictionary)
+    load_schema(yaml.safe_load(text))  # a draft always passes schema check
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    if Path(out_file).exists():
+        _fail(f"{out_file}: already exists; privsynth does not overwrite a schema (choose another --out)")
+    write_bytes(out_file, text.encode())
+    roles = {c["name"]: c["role"] for c in doc["columns"]}
+    quasi = [n for n, r in roles.items() if r == "quasi_identifier"]
+    console.print(f"drafted {out_file}: {len(roles)} columns; quasi-identifiers (a guess, review them): "
+                  f"{', '.join(quasi) or 'none'}. Then run: privsynth schema check {out_file}", highlight=False)
 
 
 def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, delta: float,
@@ -268,10 +333,12 @@ def _verdict_table(result: Any, title: str) -> Table:
 @click.option("--epsilon", type=float, default=None, help="The epsilon claimed for the synthetic data, if any.")
 @click.option("--delta", type=float, default=1e-6, show_default=True, help="The delta claimed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit's resampling.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), default=None,
-              help="Also write the full figures here (internal: computed on real patients).")
+@click.option("--figures", "json_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the full figures here as JSON (internal: computed on real patients).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the full figures as one JSON document on stdout (text goes to stderr).")
 def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: str, policy_file: str | None,
-          epsilon: float | None, delta: float, seed: int, json_file: str | None) -> None:
+          epsilon: float | None, delta: float, seed: int, json_file: str | None, as_json: bool) -> None:
     """Audit ANY synthetic dataset (tables or FHIR directories) against train and holdout.
 
     Exit code 0 if every gate passes, 3 if one fails.
@@ -291,15 +358,18 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
         synthetic, _ = read_view([Path(synthetic_path)], s, progress=progress, keyed=False)
         result = evaluate(train, holdout, synthetic, s, policy, epsilon=epsilon, delta=delta, seed=seed,
                           progress=progress)
-    out.print(_verdict_table(result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)"))
+    text = console if as_json else out
+    text.print(_verdict_table(result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)"))
     for line in policy.weakened():
-        out.print(f"[yellow]policy weakened:[/] {line}")
+        text.print(f"[yellow]policy weakened:[/] {line}")
     if json_file:
         write_bytes(json_file, json.dumps(result.as_dict(), indent=2, default=float).encode())
+    if as_json:
+        _emit_json({"passed": result.passed, "policy_weakened": list(policy.weakened()), **result.as_dict()})
     if result.passed:
-        out.print("[bold green]PASS[/]: every gate passed")
+        text.print("[bold green]PASS[/]: every gate passed")
     else:
-        out.print(f"[bold red]FAIL[/]: {len(result.failures())} gate(s) failed")
+        text.print(f"[bold red]FAIL[/]: {len(result.failures())} gate(s) failed")
         sys.exit(3)
 
 
@@ -321,11 +391,15 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
 @click.option("--target", default=None, help="Column the report's TSTR models predict (default: the schema's).")
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome (the manifest, paths, budget) as one JSON document on stdout.")
 def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
                     policy_file: str | None, ledger_file: str | None, dataset: str, out_dir: str, seed: int | None,
-                    fmt: str, method: str, keep: str, target: str | None, max_model_cells: int | None) -> None:
+                    fmt: str, method: str, keep: str, target: str | None, max_model_cells: int | None,
+                    as_json: bool) -> None:
     """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
+    from privsynth.errors import AuditFailed
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.release.release import release
@@ -334,28 +408,39 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     s = load_schema(schema_file)
     policy = load_policy(policy_file)
     ledger = Ledger(ledger_file or default_ledger_path())
+    text = console if as_json else out
     with _progress() as progress:
-        result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
+        try:
+            result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
                          keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
                          max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
-    out.print(_verdict_table(result.audit, "release audit"))
+        except AuditFailed as refused:
+            if as_json:
+                _emit_json({"released": False, "exit_code": refused.exit_code, "reason": str(refused)})
+            raise
+    text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
-    out.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "
+    text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "
               f"budget '{result.budget}': the worst-off patient has now spent epsilon {result.worst_epsilon_spent:.3g} "
               f"of {result.epsilon_budget:.3g} (delta {result.delta_budget:g})")
     if s.input_format == "table" and s.patient_id.column is None:
-        out.print("[yellow]patients keyed by a hash of each row:[/] the schema declares no patient_id column, so a "
+        text.print("[yellow]patients keyed by a hash of each row:[/] the schema declares no patient_id column, so a "
                   "patient whose values differ in another export counts as a new patient in the budget")
     if result.rows_sharing_a_key:
-        out.print(f"[yellow]{result.rows_sharing_a_key} rows share their key with another row:[/] they may be one "
+        text.print(f"[yellow]{result.rows_sharing_a_key} rows share their key with another row:[/] they may be one "
                   "patient counted more than once, so the ledger charged each such key rho times its count squared")
     if m.real_columns:
-        out.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m.real_columns)}")
+        text.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m.real_columns)}")
     for line in policy.weakened():
-        out.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
-    out.print(f"internal audit figures (NOT for sharing): {result.audit_file}")
-    out.print(f"report for the compliance review (internal): {result.report_file}")
+        text.print(f"[yellow]policy weakened (recorded in the manifest):[/] {line}")
+    text.print(f"internal audit figures (NOT for sharing): {result.audit_file}")
+    text.print(f"report for the compliance review (internal): {result.report_file}")
+    if as_json:
+        _emit_json({"released": True, "out": result.out, "audit_file": result.audit_file,
+                    "report_file": result.report_file, "budget": result.budget,
+                    "worst_epsilon_spent": result.worst_epsilon_spent, "epsilon_budget": result.epsilon_budget,
+                    "delta_budget": result.delta_budget, "manifest": m.as_dict()})
 
 
 @main.command("sample")
@@ -418,7 +503,8 @@ def budget() -> None:
 
 @budget.command("show")
 @click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None, help="Budget ledger file.")
-def budget_show(ledger_file: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the budgets as one JSON document on stdout.")
+def budget_show(ledger_file: str | None, as_json: bool) -> None:
     """Every named budget: its total, and what its worst-off patient has spent."""
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.privacy.mechanism import epsilon_for
@@ -435,15 +521,23 @@ def budget_show(ledger_file: str | None) -> None:
                  "at the worst", "releases (released)"):
         table.add_column(name)
     partial = 0
+    text = console if as_json else out
+    rows = []
     for b in ledger.budgets():
         eps = epsilon_for(b.worst_rho, b.delta_budget) if b.worst_rho > 0 else 0.0
+        rows.append({"budget": b.name, "worst_epsilon_spent": eps, "epsilon_total": epsilon_for(b.rho_budget,
+                     b.delta_budget), "delta": b.delta_budget, "worst_rho_spent": b.worst_rho,
+                     "rho_total": b.rho_budget, "patients": b.patients, "patients_at_worst": b.patients_at_worst,
+                     "releases": b.releases, "released": b.released, "running": b.reserved, "partial": b.partial})
         table.add_row(b.name, f"{eps:.3g} / {epsilon_for(b.rho_budget, b.delta_budget):.3g} ({b.delta_budget:g})",
                       f"{b.worst_rho:.6g} / {b.rho_budget:.6g}", f"{b.patients:,}", f"{b.patients_at_worst:,}",
                       f"{b.releases} ({b.released})" + (f", {b.reserved} running" if b.reserved else "")
                       + (f", {b.partial} partial" if b.partial else ""))
         partial += b.partial
-    out.print(table)
-    out.print("A patient's spend counts every budget name they were charged under.")
+    text.print(table)
+    text.print("A patient's spend counts every budget name they were charged under.")
+    if as_json:
+        _emit_json({"ledger": path, "budgets": rows})
     if partial:
-        out.print(f"[yellow]{partial} partial-synthesis release(s):[/] their kept columns are real values, which no "
+        text.print(f"[yellow]{partial} partial-synthesis release(s):[/] their kept columns are real values, which no "
                   "epsilon covers")

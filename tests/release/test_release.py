@@ -77,9 +77,11 @@ def test_leaks_are_refused(rhc, clean_samples, leak):
 
 def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     need_rhc()
-    out, run = release_retrying(tmp_path, str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1")
+    out, run = release_retrying(tmp_path, str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--json")
     assert run.returncode == 0, run.stderr + run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
+    printed = json.loads(run.stdout)  # --json: one document on stdout, the tables on stderr
+    assert printed["released"] is True and printed["manifest"] == manifest and "RELEASED" in run.stderr
     from privsynth.release.release import sha256_file
 
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
@@ -97,6 +99,10 @@ def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     assert internal["inputs"][0]["sha256"] == sha256_file(RHC) and internal["patients"]["input"] == 5735
     show = cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"))
     assert show.returncode == 0 and "default" in show.stdout and "5,735" in show.stdout
+    shown = json.loads(cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"), "--json").stdout)
+    (budget,) = shown["budgets"]
+    assert budget["budget"] == "default" and budget["patients"] == 5735 and budget["released"] == 1
+    assert budget["worst_epsilon_spent"] == pytest.approx(1.0, rel=1e-6)
 
 
 def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_capped(tmp_path, monkeypatch):
@@ -153,9 +159,11 @@ def test_audit_command_on_another_tools_tables(rhc, clean_samples, tmp_path):
         paths[name] = tmp_path / f"{name}.csv"
         frame.rename(columns=columns).to_csv(paths[name], index=False)
     common = ["audit", "--schema", str(RHC_SCHEMA), "--train", str(paths["train"]), "--holdout", str(paths["holdout"])]
-    passed = cli(*common, "--synthetic", str(paths["clean"]), "--epsilon", "1", "--json", str(tmp_path / "a.json"))
+    passed = cli(*common, "--synthetic", str(paths["clean"]), "--epsilon", "1", "--figures", str(tmp_path / "a.json"))
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "PASS" in passed.stdout and json.loads((tmp_path / "a.json").read_text())["passed"] is True
+    printed = cli(*common, "--synthetic", str(paths["clean"]), "--epsilon", "1", "--json")
+    assert printed.returncode == 0 and json.loads(printed.stdout)["passed"] is True and "PASS" in printed.stderr
     failed = cli(*common, "--synthetic", str(paths["copy"]))
     assert failed.returncode == 3 and "FAIL" in failed.stdout and "Traceback" not in failed.stderr
 
