@@ -1,6 +1,6 @@
 """How often the release gate refuses clean DP output, and whether it still refuses leaks.
 
-    python -m benchmarks.false_refusal [--runs 20] [--leak-runs 10]
+    python -m benchmarks.false_refusal [--runs 20] [--leak-runs 10] [--only TEXT]
 
 Each run is the release path without the file writing: split as ``release`` does (a coin
 per patient from OS entropy), fit on train at epsilon 1, sample, audit under the policy
@@ -9,7 +9,10 @@ per patient from OS entropy), fit on train at epsilon 1, sample, audit under the
 - rhc (5,735 patients x 55 columns) under the DEFAULT policy (min_holdout 1,000);
 - the example hospital, 6,000 FHIR patients, under the DEFAULT policy;
 - the example hospital, 3,000 FHIR patients, with min_holdout LOWERED to 100 (a holdout of
-  about 600).
+  about 600);
+- the example hospital, 6,000 patients with histories (``patient-timeline``: 108 columns, the
+  timeline cells among them), under the DEFAULT policy: the distance and membership audits
+  then compare whole histories.
 
 For the leak suite, the first ``--leak-runs`` clean samples of each setting get a leak
 planted (:mod:`privsynth.audit.canary`): the train set itself, 2% verbatim copies, 1% near-
@@ -54,6 +57,14 @@ def settings() -> list[tuple[str, Schema, pd.DataFrame, Policy]]:
             write_example_export(Path(tmp), patients, 0)
             hospital, _ = build_patient_view([tmp], core)
         out.append((f"example hospital {patients:,}, {label}", core, hospital, policy))
+    from privsynth.pipeline import read_view
+
+    timeline = load_schema(ROOT / "schemas" / "patient-timeline.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_example_export(Path(tmp), 6000, 0)
+        histories, _ = read_view([Path(tmp)], timeline)  # bounded as release reads them
+    out.append(("example hospital 6,000 with histories (patient-timeline), default policy", timeline, histories,
+                Policy()))
     return out
 
 
@@ -61,9 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="clean releases per setting")
     parser.add_argument("--leak-runs", type=int, default=10, help="clean samples per setting given each leak")
+    parser.add_argument("--only", default="", help="run only the settings whose name contains this text")
     args = parser.parse_args()
     rows = []
     for name, schema, view, policy in settings():
+        if args.only not in name:
+            continue
         refusals: dict[str, Counter[str]] = {k: Counter() for k in ("clean", *KINDS)}
         runs: Counter[str] = Counter()
         t0 = time.perf_counter()

@@ -331,13 +331,47 @@ def compare(export: Path, epsilons: list[float], label: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def integrity(fhir: Path) -> dict[str, int]:
+    """Over a whole NDJSON output: resources, references that resolve to nothing (subject,
+    encounter), and dated events outside their patient's life (before birth, after the
+    reference date)."""
+    births: dict[str, str] = {}
+    ids: set[str] = set()
+    late = REFERENCE.date().isoformat()
+    with (fhir / "Patient.ndjson").open("rb") as fh:
+        for line in fh:
+            p = orjson.loads(line)
+            births[p["id"]] = p["birthDate"]
+    counts = {"resources": len(births), "dangling references": 0, "events outside life": 0}
+    files = sorted(f for f in fhir.glob("*.ndjson") if f.stem != "Patient")
+    encounters = fhir / "Encounter.ndjson"
+    with encounters.open("rb") as fh:
+        for line in fh:
+            ids.add(orjson.loads(line)["id"])
+    for f in files:
+        with f.open("rb") as fh:
+            for line in fh:
+                r = orjson.loads(line)
+                counts["resources"] += 1
+                pid = r["subject"]["reference"].split("/", 1)[1]
+                enc = (r.get("encounter") or {}).get("reference", "Encounter/-").split("/", 1)[1]
+                if pid not in births or ("encounter" in r and enc not in ids):
+                    counts["dangling references"] += 1
+                when = (_date(r) or "")[:10]
+                if pid in births and when and not births[pid] <= when <= late:
+                    counts["events outside life"] += 1
+    return counts
+
+
 def scale(n: int) -> None:
     import resource
 
     from privsynth.example.hospital import write_example_export
+    from privsynth.fhir.output import use_workers
     from privsynth.pipeline import synthesize
     from privsynth.schema.load import load_schema
 
+    use_workers()  # as the command line does (this module is guarded)
     schema = load_schema(ROOT / "schemas" / "patient-timeline.yaml")
     work = Path(tempfile.mkdtemp(prefix="privsynth-timeline-scale-"))
     try:
@@ -363,6 +397,9 @@ def scale(n: int) -> None:
         print(f"| **end to end** | **{total:.1f}** |")
         print(f"\nresources read: {read:,} ({read / result.seconds['ingest']:,.0f}/s in ingest); "
               f"events in the timeline windows: {sum(s['events_in_window'] for s in ingest['timeline'].values()):,}")
+        checked = integrity(work / "out" / "fhir")
+        print("integrity of the whole output: " + ", ".join(f"{k} {v:,}" for k, v in checked.items())
+              + " (every resource was validated with its R4 model before it was written)")
         print(f"resources written: {events:,} ({events / result.seconds['write']:,.0f}/s in write, "
               f"{events / total:,.0f}/s end to end); peak memory (max RSS) "
               f"{peak:,.0f} MB (largest child process {child:,.0f} MB)")

@@ -122,7 +122,10 @@ def _terminate(signum: int, frame: Any) -> None:
 @click.version_option(package_name="privsynth")
 def main() -> None:
     """privsynth: differentially private synthetic FHIR R4 and tables."""
+    from privsynth.fhir.output import use_workers
+
     signal.signal(signal.SIGTERM, _terminate)
+    use_workers()  # large FHIR outputs are validated on every core (privsynth's entry points are guarded)
 
 
 @main.group()
@@ -417,7 +420,8 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
                          max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
         except AuditFailed as refused:
             if as_json:
-                _emit_json({"released": False, "exit_code": refused.exit_code, "reason": str(refused)})
+                _emit_json({"released": False, "exit_code": refused.exit_code, "reason": str(refused),
+                            "internal": "the reason quotes audit figures computed on real patients; do not share"})
             raise
     text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest

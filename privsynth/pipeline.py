@@ -143,6 +143,7 @@ def synthesize(
         raise InputError("--rows must be a positive number of synthetic patients")
     rho_for(epsilon, delta)  # refuse a bad budget before any data is touched
     check_footprint(schema, max_model_cells)  # and a model too large for memory
+    schema_text = dump_schema(schema) if schema.document is not None else None  # fails here, before any data
     seed = post_processing_seed(seed)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -171,8 +172,8 @@ def synthesize(
         counts = write_synthetic(tmp / "data" if schema.input_format == "table" else tmp, sample, schema, seed,
                                  output_format, now, epsilon, delta, progress, placement)
         synth.save(tmp / "model")
-        if schema.document is not None:  # public; lets a recipient sample the model (privsynth sample)
-            write_bytes(tmp / "schema.yaml", dump_schema(schema))
+        if schema_text is not None:  # public; lets a recipient sample the model (privsynth sample)
+            write_bytes(tmp / "schema.yaml", schema_text)
         write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
     timings["write"] = time.perf_counter() - t0
 

@@ -116,17 +116,18 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list
                            f"{unresolved:,} resource(s) name a patient not in the input; they were not used",
                            "export every Patient the resources refer to"))
     skipped = ingest.get("errors_skipped") or {}
-    if skipped or ingest.get("files_skipped"):
-        total = sum(skipped.values())
-        out.append(Finding("skipped", "input", f"{total:,} bad line(s) or file(s) skipped (--skip-bad-input): "
-                           + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())),
+    if skipped:
+        out.append(Finding("skipped", "input", f"{sum(skipped.values()):,} bad line(s) or file(s) skipped "
+                           "(--skip-bad-input): " + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())),
                            "the internal report lists them"))
+    if ingest.get("files_skipped"):
+        out.append(Finding("skipped", "files", f"{ingest['files_skipped']:,} file(s) in the input directories were "
+                           "not read (not FHIR JSON or NDJSON)", "check that nothing of the export was left out"))
     for what, field in (("unit mismatch", "unit_mismatch"), ("unreadable value", "unreadable_value")):
-        counts = ingest.get(field) or {}
-        for column, count in sorted(counts.items()):
-            if count >= MOSTLY * n:
-                out.append(Finding(what, column, f"{count:,} value(s) could not be used ({what})",
-                                   "the export's units or formats differ from the schema's"))
+        for column, count in sorted((ingest.get(field) or {}).items()):
+            if count:
+                out.append(Finding(what, column, f"{count:,} value(s) could not be used ({what}) and count as "
+                                   "missing", "the export's units or formats differ from the schema's"))
     return out
 
 

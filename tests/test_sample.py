@@ -83,6 +83,36 @@ def test_conditional_shares_match_the_models_conditional_probabilities(model_dir
         assert observed == pytest.approx(given[column], abs=0.03), column
 
 
+@pytest.mark.parametrize("where", [
+    pytest.param(["age=[15, 20)", "copd=true"], id="a-rule-on-a-condition-and-a-bin"),
+    pytest.param(["diastolic_bp=[110, 150]", "systolic_bp=[110, 120)"], id="a-rule-between-two-conditioned-bins"),
+])
+def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
+    """A condition fixes a bin, not a value: numbers are drawn inside it so that every hard
+    rule still holds (no COPD before 18, diastolic below systolic)."""
+    from privsynth.generator.constraint import violations
+    from privsynth.sample import where_codes
+
+    shared = open_model(model_dir)
+    schema = shared.schema
+    codes = where_codes(schema, {k: v for k, v in (w.split("=", 1) for w in where)})
+    try:
+        frame = shared.synthesizer.sample_where(400, codes, rng=3)
+    except InputError as refused:  # the model may give the condition no mass: refused, never broken
+        assert "probability zero" in str(refused)
+        return
+    assert len(frame) == 400
+    assert not violations(frame, schema, schema.rules).any()
+    for name, code in codes.items():
+        col = schema.column(name)
+        label = col.domain.labels[code]
+        if col.kind == "boolean":
+            assert (frame[name] == (label == "true")).all()
+        else:
+            low, high = (float(x) for x in label.strip("[])").split(","))
+            assert frame[name].between(low, high).all(), name
+
+
 @pytest.mark.parametrize("where, message", [
     pytest.param("gender=robot", "not in the column's public domain", id="out-of-domain-category"),
     pytest.param("age=200", "outside the public domain", id="out-of-domain-number"),
@@ -115,3 +145,18 @@ def test_sample_json_on_stdout_parses_and_text_goes_to_stderr(model_dir, tmp_pat
     assert doc["rows"] == 20 and doc["files"] == {"Bundle": 20} and doc["where"] == {"asthma": "true"}
     assert "privsynth sample" in proc.stderr
     assert len(list((tmp_path / "s" / "fhir").glob("*.json"))) == 20
+
+
+def test_a_large_sample_through_python_m_validates_in_worker_processes(model_dir, tmp_path):
+    """2,500 patients: above the in-process threshold, so worker processes validate (they
+    import privsynth.__main__ without running the command again)."""
+    from privsynth.fhir.output import INLINE_BELOW
+
+    rows = INLINE_BELOW + 500
+    proc = subprocess.run([sys.executable, "-m", "privsynth", "sample", str(model_dir), "--rows", str(rows), "--json",
+                           "--seed", "1", "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["files"]["Patient"] == rows
+    lines = (tmp_path / "s" / "fhir" / "Patient.ndjson").read_bytes().splitlines()
+    assert len(lines) == rows and len({orjson.loads(x)["id"] for x in lines}) == rows

@@ -6,9 +6,13 @@ whole seconds), so the validated resource is written exactly as it was built, wi
 second serialisation through the model (which costs twice the validation).
 
 Validation dominates the cost of a large write (about 15,000 resources/s on one core), so
-on a large output batches of patients are validated and serialised in worker processes
-(``workers``; one per core) while the main process builds the next batches. Results are
-taken in submission order, so the output is the same whatever the number of workers.
+on a large output batches of patients can be validated and serialised in worker processes
+while the main process builds the next batches. Results are taken in submission order, so
+the output is the same whatever the number of workers. Workers are used only when asked for:
+the command line asks (one per available core, at most 8; ``PRIVSYNTH_WORKERS=N`` overrides,
+1 turns them off), a Python program calls :func:`use_workers` -- and, as multiprocessing
+requires, guards its own code with ``if __name__ == "__main__":``, since every worker
+imports the program's main module.
 Bundles are written by the workers (each file fsynced); NDJSON lines by the main process.
 The whole directory is made atomic by :func:`privsynth.atomic.atomic_directory`.
 """
@@ -19,15 +23,40 @@ import multiprocessing
 import os
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from privsynth.errors import OutputError
+
 BATCH = 250  # patients per task
 INLINE_BELOW = 2_000  # patients: below this, validating in this process is faster than starting workers
 
+MAX_WORKERS = 8
 _MODELS: dict[str, Any] = {}
+_WORKERS = 1  # in process, unless use_workers() was called (the command line does)
+
+
+def use_workers(n: int | None = None) -> None:
+    """Validate large outputs in ``n`` worker processes (default: one per available core, at
+    most 8). The calling program must guard its main code with ``if __name__ == "__main__":``."""
+    global _WORKERS
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n = os.cpu_count() or 1
+    _WORKERS = max(1, min(int(n), MAX_WORKERS))
+
+
+def worker_count() -> int:
+    """The number of validating processes a large output uses now (``PRIVSYNTH_WORKERS`` first)."""
+    value = os.environ.get("PRIVSYNTH_WORKERS", "")
+    if value.strip().isdigit():
+        return max(1, min(int(value), MAX_WORKERS))
+    return _WORKERS
 
 
 class InvalidResourceError(RuntimeError):
@@ -45,8 +74,10 @@ def check(resource: dict[str, Any]) -> None:
         cls = _MODELS[rtype] = get_fhir_model_class(rtype)
     try:
         cls.model_validate(resource)
-    except ValidationError as err:
-        raise InvalidResourceError(f"privsynth built an invalid {rtype} ({err.error_count()} errors): {err}") from None
+    except ValidationError as err:  # where and what kind, never the value (it may be a kept real one)
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('type')}" for e in err.errors()[:5])
+        raise InvalidResourceError(f"privsynth built an invalid {rtype} ({err.error_count()} errors: {where})"
+                                   ) from None
 
 
 def to_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,7 +128,7 @@ class FhirSink:
         self._pending: deque[Future[list[list[tuple[str, bytes]]]]] = deque()
         self._batch: list[tuple[str, list[dict[str, Any]]]] = []
         if workers is None:
-            workers = os.cpu_count() or 1
+            workers = worker_count()
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1 and patients >= INLINE_BELOW:
@@ -117,7 +148,15 @@ class FhirSink:
             return
         self._pending.append(self._pool.submit(_batch, batch, self.bundle_dir))
         while len(self._pending) > 2 * self._workers:
-            self._take(self._pending.popleft().result())
+            self._take(self._result(self._pending.popleft()))
+
+    @staticmethod
+    def _result(future: Future[list[list[tuple[str, bytes]]]]) -> list[list[tuple[str, bytes]]]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise OutputError("a process validating the FHIR output stopped (out of memory?); no output was "
+                              "written. Run again with PRIVSYNTH_WORKERS=1 to validate in one process") from None
 
     def _take(self, results: list[list[tuple[str, bytes]]]) -> None:
         for lines in results:
@@ -136,7 +175,7 @@ class FhirSink:
         try:
             self._submit()
             while self._pending:
-                self._take(self._pending.popleft().result())
+                self._take(self._result(self._pending.popleft()))
             for fh in self._files.values():
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -120,7 +120,8 @@ def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
             refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
-            fixed: Sequence[str] = (), one_way: Callable[[int], np.ndarray] | None = None) -> pd.DataFrame:
+            fixed: Sequence[str] = (), one_way: Callable[[int], np.ndarray] | None = None,
+            pinned: Sequence[str] = ()) -> pd.DataFrame:
     """Rows of ``frame`` (decoded from ``codes``) made to satisfy every enforced rule.
 
     First the numbers of a breaking row are drawn again inside their public bins (the same
@@ -133,6 +134,11 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     gets, column by column, a value drawn from the model's 1-way marginal (``one_way``)
     among those that satisfy every rule.
 
+    ``pinned`` columns (a condition of ``sample --where``) keep their public code -- their
+    bin -- but, unlike ``fixed`` ones, every rule still holds: their numbers are drawn again
+    inside the bin, whole rows are drawn again by ``redraw`` under the same condition, and the
+    last-resort repair never changes them.
+
     Then the plausibility panel steers values inside their bins: a row that breaks a panel
     rule gets its numbers drawn again inside the same bins, kept when the redraw satisfies
     the panel and every hard rule (never a new bin, never a rejected row: the model's
@@ -142,7 +148,7 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     numbers = {c.name: j for j, c in enumerate(schema.learned_columns)
                if isinstance(c.domain, NumericDomain) and c.name not in set(fixed)}
     if hard:
-        frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, fixed, one_way)
+        frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, (*fixed, *pinned), one_way)
     soft = tuple(r for r in schema.plausibility if not r.columns <= set(fixed))
     if soft:
         frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)

@@ -196,13 +196,21 @@ class Synthesizer:
             raise InputError(f"{shown}: probability zero under the model (ruled out by the schema's rules or "
                              "by the model): no synthetic patient can meet it")
         given = {name: np.full(int(n_rows), code) for name, code in where.items()}
-        return self._sample_given(given, {}, np.random.default_rng(rng))
+        frame = self._sample_given(given, {}, np.random.default_rng(rng), pinned=True)
+        drawn, _ = encode(frame, self.schema)
+        for name, code in where.items():  # the condition holds exactly, whatever the rules made of the rest
+            if not (drawn[:, index[name]] == code).all():
+                raise RuntimeError(f"a sampled row left the condition on '{name}' (a bug in privsynth)")
+        return frame
 
     def _sample_given(self, given: dict[str, np.ndarray], kept: dict[str, np.ndarray],
-                      generator: np.random.Generator) -> pd.DataFrame:
+                      generator: np.random.Generator, pinned: bool = False) -> pd.DataFrame:
         """One row per entry of ``given`` (column -> public codes): those columns as given
         (their values from ``kept`` where given, else decoded), the rest drawn from the model
-        conditioned on them; the schema's rules then hold without changing them."""
+        conditioned on them. ``pinned=False`` (partial synthesis): the given values are real
+        and never changed, and rules among them alone are theirs. ``pinned=True`` (``sample
+        --where``): only their codes are fixed, so every rule of the schema holds (numbers
+        redrawn inside their bins, rows redrawn under the same condition)."""
         model = self._check_fitted()
         index = {c.name: j for j, c in enumerate(self.schema.learned_columns)}
         fixed = list(given)
@@ -220,8 +228,11 @@ class Synthesizer:
 
         def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
             out, fresh = draw(rows)
-            return out.drop(columns=fixed), fresh
+            return (out, fresh) if pinned else (out.drop(columns=fixed), fresh)
 
+        if pinned:
+            return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, one_way=model.one_way,
+                           pinned=fixed)
         return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, fixed=fixed,
                        one_way=model.one_way)
 

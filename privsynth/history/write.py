@@ -103,15 +103,19 @@ class HistoryWriter:
                     n = _count(row.get(name))
                     start, end = stream.span(k, reference)
                     start = max(start, birth)
+                    after = None  # in the onset's cell, these events follow the diagnosis
                     if n and cause is not None and start <= cause.date() < end:
-                        # in the onset's cell, these events follow the diagnosis (from the next day)
-                        start = max(min(cause.date() + dt.timedelta(days=1), end - dt.timedelta(days=1)), start)
+                        after = cause
+                        start = cause.date()
                         self.stats[f"{group.name} placed after the onset of the condition they follow"] += n
                     if n and start >= end:
                         self.stats["encounters outside the patient's life, not written"] += n
                         continue
                     for _ in range(n):
-                        enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), code, display, ref)
+                        moment = _moment(_day_in(start, end, self.rng), self.rng)
+                        if after is not None and moment <= after:  # the onset's own day, before its hour
+                            moment = after + dt.timedelta(minutes=int(self.rng.integers(30, 240)))
+                        enc = self._encounter(moment, code, display, ref)
                         encounters.append(enc)
                         by_cell.setdefault((stream.name, k), []).append(enc)
         for r in resources[1:]:

@@ -148,6 +148,8 @@ def release(
         raise InputError("--dataset must be a non-empty budget name")
     rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
     check_footprint(schema, max_model_cells)
+    if schema.document is not None:
+        dump_schema(schema)  # a schema that cannot be written fails here, before any data is read or charged
     seed = post_processing_seed(seed)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -309,7 +309,18 @@ def dump_schema(schema: Schema) -> bytes:
         raise ValueError("this schema was not loaded from a document")
     header = (f"# schema '{schema.name}' as the model was fitted with it (public: no data in it)\n"
               "# written by privsynth; load it with privsynth.schema.load_schema\n")
-    return header.encode() + yaml.safe_dump(dict(schema.document), sort_keys=False, allow_unicode=True).encode()
+    return header.encode() + yaml.safe_dump(_yaml_ready(schema.document), sort_keys=False, allow_unicode=True).encode()
+
+
+def _yaml_ready(value: Any) -> Any:
+    """A document of plain YAML types (a schema given as a dict may hold numpy scalars or tuples)."""
+    if isinstance(value, Mapping):
+        return {str(k): _yaml_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_yaml_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return value.item()  # numpy scalars
+    return value
 
 
 def _formulas(doc: _Doc, raw_columns: list[Any], columns: list[Column]) -> list[Column]:

@@ -102,7 +102,11 @@ def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     shown = json.loads(cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"), "--json").stdout)
     (budget,) = shown["budgets"]
     assert budget["budget"] == "default" and budget["patients"] == 5735 and budget["released"] == 1
-    assert budget["worst_epsilon_spent"] == pytest.approx(1.0, rel=1e-6)
+    from privsynth.privacy.mechanism import rho_for
+
+    # the release's rho (epsilon 1 at delta 1e-6), shown as epsilon at the budget's own delta (1e-5)
+    assert budget["worst_rho_spent"] == pytest.approx(rho_for(1.0, 1e-6), rel=1e-9)
+    assert budget["delta"] == 1e-5 and 0.8 < budget["worst_epsilon_spent"] < 1.0
 
 
 def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_capped(tmp_path, monkeypatch):
