@@ -148,7 +148,8 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     numbers = {c.name: j for j, c in enumerate(schema.learned_columns)
                if isinstance(c.domain, NumericDomain) and c.name not in set(fixed)}
     if hard:
-        frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, (*fixed, *pinned), one_way)
+        frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, (*fixed, *pinned), one_way,
+                      pinned)
     soft = tuple(r for r in schema.plausibility if not r.columns <= set(fixed))
     if soft:
         frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)
@@ -166,7 +167,7 @@ def _redraw_numbers(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str],
 def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
           refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
           rules: Sequence[Rule], numbers: dict[str, int], fixed: Sequence[str],
-          one_way: Callable[[int], np.ndarray] | None) -> pd.DataFrame:
+          one_way: Callable[[int], np.ndarray] | None, pinned: Sequence[str] = ()) -> pd.DataFrame:
     formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
     involved = sorted({name for r in rules for name in substitute(r.node, formulas).columns() if name in numbers})
     bad = np.flatnonzero(violations(frame, schema, rules))
@@ -174,7 +175,10 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
         if len(bad) == 0:
             return frame
         if round_ < VALUE_ROUNDS and involved:
-            _redraw_numbers(frame, bad, involved, codes, schema, rng, refinements, numbers)
+            # a pinned (conditioned) number is drawn uniformly in its bin: its within-bin detail
+            # may give the part of the bin the rules allow no weight
+            detail = {k: v for k, v in refinements.items() if k not in set(pinned)} if pinned else refinements
+            _redraw_numbers(frame, bad, involved, codes, schema, rng, detail, numbers)
         else:
             new_rows, new_codes = redraw(bad)
             for name in new_rows.columns:
@@ -183,6 +187,11 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
         frame = derive(_restore_types(frame, schema), schema)
         sub = violations(frame.iloc[bad].reset_index(drop=True), schema, rules)
         bad = bad[sub]
+    pinned_numbers = [n for n in involved if n in set(pinned)]
+    if len(bad) and pinned_numbers:
+        bad = _within_pinned_bins(frame, codes, bad, schema, rng, rules, pinned_numbers, numbers)
+        if len(bad) == 0:
+            return frame
     if len(bad) and one_way is not None:
         bad = _repair(frame, codes, bad, schema, rng, refinements, rules, fixed, one_way)
         if len(bad) == 0:
@@ -193,6 +202,30 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
         f"{len(bad)} synthetic row(s) still break a rule of schema '{schema.name}' after {VALUE_ROUNDS} redraws of "
         f"their numbers and {ROW_ROUNDS} of whole rows; the rules leave the model almost no room (do they "
         f"contradict each other, or the data?): {'; '.join(broken)[:400]}")
+
+
+PINNED_TRIES = 200
+
+
+def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema,
+                        rng: np.random.Generator, rules: Sequence[Rule], names: Sequence[str],
+                        numbers: dict[str, int]) -> np.ndarray:
+    """Rows whose conditioned (pinned) numbers sit where a rule fails -- the within-bin detail
+    may give the allowed part of the bin no weight (ages 18-19 of [15, 20) with COPD) --
+    get those numbers drawn uniformly inside the same bins until every rule holds. The
+    condition (the bin) is unchanged. Returns the rows still broken."""
+    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    theirs = [r for r in rules if substitute(r.node, formulas).columns() & set(names)]
+    todo = bad
+    for _ in range(PINNED_TRIES):  # the rules on the pinned numbers; the others are _repair's
+        if len(todo) == 0:
+            break
+        _redraw_numbers(frame, todo, names, codes, schema, rng, {}, numbers)
+        rows = derive(_restore_types(frame.iloc[todo].reset_index(drop=True), schema), schema)
+        todo = todo[violations(rows, schema, theirs)]
+    derive(_restore_types(frame, schema), schema)  # in place: the rows' types and derived columns
+    rows = frame.iloc[bad].reset_index(drop=True)
+    return bad[violations(rows, schema, rules)]
 
 
 def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema, rng: np.random.Generator,
