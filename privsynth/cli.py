@@ -30,6 +30,8 @@ DEFAULT_SCHEMA = Path(__file__).resolve().parent / "schemas" / "patient-core.yam
 
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]privsynth: error:[/] {message}", highlight=False, soft_wrap=True)
+    if "--json" in sys.argv[1:]:  # a --json run prints one JSON document on stdout, an error too
+        _emit_json({"error": message, "exit_code": code})
     sys.exit(code)
 
 
@@ -402,7 +404,6 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
                     as_json: bool) -> None:
     """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
-    from privsynth.errors import AuditFailed
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.release.release import release
@@ -413,16 +414,10 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     ledger = Ledger(ledger_file or default_ledger_path())
     text = console if as_json else out
     with _progress() as progress:
-        try:
-            result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
+        result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
                          keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
                          max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
-        except AuditFailed as refused:
-            if as_json:
-                _emit_json({"released": False, "exit_code": refused.exit_code, "reason": str(refused),
-                            "internal": "the reason quotes audit figures computed on real patients; do not share"})
-            raise
     text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "

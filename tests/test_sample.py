@@ -160,3 +160,12 @@ def test_a_large_sample_through_python_m_validates_in_worker_processes(model_dir
     assert doc["files"]["Patient"] == rows
     lines = (tmp_path / "s" / "fhir" / "Patient.ndjson").read_bytes().splitlines()
     assert len(lines) == rows and len({orjson.loads(x)["id"] for x in lines}) == rows
+
+
+def test_an_error_under_json_is_one_json_document_too(model_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "privsynth", "sample", str(model_dir), "--rows", "5", "--where",
+                           "gender=robot", "--json", "--out", str(tmp_path / "s")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and "not in the column's public domain" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 2 and "gender=robot" in doc["error"]
