@@ -460,8 +460,6 @@ def sample_command(model_dir: str, rows: int, where: tuple[str, ...], fmt: str |
 
     Post-processing of the model's DP release: it costs no privacy budget, whatever is drawn.
     """
-    import json
-
     from privsynth.sample import sample
 
     with _progress() as progress:
@@ -479,7 +477,7 @@ def sample_command(model_dir: str, rows: int, where: tuple[str, ...], fmt: str |
     table.add_row("output", str(result.out))
     (console if as_json else out).print(table)
     if as_json:
-        click.echo(json.dumps({"out": str(result.out), "files": result.files, **result.statement}, indent=2))
+        _emit_json({"out": result.out, "files": result.files, **result.statement})
 
 
 @main.command()

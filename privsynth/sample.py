@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,7 +155,7 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
     """Draw ``rows`` patients from a shared model (conditioned on ``where``) into ``out``:
     FHIR (``ndjson`` or ``bundle``) plus ``patients.csv``, or the table alone (``csv``; the
     only form for a table schema, the default there), and ``sample.json``."""
-    from privsynth.pipeline import post_processing_seed, versions, write_fhir_output, write_synthetic
+    from privsynth.pipeline import post_processing_seed, versions, write_synthetic
 
     if output_format is not None and output_format not in SAMPLE_FORMATS:
         raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(SAMPLE_FORMATS)}")
@@ -193,12 +192,8 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
         "versions": versions(),
     }
     with atomic_directory(out) as tmp:
-        if schema.input_format == "table":
-            files = write_synthetic(tmp / "data", frame, schema, seed, "ndjson", now, epsilon, delta, progress)
-        elif output_format == "csv":
-            files = dict(write_fhir_output(tmp, frame, schema, seed, "csv", now, epsilon, delta, progress))
-        else:
-            files = write_synthetic(tmp, frame, schema, seed, output_format, now, epsilon, delta, progress,
-                                    Counter())
+        # as synthesize writes: the table under data/ for a table schema, else FHIR (or, csv, the table alone)
+        base = tmp / "data" if schema.input_format == "table" else tmp
+        files = write_synthetic(base, frame, schema, seed, output_format, now, epsilon, delta, progress)
         write_bytes(tmp / "sample.json", json.dumps(statement, indent=2).encode())
     return SampleResult(out, rows, conditions, dict(files), statement)

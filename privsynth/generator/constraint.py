@@ -29,7 +29,7 @@ from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
 from privsynth.generator.factor import Clique
 from privsynth.schema.model import NumericDomain, Schema
-from privsynth.schema.rule import Rule, substitute
+from privsynth.schema.rule import Node, Rule, substitute
 
 MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
 VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
@@ -41,7 +41,7 @@ def zero_masks(schema: Schema) -> dict[Clique, np.ndarray]:
     """For each group of learned columns that rules tie together, a boolean table over their
     public codes: False where every value of the cell breaks a rule (a structural zero)."""
     index = {c.name: j for j, c in enumerate(schema.learned_columns)}
-    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    formulas = _formulas(schema)
     masks: dict[Clique, np.ndarray] = {}
     for declared in schema.rules:
         # a rule on a derived number is a rule on the numbers it is computed from
@@ -81,6 +81,11 @@ def compress_masks(masks: dict[Clique, np.ndarray], compressions: Sequence[Compr
         with np.errstate(divide="ignore"):
             out[clique] = np.log((table > 0).astype(np.float64))
     return out
+
+
+def _formulas(schema: Schema) -> dict[str, Node]:
+    """Each derived column's formula, to read a rule on it as a rule on what it is made of."""
+    return {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
 
 
 def enforced(schema: Schema, fixed: Sequence[str] = ()) -> tuple[Rule, ...]:
@@ -168,7 +173,7 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
           refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
           rules: Sequence[Rule], numbers: dict[str, int], fixed: Sequence[str],
           one_way: Callable[[int], np.ndarray] | None, pinned: Sequence[str] = ()) -> pd.DataFrame:
-    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    formulas = _formulas(schema)
     involved = sorted({name for r in rules for name in substitute(r.node, formulas).columns() if name in numbers})
     bad = np.flatnonzero(violations(frame, schema, rules))
     for round_ in range(VALUE_ROUNDS + ROW_ROUNDS):
@@ -214,7 +219,7 @@ def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray,
     may give the allowed part of the bin no weight (ages 18-19 of [15, 20) with COPD) --
     get those numbers drawn uniformly inside the same bins until every rule holds. The
     condition (the bin) is unchanged. Returns the rows still broken."""
-    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    formulas = _formulas(schema)
     theirs = [r for r in rules if substitute(r.node, formulas).columns() & set(names)]
     todo = bad
     for _ in range(PINNED_TRIES):  # the rules on the pinned numbers; the others are _repair's
@@ -237,7 +242,7 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
     the public domain the model gives no weight. Until none is broken or nothing helps.
     Returns the rows still broken."""
     index = {c.name: j for j, c in enumerate(schema.learned_columns)}
-    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    formulas = _formulas(schema)
     reads = {r.text: substitute(r.node, formulas).columns() for r in rules}  # derived: what they are made of
 
     def broken(one: pd.DataFrame) -> list[Rule]:
@@ -329,7 +334,7 @@ def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Sch
 def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
            refinements: dict[str, np.ndarray], hard: Sequence[Rule], soft: Sequence[Rule],
            numbers: dict[str, int]) -> pd.DataFrame:
-    formulas = {c.name: c.derived.node for c in schema.derived_columns if c.derived is not None}
+    formulas = _formulas(schema)
     involved = sorted({name for r in soft for name in substitute(r.node, formulas).columns() if name in numbers})
     if not involved:
         return frame

@@ -230,11 +230,8 @@ class Synthesizer:
             out, fresh = draw(rows)
             return (out, fresh) if pinned else (out.drop(columns=fixed), fresh)
 
-        if pinned:
-            return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, one_way=model.one_way,
-                           pinned=fixed)
-        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, fixed=fixed,
-                       one_way=model.one_way)
+        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, one_way=model.one_way,
+                       fixed=() if pinned else fixed, pinned=fixed if pinned else ())
 
     # -- persistence -------------------------------------------------------------------
 
