@@ -192,15 +192,24 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
         frame = derive(_restore_types(frame, schema), schema)
         sub = violations(frame.iloc[bad].reset_index(drop=True), schema, rules)
         bad = bad[sub]
+    if len(bad) == 0:  # the last round may have mended them
+        return frame
     pinned_numbers = [n for n in involved if n in set(pinned)]
-    if len(bad) and pinned_numbers:
+    if pinned_numbers:
         bad = _within_pinned_bins(frame, codes, bad, schema, rng, rules, pinned_numbers, numbers)
-        if len(bad) == 0:
-            return frame
     if len(bad) and one_way is not None:
         bad = _repair(frame, codes, bad, schema, rng, refinements, rules, fixed, one_way)
-        if len(bad) == 0:
-            return frame
+        # a conditioned number and a free one may have to move together (an age of 18-19 in
+        # [15, 20) with COPD also needs an adult's weight): fresh starts inside the pinned
+        # bins, each followed by the repair of the free columns
+        for _ in range(PINNED_RESTARTS if pinned_numbers else 0):
+            if len(bad) == 0:
+                break
+            _redraw_numbers(frame, bad, pinned_numbers, codes, schema, rng, {}, numbers)
+            derive(_restore_types(frame, schema), schema)
+            bad = _repair(frame, codes, bad, schema, rng, refinements, rules, fixed, one_way)
+    if len(bad) == 0:
+        return frame
     rows = rule_rows(frame.iloc[bad].reset_index(drop=True), schema)
     broken = sorted({r.text for r in rules if r.violated(rows).any()})
     raise InputError(
@@ -210,6 +219,7 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
 
 
 PINNED_TRIES = 200
+PINNED_RESTARTS = 40  # fresh draws of conditioned numbers, each with a repair of the rest
 
 
 def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema,

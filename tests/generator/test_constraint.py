@@ -196,3 +196,57 @@ def test_the_last_resort_repair_makes_two_changes_when_one_cannot_help(fitted):
         assert len(left) == 0 and not violations(frame, schema, rules).any()
         assert not frame["dx"].fillna(False).astype(bool).iloc[0] and pd.isna(frame["dx_onset"].iloc[0])
         assert c[0, names.index("dx_onset")] == onset_missing and frame["age"].iloc[0] == 0
+
+
+def test_a_conditioned_number_and_a_free_one_move_together_when_a_rule_needs_both():
+    """``sample --where age=[10, 20),married=yes`` on a row with a child's weight: an age below
+    16 breaks the marriage rule, an age of 16-19 the weight rule, so no draw of the age alone
+    and no repair of the weight at one age can help: the conditioned age must be drawn again
+    and the weight repaired with it. The condition (the bins) holds throughout."""
+    from privsynth.domain import encode
+    from privsynth.generator.constraint import satisfy
+
+    schema = load_schema({**SCHEMA, "constraints": [*SCHEMA["constraints"], "age >= 16 -> weight >= 40"]})
+    names = [c.name for c in schema.learned_columns]
+    rows = pd.DataFrame({"sex": ["F"] * 3, "age": pd.array([12] * 3, dtype="Int64"), "married": ["yes"] * 3,
+                         "dx": pd.array([False] * 3, dtype="boolean"), "dx_onset": pd.array([None] * 3, dtype="Int64"),
+                         "weight": [25.0] * 3, "height": [130.0] * 3, "bmi": [25.0 / 1.3 ** 2] * 3})
+    codes, _ = encode(rows, schema)
+    assert violations(rows, schema, schema.rules).all()
+
+    def redraw(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:  # the model has nothing better to offer
+        return rows.iloc[bad].reset_index(drop=True), codes[bad].copy()
+
+    def one_way(j: int) -> np.ndarray:
+        return np.ones(schema.learned_columns[j].domain.size)
+
+    for seed in range(5):
+        out = satisfy(rows.copy(), codes.copy(), schema, np.random.default_rng(seed), {}, redraw, one_way=one_way,
+                      pinned=["age", "married"])
+        assert not violations(out, schema, schema.rules).any()
+        assert out["age"].between(16, 19).all() and (out["married"] == "yes").all()
+        assert ((out["weight"] >= 40) | out["weight"].isna()).all()
+        again, _ = encode(out, schema)
+        assert (again[:, names.index("age")] == codes[:, names.index("age")]).all()
+
+
+def test_a_row_mended_by_the_last_whole_row_redraw_is_kept():
+    """The last of the whole-row redraws may be the one that mends a row: it is kept, not
+    reported as 'still breaking a rule'."""
+    from privsynth.domain import encode
+    from privsynth.generator.constraint import ROW_ROUNDS, satisfy
+
+    schema = load_schema(SCHEMA)
+    broken = pd.DataFrame({"sex": ["F"], "age": pd.array([5], dtype="Int64"), "married": ["yes"],
+                           "dx": pd.array([False], dtype="boolean"), "dx_onset": pd.array([None], dtype="Int64"),
+                           "weight": [20.0], "height": [110.0], "bmi": [20.0 / 1.1 ** 2]})
+    good = broken.assign(married="no")
+    calls = []
+
+    def redraw(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        calls.append(1)
+        rows = good if len(calls) == ROW_ROUNDS else broken
+        return rows.copy(), encode(rows, schema)[0]
+
+    out = satisfy(broken.copy(), encode(broken, schema)[0], schema, np.random.default_rng(0), {}, redraw)
+    assert len(calls) == ROW_ROUNDS and out["married"].iloc[0] == "no"
