@@ -182,12 +182,13 @@ def _years_between(start: dt.date, end: dt.date) -> int:
 class _State:
     """The running summary of one column for one patient."""
 
-    __slots__ = ("count", "date", "value")
+    __slots__ = ("count", "date", "value", "series")
 
     def __init__(self) -> None:
         self.count = 0
         self.date: dt.datetime | None = None
         self.value: Any = None
+        self.series: list[tuple[dt.datetime, Any]] = []  # a value anchored to an onset: every dated value
 
 
 def build_patient_view(
@@ -401,6 +402,10 @@ def _read_clinical(
         if ex.date is not None:
             dates = ex.date(resource)
             when = _parse_instant(dates[0]) if dates else None
+        if col.source.anchor is not None:  # which value is kept depends on the onset: at the end
+            if when is not None:
+                state.series.append((when, values[0]))
+            continue
         if when is None:
             when = dt.datetime.min.replace(tzinfo=dt.UTC)
         if (
@@ -448,6 +453,7 @@ def _assemble(
                 continue
             cur = target[name]
             cur.count += st.count
+            cur.series += st.series
             summary = schema.column(name).source.summary
             if st.date is not None and (
                 cur.date is None
@@ -468,12 +474,34 @@ def _assemble(
                     raw = found is not None and found.count > 0
                 elif col.source.summary == "count":
                     raw = found.count if found is not None else 0
+                elif col.source.anchor is not None:
+                    raw = _anchored(col.source.anchor, found, merged.get(pid, {}))
                 else:
                     raw = found.value if found is not None else None
             out.append(_coerce(col, raw, schema, birth.get(pid), report))
         data[col.name] = out
     # the index is each patient's stable key (internal: it keys the budget ledger, never an output)
     return pd.DataFrame(data, index=pd.Index([key_of[pid] for pid in ids], name="patient_id", dtype=object))
+
+
+def _anchored(anchor: tuple[str, int, int], found: _State | None, states: dict[str, _State]) -> Any:
+    """Of a patient's dated values, the one nearest the middle of ``anchor``'s span of days
+    after the condition's onset (the earliest, its onset column's value); None without an
+    onset or a value in the span. Ties go to the earlier value."""
+    onset_state = states.get(anchor[0])
+    onset = _parse_instant(onset_state.value) if onset_state is not None else None
+    if found is None or onset is None:
+        return None
+    first, last = anchor[1], anchor[2]
+    middle = (first + last) / 2
+    best: tuple[float, dt.datetime, Any] | None = None
+    for when, value in found.series:
+        days = (when - onset).total_seconds() / 86400
+        if first <= days <= last:
+            key = (abs(days - middle), when, value)
+            if best is None or key[:2] < best[:2]:
+                best = key
+    return None if best is None else best[2]
 
 
 def _coerce(

@@ -66,8 +66,8 @@ def _plan(schema: Schema) -> _Plan:
     for col in schema.view_columns:
         src = col.source
         path = src.path or ""
-        if src.cell is not None:
-            continue  # timeline cells: privsynth.history.write places them
+        if src.cell is not None or src.anchor is not None:
+            continue  # timeline cells and values around an onset: privsynth.history.write places them
         if src.resource == "Patient":
             if path == "gender":
                 patient["gender"] = col

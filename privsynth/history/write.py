@@ -9,6 +9,8 @@ For each stream cell of a synthetic patient (:mod:`privsynth.schema.timeline`):
 - a medication or procedure count becomes that many MedicationRequests / Procedures with the
   group's first code, each at an encounter in the cell (a new one if there is none); a
   treatment dated before the onset of the condition it ``treats`` moves to the onset day;
+- a lab ``around`` a condition's onset gets its value at the onset on the diagnosis's day
+  and its value after the onset on a day drawn in the public span (none past the reference);
 - encounters of a group that ``follows`` conditions (admissions after a heart-failure
   diagnosis), in the cell of the earliest such onset, are dated after it;
 - the patient's Conditions are recorded at an encounter on their onset day (a new one if
@@ -128,6 +130,8 @@ class HistoryWriter:
             for group in stream.groups:
                 for k, name in enumerate(stream.columns(group)):
                     clinical += self._events(stream, group, k, row.get(name), birth, ref, encounters, onsets)
+                if group.around is not None:
+                    clinical += self._around(stream, group, row, ref, encounters, onsets)
         out = [resources[0]]
         series = {r["code"]["coding"][0]["code"] for r in clinical if r["resourceType"] == "Observation"}
         latest = max((e for e in encounters if e["class"]["code"] == "AMB"), key=lambda e: e["period"]["start"],
@@ -184,6 +188,35 @@ class HistoryWriter:
                 self.stats["treatments moved to their condition's onset"] += 1
                 moment = onset
                 enc = _on_day(onset, encounters) or enc  # the diagnosis's encounter (recorded before)
+            out.append(self._resource(stream, group, value, moment, enc, ref))
+        return out
+
+    def _around(self, stream: Stream, group: EventGroup, row: dict[str, Any], ref: dict[str, str],
+                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime]) -> list[dict[str, Any]]:
+        """A lab's values around a condition's onset: the value at the onset on the diagnosis's
+        day (diagnosed on it), the value after it on a day drawn in its span of days; none
+        past the reference date (counted)."""
+        assert group.around is not None
+        onset = self._onset(group.around.condition, onsets)
+        end = dt.datetime.combine(self.schema.reference, dt.time(), tzinfo=UTC)
+        out = []
+        for name, (first, last) in zip(stream.anchored(group), ((0, 0), group.around.after_days)):
+            value = row.get(name)
+            if is_missing(value):
+                continue
+            if onset is None:  # the rule ties them to the condition; a guard, counted if it ever fails
+                self.stats["values around an onset without the condition, not written"] += 1
+                continue
+            moment = onset + dt.timedelta(days=int(self.rng.integers(first, last + 1)),
+                                          minutes=int(self.rng.integers(5, 60)))
+            if moment >= end:
+                self.stats[f"{stream.name} after an onset past the reference date, not written"] += 1
+                continue
+            enc = _on_day(moment, encounters)
+            if enc is None:
+                enc = self._encounter(moment, "AMB", "ambulatory", ref)
+                encounters.append(enc)
+                self.stats[f"encounters added to record {stream.name} around an onset"] += 1
             out.append(self._resource(stream, group, value, moment, enc, ref))
         return out
 

@@ -38,7 +38,15 @@ from privsynth.schema.model import (
     Structure,
     Where,
 )
-from privsynth.schema.timeline import GRAINS, MAX_TIMELINE_COLUMNS, STREAM_RESOURCES, EventGroup, Stream, Timeline
+from privsynth.schema.timeline import (
+    GRAINS,
+    MAX_TIMELINE_COLUMNS,
+    STREAM_RESOURCES,
+    Around,
+    EventGroup,
+    Stream,
+    Timeline,
+)
 
 Key = tuple[str | int, ...]
 
@@ -48,7 +56,8 @@ SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_da
 TIMELINE_KEYS = ("streams", "share")
 STREAM_KEYS = ("name", "resource", "kind", "window_years", "grain", "max_events", "max_per_grain", "bins",
                "groups")
-EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats", "follows")
+EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats", "follows", "around")
+AROUND_KEYS = ("condition", "at_days", "after_days")
 FOLLOWS_CELLS = 3  # the most recent cells of a group measured with each condition it follows
 COLUMN_KEYS = ("name", "description", "kind", "role", "source", "domain", "faker", "output", "derived")
 STRUCTURE_KEYS = ("share", "marginals")
@@ -279,6 +288,11 @@ def _build(data: dict[str, Any], doc: _Doc) -> Schema:
     patient_id = _patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
     columns = _formulas(doc, data["columns"], columns[:len(data["columns"])]) + columns[len(data["columns"]):]
     constraints = _rules(doc, data.get("constraints", []), "constraints", columns, "declared")
+    if timeline is not None:  # a value anchored to an onset exists only with its condition
+        constraints += tuple(rules.parse_rule(f"{name} is present -> {group.around.condition}", "declared",
+                                              doc.where(("timeline",)))
+                             for stream in timeline.streams for group in stream.groups if group.around is not None
+                             for name in stream.anchored(group))
     plausibility = _rules(doc, data.get("plausibility", []), "plausibility", columns, "plausibility")
     structure = _structure(doc, data.get("structure"), columns)
     if timeline is not None:
@@ -695,6 +709,9 @@ def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[s
               declared: list[Column]) -> tuple[Timeline, list[Column]]:
     """The timeline's streams and the patient-view columns of their cells."""
     conditions = {c.name for c in declared if c.source.resource == "Condition" and c.source.summary == "exists"}
+    onsets = {flag.name: c.name for flag in declared if flag.name in conditions for c in declared
+              if c.source.resource == "Condition" and c.source.summary == "first"
+              and c.source.codes == flag.source.codes and c.source.transform == "age_at_event"}
     key: Key = ("timeline",)
     data = _keys(doc, raw, key, TIMELINE_KEYS, "a timeline")
     raw_streams = _listed(doc, data, key, "streams", "a timeline")
@@ -702,7 +719,7 @@ def _timeline(doc: _Doc, raw: Any, groups: Mapping[str, CodeGroup], taken: set[s
     columns: list[Column] = []
     for i, raw_stream in enumerate(raw_streams):
         skey = key + ("streams", i)
-        stream, cells = _stream(doc, raw_stream, skey, groups, taken, conditions)
+        stream, cells = _stream(doc, raw_stream, skey, groups, taken, conditions, onsets)
         if any(s.name == stream.name for s in streams):
             raise doc.error(skey + ("name",), f"stream name '{stream.name}' is used twice")
         streams.append(stream)
@@ -735,6 +752,8 @@ def _timeline_structure(timeline: Timeline, columns: list[Column], structure: St
             if stream.kind == "value" and code in last:
                 marginals.append((last[code], names[0]))
             marginals += [(flag, name) for flag in group.follows for name in names[:FOLLOWS_CELLS]]
+            if group.around is not None:  # the condition with the values at its onset and after
+                marginals.append((group.around.condition, *stream.anchored(group)))
     share = max(structure.share if structure is not None else 0.0, timeline.share)
     return Structure(tuple(dict.fromkeys(marginals)), share)
 
@@ -753,7 +772,7 @@ def _whole(doc: _Doc, value: Any, key: Key, lowest: int) -> int:
 
 
 def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], taken: set[str],
-            conditions: set[str]) -> tuple[Stream, list[Column]]:
+            conditions: set[str], onsets: Mapping[str, str]) -> tuple[Stream, list[Column]]:
     data = _keys(doc, raw, key, STREAM_KEYS, "a stream")
     name = data.get("name")
     if not isinstance(name, str) or not name.isidentifier():
@@ -794,7 +813,8 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], take
             if flag not in conditions:
                 raise doc.error(gkey + ("follows", i), f"'{flag}' is not a condition column of this schema (name "
                                 f"a Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
-        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)))
+        around = _around(doc, g["around"], gkey + ("around",), kind, onsets) if "around" in g else None
+        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)), around)
         if any(e.name == gname for e in event_groups):
             raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
         event_groups.append(group)
@@ -817,4 +837,41 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], take
                        "source": source, "domain": domain, "output": g.get("output", {})}
             col = _column(doc, raw_col, gkey, "fhir", groups)
             columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, cell=(name, k))))
+        if around is not None:
+            at = (-around.at_days, around.at_days)
+            for cname, span in zip(stream.anchored(group), (at, around.after_days)):
+                if cname in taken:
+                    raise doc.error(gkey + ("around",), f"the column '{cname}' clashes with another column's name")
+                taken.add(cname)
+                raw_col = {"name": cname, "role": "sensitive", "kind": "numeric", "source": source, "domain": domain,
+                           "output": g.get("output", {})}
+                col = _column(doc, raw_col, gkey, "fhir", groups)
+                anchor = (around.onset_column, *span)
+                columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, anchor=anchor)))
     return dataclasses.replace(stream, groups=tuple(event_groups)), columns
+
+
+MAX_AROUND_DAYS = 3653  # ten years after an onset
+
+
+def _around(doc: _Doc, raw: Any, key: Key, kind: str, onsets: Mapping[str, str]) -> Around:
+    """A value group's anchor: ``{condition, at_days, after_days: [first, last]}``."""
+    if kind != "value":
+        raise doc.error(key, "only a value stream's group (a lab) can be anchored 'around' a condition's onset")
+    data = _keys(doc, raw, key, AROUND_KEYS, "'around'")
+    condition = data.get("condition")
+    if not isinstance(condition, str) or condition not in onsets:
+        raise doc.error(key + ("condition",), f"'{condition}' is not a condition column with an onset column (a "
+                                              "Condition 'exists' column and a 'first' onsetDateTime column with "
+                                              f"transform age_at_event on the same codes; allowed: "
+                                              f"{', '.join(sorted(onsets)) or 'none'})")
+    at = _whole(doc, data.get("at_days"), key + ("at_days",), 0)
+    if at > 366:
+        raise doc.error(key + ("at_days",), "must be at most 366 (a value 'at' a diagnosis is within a year of it)")
+    after = data.get("after_days")
+    if (not isinstance(after, list) or len(after) != 2
+            or any(isinstance(d, bool) or not isinstance(d, int) for d in after)
+            or not at < after[0] < after[1] <= MAX_AROUND_DAYS):
+        raise doc.error(key + ("after_days",), f"must be [first, last]: whole days after the onset, at_days < first "
+                                               f"< last <= {MAX_AROUND_DAYS}")
+    return Around(condition, onsets[condition], at, (after[0], after[1]))

@@ -179,6 +179,9 @@ class Source:
     unit: str | None = None
     column: str | None = None
     cell: tuple[str, int] | None = None  # a timeline column: (stream, cell; 0 = the most recent)
+    # a value anchored to a condition's onset (timeline ``around``): (onset column, first day,
+    # last day) relative to the onset; the value nearest the middle of that span is kept
+    anchor: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)

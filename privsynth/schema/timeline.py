@@ -49,6 +49,19 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 @dataclass(frozen=True)
+class Around:
+    """A lab's values anchored to a condition's onset (HbA1c at a diabetes diagnosis and a
+    year later): two patient columns, the value nearest the onset within ``at_days`` of it
+    and the value nearest the middle of ``after_days`` (days after the onset). A yearly cell
+    keeps one value a year at a calendar position; these keep the two a clinician compares."""
+
+    condition: str
+    onset_column: str
+    at_days: int
+    after_days: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class EventGroup:
     """One kind of event in a stream: a code group (``codes``) or, for encounters, a class
     filter; ``treats`` names the patient column of the condition it treats, if any;
@@ -59,6 +72,7 @@ class EventGroup:
     codes: str | None
     treats: str | None = None
     follows: tuple[str, ...] = ()
+    around: Around | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,13 @@ class Stream:
     def columns(self, group: EventGroup) -> tuple[str, ...]:
         letter = GRAIN_LETTER[self.grain]
         return tuple(f"{self.name}_{group.name}_{letter}{k + 1}" for k in range(self.cells))
+
+    def anchored(self, group: EventGroup) -> tuple[str, str]:
+        """The two patient columns of a group anchored ``around`` a condition's onset."""
+        if group.around is None:
+            raise ValueError(f"group '{group.name}' is not anchored to a condition")
+        stem = f"{self.name}_{group.name}"
+        return f"{stem}_at_{group.around.condition}", f"{stem}_after_{group.around.condition}"
 
     def edges(self, reference: dt.date) -> list[dt.date]:
         """Cell boundaries, oldest first: cell k (0 = most recent) is

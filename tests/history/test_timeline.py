@@ -117,6 +117,69 @@ def test_a_hand_built_history_lands_in_its_cells_and_its_transitions_count_by_ha
     assert pairs == [(0, 1), (1, 1)]
 
 
+def _diabetes(pid: str, cid: str, onset: str) -> dict:
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+            "onsetDateTime": f"{onset}T10:00:00Z"}
+
+
+def test_a_lab_around_an_onset_keeps_the_value_at_the_diagnosis_and_about_a_year_after(tmp_path):
+    """HbA1c around a diabetes diagnosis on 2021-03-01, by hand: at = the value nearest the
+    onset within 90 days; after = the value nearest day 362.5 within days 180-545. A patient
+    with values outside the spans and one without the condition have neither."""
+    schema = load_schema(TIMELINE)
+    export = _write(tmp_path, [
+        _patient("a"), _patient("b"), _patient("c"),
+        _diabetes("a", "c1", "2021-03-01"),
+        _a1c("a", "o1", "2020-10-01", 6.4),  # 151 days before: outside +-90
+        _a1c("a", "o2", "2021-02-20", 9.0),  # 9 days before: nearest the onset
+        _a1c("a", "o3", "2021-03-21", 8.1),  # 20 days after
+        _a1c("a", "o4", "2021-09-01", 7.5),  # day 184
+        _a1c("a", "o5", "2022-03-05", 7.0),  # day 369: nearest the middle of 180-545
+        _a1c("a", "o6", "2022-09-01", 6.6),  # day 549: outside
+        _diabetes("b", "c2", "2019-01-10"), _a1c("b", "o7", "2023-01-01", 7.9),
+        _a1c("c", "o8", "2021-03-01", 5.2),
+    ])
+    view, _ = read_view([export], schema)
+    at, after = view["labs_hba1c_at_diabetes"], view["labs_hba1c_after_diabetes"]
+    assert (at["a"], after["a"]) == (9.0, 7.0)
+    assert at[["b", "c"]].isna().all() and after[["b", "c"]].isna().all()
+    assert ("diabetes", "labs_hba1c_at_diabetes", "labs_hba1c_after_diabetes") in schema.structure.marginals
+    assert any(r.text == "labs_hba1c_at_diabetes is present -> diabetes" for r in schema.rules)
+
+
+def test_values_around_an_onset_are_written_on_the_diagnosis_day_and_a_year_after():
+    from privsynth.fhir.write import FhirWriter
+
+    schema = load_schema(TIMELINE)
+    n = 60
+    frame = pd.DataFrame({"gender": ["male"] * n, "age": [60] * n, "diabetes": [True] * n,
+                          "diabetes_onset_age": [55] * (n // 2) + [59] * (n // 2),
+                          "labs_hba1c_at_diabetes": [8.7] * n, "labs_hba1c_after_diabetes": [7.3] * n})
+    writer = FhirWriter(schema, seed=3)
+    seen = {"at": 0, "after": 0}
+    for _who, _facts, resources in writer.patients(frame):
+        onset = dt.datetime.fromisoformat(next(r["onsetDateTime"] for r in resources
+                                               if r["resourceType"] == "Condition"))
+        encounters = {e["id"]: e for e in resources if e["resourceType"] == "Encounter"}
+        for r in resources:
+            if r["resourceType"] != "Observation" or r["valueQuantity"]["value"] not in (8.7, 7.3):
+                continue
+            days = (dt.datetime.fromisoformat(r["effectiveDateTime"]) - onset).total_seconds() / 86400
+            enc = encounters[r["encounter"]["reference"].split("/", 1)[1]]
+            assert enc["period"]["start"][:10] == r["effectiveDateTime"][:10]
+            if r["valueQuantity"]["value"] == 8.7:
+                assert 0 < days < 1
+                seen["at"] += 1
+            else:
+                assert 180 <= days <= 546 and r["effectiveDateTime"][:10] < REF.isoformat()
+                seen["after"] += 1
+    assert seen["at"] == n
+    # onsets at 59 of a 60-year-old lie in the last year or two: a value a year later may be past the reference
+    past = writer.history.stats["labs after an onset past the reference date, not written"]
+    assert seen["after"] + past == n and seen["after"] >= n // 2 and past > 0
+
+
 def test_more_than_max_events_keeps_the_most_recent_and_counts_the_rest(tmp_path):
     schema = load_schema(TIMELINE)
     stream = schema.timeline.stream("encounters")
@@ -205,6 +268,21 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
     pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 5, max_events: 4, "
                  "groups: [{name: a, where: [{path: class.code, in: [IMP]}], follows: [heart_failure, bmi]}]}]}",
                  "'bmi' is not a condition column", id="follows-not-a-condition"),
+    pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 5, max_events: 4, "
+                 "groups: [{name: a, where: [{path: class.code, in: [IMP]}], around: {condition: diabetes, "
+                 "at_days: 90, after_days: [180, 545]}}]}]}", "only a value stream's group", id="around-a-count"),
+    pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, groups: "
+                 "[{name: a, codes: hba1c, path: valueQuantity, domain: {lower: 3, upper: 20, bins: 4}, around: "
+                 "{condition: prediabetes, at_days: 90, after_days: [180, 545]}}]}]}",
+                 "'prediabetes' is not a condition column with an onset column", id="around-no-onset"),
+    pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, groups: "
+                 "[{name: a, codes: hba1c, path: valueQuantity, domain: {lower: 3, upper: 20, bins: 4}, around: "
+                 "{condition: diabetes, at_days: 400, after_days: [500, 545]}}]}]}", "at most 366",
+                 id="around-at-too-wide"),
+    pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, groups: "
+                 "[{name: a, codes: hba1c, path: valueQuantity, domain: {lower: 3, upper: 20, bins: 4}, around: "
+                 "{condition: diabetes, at_days: 90, after_days: [60, 545]}}]}]}", "at_days < first",
+                 id="around-after-overlaps-at"),
     pytest.param("drop_columns: [nope]", "'nope' is not a column", id="drop-unknown"),
 ])
 def test_timeline_schema_errors_name_the_file_line_and_field(tmp_path, text, message):
