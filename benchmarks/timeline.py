@@ -1,6 +1,7 @@
 """Patient histories: the timeline generator against the flattening baseline and the real data.
 
-    python -m benchmarks.timeline [--patients 6000] [--epsilons 1 3] [--synthea DIR] [--scale 100000]
+    python -m benchmarks.timeline [--patients 6000] [--epsilons 1 3] [--repeats R] [--synthea DIR]
+                                  [--scale 100000]
 
 On the example hospital (its patients have seeded histories: onset -> lab series ->
 medications -> admissions), the real export is split 80/20 by patient. ``patient-core``
@@ -15,7 +16,7 @@ epsilon, and every figure is computed the same way from FHIR output (real, basel
 - gap between consecutive encounters: TVD of binned days;
 - time from a heart-failure diagnosis (in the ten-year window) to the first inpatient stay
   after it (Kaplan-Meier, censored at the reference date): share admitted by 1, 2 and 5 years;
-- HbA1c change: mean at diagnosis (+-90 days) minus mean 6-18 months after;
+- HbA1c change: mean 6-18 months after a diabetes diagnosis minus mean at it (+-90 days);
 - TSTR: predict an inpatient stay in the last year from the history before it (yearly
   counts per stream, age, sex); logistic regression trained on synthetic, AUC on the real 20 %.
 
@@ -288,7 +289,31 @@ def split(export: Path, work: Path, rng: np.random.Generator) -> tuple[Path, Pat
     return train, test
 
 
-def compare(export: Path, epsilons: list[float], label: str) -> None:
+def _mean(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeated fits (fresh noise each) as one row: means, and the spread of the transition
+    error and the HbA1c change (``sd``)."""
+    out: dict[str, Any] = {}
+    for key, first in results[0].items():
+        values = [r[key] for r in results]
+        if isinstance(first, dict):
+            out[key] = {k: float(np.mean([v[k] for v in values])) for k in first}
+        elif key == "HbA1c change":  # nan where no synthetic patient has both values
+            shifts = [v[0] for v in values if not np.isnan(v[0])]
+            n = round(float(np.mean([v[1] for v in values])))
+            out[key] = (float(np.mean(shifts)) if shifts else float("nan"), n)
+        elif isinstance(first, list | tuple):
+            out[key] = [float(x) for x in np.mean(np.asarray(values, dtype=float), axis=0)]
+        else:
+            out[key] = float(np.mean(values))
+    out["sd"] = {"transition error": float(np.std([r["transition error"] for r in results])),
+                 "HbA1c change": float(np.std(shifts)) if (shifts := [r["HbA1c change"][0] for r in results
+                                                                       if not np.isnan(r["HbA1c change"][0])])
+                 else float("nan")}
+    out["runs"] = len(results)
+    return out
+
+
+def compare(export: Path, epsilons: list[float], label: str, repeats: int = 1) -> None:
     from privsynth.pipeline import synthesize
     from privsynth.schema.load import load_schema
 
@@ -305,14 +330,19 @@ def compare(export: Path, epsilons: list[float], label: str) -> None:
         rows.append(("real (floor / TRTR)", floor))
         for epsilon in epsilons:
             for name, schema in (("flattening (patient-core)", core), ("timeline (patient-timeline)", timeline)):
-                out = work / f"{name.split()[0]}-{epsilon}"
-                t0 = time.perf_counter()
-                synthesize([train], schema, out, epsilon=epsilon, seed=1)
-                seconds = time.perf_counter() - t0
-                result = evaluate(real, load([out / "fhir"]), held)
-                result["seconds"] = seconds
-                rows.append((f"{name}, eps {epsilon:g}", result))
-        print(f"\n## {label}: {len(real[1])} train / {len(held[1])} test patients\n")
+                results = []
+                for run in range(repeats):  # the DP noise is fresh on every fit
+                    out = work / f"{name.split()[0]}-{epsilon}-{run}"
+                    t0 = time.perf_counter()
+                    synthesize([train], schema, out, epsilon=epsilon, seed=1 + run)
+                    seconds = time.perf_counter() - t0
+                    result = evaluate(real, load([out / "fhir"]), held)
+                    result["seconds"] = seconds
+                    results.append(result)
+                    shutil.rmtree(out)
+                rows.append((f"{name}, eps {epsilon:g}", _mean(results)))
+        print(f"\n## {label}: {len(real[1])} train / {len(held[1])} test patients"
+              + (f"; each synthetic row the mean of {repeats} fits (± sd)" if repeats > 1 else "") + "\n")
         print("| | events/patient TVD | transition error | gap TVD | KM admitted by 1/2/5 y | "
               "HbA1c change (n) | TSTR AUC | seconds |")
         print("|---|---|---|---|---|---|---|---|")
@@ -321,9 +351,17 @@ def compare(export: Path, epsilons: list[float], label: str) -> None:
               f"| – | – |")
         for name, r in rows:
             change, n = r["HbA1c change"]
-            print(f"| {name} | {r['events/patient TVD']:.3f} | {r['transition error']:.3f} | {r['gap TVD']:.3f} | "
-                  f"{'/'.join(f'{v:.2f}' for v in r['KM admitted 1/2/5 y'])} | {change:+.2f} ({n}) | "
+            sd = r.get("sd") if repeats > 1 else None
+            error = f"{r['transition error']:.3f}" + (f" ± {sd['transition error']:.3f}" if sd else "")
+            shift = f"{change:+.2f}" + (f" ± {sd['HbA1c change']:.2f}" if sd else "")
+            print(f"| {name} | {r['events/patient TVD']:.3f} | {error} | {r['gap TVD']:.3f} | "
+                  f"{'/'.join(f'{v:.2f}' for v in r['KM admitted 1/2/5 y'])} | {shift} ({n}) | "
                   f"{r['TSTR AUC']:.3f} | {r.get('seconds', float('nan')):.0f} |")
+        for epsilon in epsilons:
+            base = dict(rows)[f"flattening (patient-core), eps {epsilon:g}"]["transition error"]
+            new = dict(rows)[f"timeline (patient-timeline), eps {epsilon:g}"]["transition error"]
+            print(f"\ntransition error at eps {epsilon:g}: {new:.3f} vs {base:.3f} ({new / base - 1:+.0%})", end="")
+        print()
         print("\nevents/patient TVD per stream:")
         for name, r in rows:
             print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in r["per stream"].items()))
@@ -413,15 +451,17 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--synthea", type=Path, default=Path("/work/shared/data/fhir/synthea-r4-smart-2019/bundles"))
     parser.add_argument("--scale", type=int, default=0, help="also time N example patients end to end")
+    parser.add_argument("--repeats", type=int, default=1, help="fits per row (fresh noise each): means and sd")
     args = parser.parse_args()
     from privsynth.example.hospital import write_example_export
 
     if args.patients:
         with tempfile.TemporaryDirectory() as tmp:
             export = write_example_export(Path(tmp) / "export", args.patients, 0)
-            compare(export, args.epsilons, f"Example hospital ({args.patients} patients)")
+            compare(export, args.epsilons, f"Example hospital ({args.patients} patients)", args.repeats)
     if args.patients and args.synthea.is_dir():
-        compare(args.synthea, args.epsilons, "Synthea 2019 sample (200 patients; data end 2021-03-31)")
+        compare(args.synthea, args.epsilons, "Synthea 2019 sample (200 patients; data end 2021-03-31)",
+                args.repeats)
     if args.scale:
         scale(args.scale)
 

@@ -120,12 +120,18 @@ def test_schema_check_ok():
 
 
 def test_schema_check_lists_the_timeline_streams_and_their_bounds():
-    proc = run("schema", "check", str(SCHEMA.parent / "patient-timeline.yaml"))
+    import os
+
+    wide = {**os.environ, "COLUMNS": "240"}  # the tables unwrapped
+    proc = subprocess.run([sys.executable, "-m", "privsynth", "schema", "check",
+                           str(SCHEMA.parent / "patient-timeline.yaml")], capture_output=True, text=True, env=wide,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "timeline: 4 event streams" in proc.stdout
     for stream in ("encounters", "labs", "medications", "procedures"):
         assert stream in proc.stdout
-    assert "OK:" in proc.stdout and "114 columns, 108 learned" in proc.stdout
+    assert "OK:" in proc.stdout and "116 columns, 110 learned" in proc.stdout
+    assert "hba1c (around diabetes: at and after)" in proc.stdout  # at the diagnosis and a year later
 
 
 @pytest.mark.parametrize("args", [pytest.param(["synthesize"], id="no-input"),
