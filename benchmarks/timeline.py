@@ -291,14 +291,14 @@ def split(export: Path, work: Path, rng: np.random.Generator) -> tuple[Path, Pat
 
 def _mean(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Repeated fits (fresh noise each) as one row: means, and the spread of the transition
-    error and the HbA1c change (``sd``)."""
+    error and the HbA1c change (``sd``; nan where no synthetic patient has both values)."""
+    shifts = [r["HbA1c change"][0] for r in results if not np.isnan(r["HbA1c change"][0])]
     out: dict[str, Any] = {}
     for key, first in results[0].items():
         values = [r[key] for r in results]
         if isinstance(first, dict):
             out[key] = {k: float(np.mean([v[k] for v in values])) for k in first}
-        elif key == "HbA1c change":  # nan where no synthetic patient has both values
-            shifts = [v[0] for v in values if not np.isnan(v[0])]
+        elif key == "HbA1c change":
             n = round(float(np.mean([v[1] for v in values])))
             out[key] = (float(np.mean(shifts)) if shifts else float("nan"), n)
         elif isinstance(first, list | tuple):
@@ -306,9 +306,7 @@ def _mean(results: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = float(np.mean(values))
     out["sd"] = {"transition error": float(np.std([r["transition error"] for r in results])),
-                 "HbA1c change": float(np.std(shifts)) if (shifts := [r["HbA1c change"][0] for r in results
-                                                                       if not np.isnan(r["HbA1c change"][0])])
-                 else float("nan")}
+                 "HbA1c change": float(np.std(shifts)) if shifts else float("nan")}
     out["runs"] = len(results)
     return out
 

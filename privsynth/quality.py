@@ -70,7 +70,7 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list
         src = col.source
         if src.resource in absent_types or src.cell is not None:
             continue  # reported above; timeline cells are reported per stream, below
-        if src.summary == "first" and (src.resource, src.codes) in flags or src.anchor is not None:
+        if (src.summary == "first" and (src.resource, src.codes) in flags) or src.anchor is not None:
             continue  # an onset (or a value around it) is missing when its condition is absent: not a data problem
         series = view[col.name]
         if src.summary in ("exists", "count"):

@@ -81,7 +81,7 @@ def open_model(path: str | Path) -> SharedModel:
     return SharedModel(root, schema, synth, privacy, release_id)
 
 
-def parse_where(schema: Schema, items: list[str] | tuple[str, ...]) -> dict[str, str]:
+def parse_where(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``COL=VALUE[,COL=VALUE...]`` items (several may be given) as {column: value text}."""
     out: dict[str, str] = {}
     for item in items:
@@ -170,15 +170,15 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
     if schema.input_format == "table" and output_format not in (None, "csv"):
         raise InputError(f"schema '{schema.name}' is a table schema: its samples are tables (--format csv)")
     output_format = output_format or ("csv" if schema.input_format == "table" else "ndjson")
-    conditions = parse_where(schema, list(where))
+    conditions = parse_where(list(where))
     codes = where_codes(schema, conditions)
-    frame = shared.synthesizer.sample_where(rows, codes, rng=seed)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    try:
+    try:  # before the sampling: the statement every output carries needs them
         epsilon, delta = float(shared.privacy["epsilon"]), float(shared.privacy["delta"])
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{shared.path / 'privacy.json'}: no epsilon and delta in the model's privacy "
                          "statement") from None
+    frame = shared.synthesizer.sample_where(rows, codes, rng=seed)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     statement = {
         "what": "synthetic patients sampled from a shared differentially private model",
         "privacy": (f"post-processing of the model's DP release (epsilon {epsilon}, delta {delta}, privacy unit: "

@@ -96,11 +96,9 @@ def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
     shared = open_model(model_dir)
     schema = shared.schema
     codes = where_codes(schema, {k: v for k, v in (w.split("=", 1) for w in where)})
-    try:
-        frame = shared.synthesizer.sample_where(400, codes, rng=3)
-    except InputError as refused:  # the model may give the condition no mass: refused, never broken
-        assert "probability zero" in str(refused)
-        return
+    # neither condition is a structural zero (ages 18-19 may have COPD; a diastolic of 110-119
+    # may sit under a systolic of 120), and the model gives every other cell some mass
+    frame = shared.synthesizer.sample_where(400, codes, rng=3)
     assert len(frame) == 400
     assert not violations(frame, schema, schema.rules).any()
     for name, code in codes.items():

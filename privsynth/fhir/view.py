@@ -494,14 +494,9 @@ def _anchored(anchor: tuple[str, int, int], found: _State | None, states: dict[s
         return None
     first, last = anchor[1], anchor[2]
     middle = (first + last) / 2
-    best: tuple[float, dt.datetime, Any] | None = None
-    for when, value in found.series:
-        days = (when - onset).total_seconds() / 86400
-        if first <= days <= last:
-            key = (abs(days - middle), when, value)
-            if best is None or key[:2] < best[:2]:
-                best = key
-    return None if best is None else best[2]
+    inside = [(abs(days - middle), when, value) for when, value in found.series
+              if first <= (days := (when - onset).total_seconds() / 86400) <= last]
+    return min(inside, key=lambda c: c[:2])[2] if inside else None
 
 
 def _coerce(

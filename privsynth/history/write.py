@@ -152,12 +152,18 @@ class HistoryWriter:
     def _link(self, resource: dict[str, Any], moment: dt.datetime, encounters: list[dict[str, Any]],
               ref: dict[str, str]) -> None:
         """Record ``resource`` at an encounter on its day, or at a new one for the problem."""
+        found = self._visit(moment, encounters, ref, "a condition or a value", PROBLEM)
+        resource["encounter"] = {"reference": f"Encounter/{found['id']}"}
+
+    def _visit(self, moment: dt.datetime, encounters: list[dict[str, Any]], ref: dict[str, str], why: str,
+               kind: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The patient's encounter on ``moment``'s day, or a new ambulatory one then (counted)."""
         found = _on_day(moment, encounters)
         if found is None:
-            found = self._encounter(moment, "AMB", "ambulatory", ref, PROBLEM)
+            found = self._encounter(moment, "AMB", "ambulatory", ref, kind)
             encounters.append(found)
-            self.stats["encounters added to record a condition or a value"] += 1
-        resource["encounter"] = {"reference": f"Encounter/{found['id']}"}
+            self.stats[f"encounters added to record {why}"] += 1
+        return found
 
     def _events(self, stream: Stream, group: EventGroup, k: int, value: Any, birth: dt.date, ref: dict[str, str],
                 encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime]) -> list[dict[str, Any]]:
@@ -212,11 +218,7 @@ class HistoryWriter:
             if moment >= end:
                 self.stats[f"{stream.name} after an onset past the reference date, not written"] += 1
                 continue
-            enc = _on_day(moment, encounters)
-            if enc is None:
-                enc = self._encounter(moment, "AMB", "ambulatory", ref)
-                encounters.append(enc)
-                self.stats[f"encounters added to record {stream.name} around an onset"] += 1
+            enc = self._visit(moment, encounters, ref, f"{stream.name} around an onset")
             out.append(self._resource(stream, group, value, moment, enc, ref))
         return out
 

@@ -41,7 +41,7 @@ QUASI_NAMES = frozenset({"age", "sex", "gender", "male", "female", "race", "ethn
 QUASI_WORDS = ("insurance", "income", "education", "ethnicity", "marital status", "postal code", "zip code")
 
 
-def draft_schema(dictionary: str | Path, name: str | None = None, data_file: str | None = None) -> dict[str, Any]:
+def draft_schema(dictionary: str | Path, name: str | None = None) -> dict[str, Any]:
     """The schema document (a dict) drafted from ``dictionary``; errors name its file and line."""
     path = Path(dictionary)
     try:

@@ -829,26 +829,29 @@ def _stream(doc: _Doc, raw: Any, key: Key, groups: Mapping[str, CodeGroup], take
             if "domain" not in g:
                 raise doc.error(gkey + ("domain",), "a value stream's group needs a public 'domain'")
             domain = g["domain"]
+        raw_col = {"role": "sensitive", "kind": "integer" if kind == "count" else "numeric", "source": source,
+                   "domain": domain, "output": g.get("output", {})}
         for k, cname in enumerate(stream.columns(group)):
-            if cname in taken:
-                raise doc.error(gkey + ("name",), f"the cell column '{cname}' clashes with another column's name")
-            taken.add(cname)
-            raw_col = {"name": cname, "role": "sensitive", "kind": "integer" if kind == "count" else "numeric",
-                       "source": source, "domain": domain, "output": g.get("output", {})}
-            col = _column(doc, raw_col, gkey, "fhir", groups)
-            columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, cell=(name, k))))
+            columns.append(_group_column(doc, gkey, "name", "the cell column", {**raw_col, "name": cname}, groups,
+                                         taken, cell=(name, k)))
         if around is not None:
             at = (-around.at_days, around.at_days)
             for cname, span in zip(stream.anchored(group), (at, around.after_days)):
-                if cname in taken:
-                    raise doc.error(gkey + ("around",), f"the column '{cname}' clashes with another column's name")
-                taken.add(cname)
-                raw_col = {"name": cname, "role": "sensitive", "kind": "numeric", "source": source, "domain": domain,
-                           "output": g.get("output", {})}
-                col = _column(doc, raw_col, gkey, "fhir", groups)
-                anchor = (around.onset_column, *span)
-                columns.append(dataclasses.replace(col, source=dataclasses.replace(col.source, anchor=anchor)))
+                columns.append(_group_column(doc, gkey, "around", "the column", {**raw_col, "name": cname}, groups,
+                                             taken, anchor=(around.onset_column, *span)))
     return dataclasses.replace(stream, groups=tuple(event_groups)), columns
+
+
+def _group_column(doc: _Doc, gkey: Key, field_name: str, what: str, raw_col: dict[str, Any],
+                  groups: Mapping[str, CodeGroup], taken: set[str], **source: Any) -> Column:
+    """A column a timeline group adds (a cell, or a value around an onset): its name unused,
+    its ``source`` fields (``cell``, ``anchor``) set."""
+    cname = raw_col["name"]
+    if cname in taken:
+        raise doc.error(gkey + (field_name,), f"{what} '{cname}' clashes with another column's name")
+    taken.add(cname)
+    col = _column(doc, raw_col, gkey, "fhir", groups)
+    return dataclasses.replace(col, source=dataclasses.replace(col.source, **source))
 
 
 MAX_AROUND_DAYS = 3653  # ten years after an onset
