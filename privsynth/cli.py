@@ -244,7 +244,8 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
     table.add_row("privacy unit", "patient (whole record)")
     table.add_row("(epsilon, delta)", f"({result.epsilon:g}, {result.delta:g})")
     table.add_row("rho spent / allowed", f"{result.rho_spent:.6g} / {result.rho_total:.6g}")
-    table.add_row("patients in -> out", f"{result.patients_in} -> {result.patients_out}")
+    table.add_row("synthetic patients", f"{result.patients_out:,}" + (" (as asked)" if rows is not None else
+                                                                       " (a DP estimate of the input's size)"))
     for rtype, n in sorted(result.resources_out.items()):
         table.add_row(f"{rtype} written", str(n))
     table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
@@ -256,6 +257,10 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
                   "in the internal report, NOT for sharing)")
 
 
+LEDGER_KEY_HELP = ("Key file of the ledger (its HMAC secret, kept apart from the ledger file); default "
+                   "$PRIVSYNTH_LEDGER_KEY or LEDGER.key beside the ledger.")
+SHOW_COUNTS_HELP = ("Let refusals and warnings give exact patient counts (from the real data, not DP; recorded in the "
+                    "internal audit). Without it they give none.")
 SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, dates); default: a fresh one, recorded "
              "in privacy.json. Two runs with the same seed share synthetic ids and names.")
 
@@ -400,10 +405,12 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome (the manifest, paths, budget) as one JSON document on stdout.")
+@click.option("--ledger-key", "ledger_key", type=click.Path(dir_okay=False), default=None, help=LEDGER_KEY_HELP)
+@click.option("--show-counts", is_flag=True, help=SHOW_COUNTS_HELP)
 def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
                     policy_file: str | None, ledger_file: str | None, dataset: str, out_dir: str, seed: int | None,
                     fmt: str, method: str, keep: str, target: str | None, max_model_cells: int | None,
-                    as_json: bool) -> None:
+                    as_json: bool, ledger_key: str | None, show_counts: bool) -> None:
     """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
@@ -413,24 +420,29 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
 
     s = load_schema(schema_file)
     policy = load_policy(policy_file)
-    ledger = Ledger(ledger_file or default_ledger_path())
+    ledger = Ledger(ledger_file or default_ledger_path(), ledger_key)
     text = console if as_json else out
+    if ledger.origin.warning():
+        console.print(f"[yellow]warning:[/] {ledger.origin.warning()}", highlight=False)
     with _progress() as progress:
         result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
                          seed=seed, output_format=fmt, method=method, progress=progress,
                          keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
-                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
+                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice,
+                         show_counts=show_counts)
     text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "
               f"budget '{result.budget}': the worst-off patient has now spent epsilon {result.worst_epsilon_spent:.3g} "
               f"of {result.epsilon_budget:.3g} (delta {result.delta_budget:g})")
-    if s.input_format == "table" and s.patient_id.column is None:
-        text.print("[yellow]patients keyed by a hash of each row:[/] the schema declares no patient_id column, so a "
-                  "patient whose values differ in another export counts as a new patient in the budget")
+    if s.patient_id.is_row_hash(s.input_format):
+        text.print("[yellow]patients keyed by a hash of each row (allowed by the policy, recorded as a weakening):[/] "
+                  "the schema declares no patient_id column, so a patient whose values differ in another export "
+                  "counts as a new patient in the budget")
     if result.rows_sharing_a_key:
-        text.print(f"[yellow]{result.rows_sharing_a_key} rows share their key with another row:[/] they may be one "
-                  "patient counted more than once, so the ledger charged each such key rho times its count squared")
+        shown = f"{result.rows_sharing_a_key} rows share" if show_counts else "some rows share"
+        text.print(f"[yellow]{shown} their key with another row:[/] they may be one patient counted more than once, "
+                  "so the ledger charged each such key rho times its count squared")
     if m.real_columns:
         text.print(f"[yellow]partial synthesis, NOT end-to-end DP:[/] real columns {', '.join(m.real_columns)}")
     for line in policy.weakened():
@@ -503,7 +515,11 @@ def budget() -> None:
 @budget.command("show")
 @click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None, help="Budget ledger file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the budgets as one JSON document on stdout.")
-def budget_show(ledger_file: str | None, as_json: bool) -> None:
+@click.option("--ledger-key", "ledger_key", type=click.Path(dir_okay=False), default=None, help="Key file of the "
+              "ledger; default $PRIVSYNTH_LEDGER_KEY or LEDGER.key beside it.")
+@click.option("--show-counts", is_flag=True, help="Also show how many patients each budget has charged (exact "
+              "counts from the real data: not for sharing).")
+def budget_show(ledger_file: str | None, as_json: bool, ledger_key: str | None, show_counts: bool) -> None:
     """Every named budget: its total, and what its worst-off patient has spent."""
     from privsynth.privacy.ledger import Ledger, default_ledger_path
     from privsynth.privacy.mechanism import epsilon_for
@@ -512,29 +528,34 @@ def budget_show(ledger_file: str | None, as_json: bool) -> None:
     path = Path(ledger_file) if ledger_file else default_ledger_path()
     if not path.exists():
         _fail(f"{path}: no ledger yet (it is created by the first `privsynth release`)")
-    ledger = Ledger(path)
+    ledger = Ledger(path, ledger_key)
     for release_id, status in reconcile(ledger):
         console.print(f"reconciled: release {release_id} was left unfinished by a killed process; now {status}")
     table = Table(title=f"privacy budget ledger {path}")
-    for name in ("budget", "worst-off patient: epsilon / total (delta)", "rho / total", "patients",
-                 "at the worst", "releases (released)"):
+    columns = ["budget", "worst-off patient: epsilon / total (delta)", "rho / total"]
+    columns += ["patients", "at the worst"] if show_counts else []
+    for name in (*columns, "releases (released)"):
         table.add_column(name)
     partial = 0
     text = console if as_json else out
     rows = []
     for b in ledger.budgets():
         eps = epsilon_for(b.worst_rho, b.delta_budget) if b.worst_rho > 0 else 0.0
-        rows.append({"budget": b.name, "worst_epsilon_spent": eps, "epsilon_total": epsilon_for(b.rho_budget,
-                     b.delta_budget), "delta": b.delta_budget, "worst_rho_spent": b.worst_rho,
-                     "rho_total": b.rho_budget, "patients": b.patients, "patients_at_worst": b.patients_at_worst,
-                     "releases": b.releases, "released": b.released, "running": b.reserved, "partial": b.partial})
+        row = {"budget": b.name, "worst_epsilon_spent": eps, "epsilon_total": epsilon_for(b.rho_budget,
+               b.delta_budget), "delta": b.delta_budget, "worst_rho_spent": b.worst_rho, "rho_total": b.rho_budget,
+               "releases": b.releases, "released": b.released, "running": b.reserved, "partial": b.partial}
+        counts = [f"{b.patients:,}", f"{b.patients_at_worst:,}"] if show_counts else []
+        if show_counts:
+            row |= {"patients": b.patients, "patients_at_worst": b.patients_at_worst}
+        rows.append(row)
         table.add_row(b.name, f"{eps:.3g} / {epsilon_for(b.rho_budget, b.delta_budget):.3g} ({b.delta_budget:g})",
-                      f"{b.worst_rho:.6g} / {b.rho_budget:.6g}", f"{b.patients:,}", f"{b.patients_at_worst:,}",
+                      f"{b.worst_rho:.6g} / {b.rho_budget:.6g}", *counts,
                       f"{b.releases} ({b.released})" + (f", {b.reserved} running" if b.reserved else "")
                       + (f", {b.partial} partial" if b.partial else ""))
         partial += b.partial
     text.print(table)
-    text.print("A patient's spend counts every budget name they were charged under.")
+    text.print("A patient's spend counts every budget name they were charged under; their cap is the smallest total "
+               "of those budgets." + ("" if show_counts else " Patient counts: --show-counts."))
     if as_json:
         _emit_json({"ledger": path, "budgets": rows})
     if partial:

@@ -88,11 +88,11 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list
         if missing >= 1.0:
             never.setdefault(src.resource or "the input", []).append(col.name)
         elif missing >= MOSTLY:
-            out.append(Finding("mostly missing", col.name, f"{missing:.0%} of {n:,} patients have no value",
+            out.append(Finding("mostly missing", col.name, f"{missing:.0%} of patients have no value",
                                "a column this empty teaches the model little; check the export or drop the column"))
         elif other >= MOSTLY:
             out.append(Finding("mostly other", col.name,
-                               f"{other:.0%} of {n:,} patients have a value outside the schema's categories "
+                               f"{other:.0%} of patients have a value outside the schema's categories "
                                "(written as 'other')", "the export's codes differ from the schema's category list"))
     for resource, names in sorted(never.items()):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")

@@ -20,6 +20,9 @@ RELEASE_THRESHOLDS = (
     Threshold("total_delta", 1e-5, 1e-15, 0.01, True, help="a named budget's total delta"),
     Threshold("allow_keep_sensitive", 0, 0, 1, True, whole=True,
               help="1 lets partial synthesis keep sensitive columns"),
+    Threshold("allow_row_hash_key", 0, 0, 1, True, whole=True,
+              help="1 lets a table without a stable patient id be released (patients keyed by a hash of their row: "
+                   "a patient whose values change in a re-export is a new patient to the budget)"),
     Threshold("min_cell_patients", 10, 1, 10**6, False, whole=True,
               help="reports suppress categories and bins with fewer real patients"),
     Threshold("bias_shift_max", 0.05, 0.0, 1.0, True, help="the bias check flags a protected group shifting more"),

@@ -39,12 +39,14 @@ def patients_needed(fraction: float, min_holdout: int) -> int:
     return n
 
 
-def check_split_size(n: int, fraction: float, min_holdout: int) -> None:
-    """Refuse data too small to audit, before anything is spent."""
+def check_split_size(n: int, fraction: float, min_holdout: int, show_counts: bool = False) -> None:
+    """Refuse data too small to audit, before anything is spent. The message gives the
+    input's exact patient count only with ``show_counts`` (the screen is no counting oracle)."""
     need = patients_needed(fraction, min_holdout)
     if n < need:
+        have = f"{n} patients" if show_counts else "fewer patients than needed"
         raise AuditError(
-            f"too few patients to audit a release: {n} patients, and the policy's holdout_fraction {fraction:g} "
+            f"too few patients to audit a release: {have}, and the policy's holdout_fraction {fraction:g} "
             f"with min_holdout {min_holdout} on each side needs at least {need} (the holdout is drawn at random, "
             "so its size varies). Audits on fewer patients cannot tell a leak from chance; use more patients, "
             "or a policy with a smaller min_holdout (recorded as a weakening)")

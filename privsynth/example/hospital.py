@@ -210,8 +210,7 @@ def _patient(index: int, rng: np.random.Generator, fake: Faker, male: bool, birt
         "identifier": [
             {"type": _concept(_TERM + "v2-0203", ("MR", "Medical record number")),
              "system": "http://hospital.example.org/mrn", "value": f"MRN{index + 100000:07d}"},
-            {"system": "http://hl7.org/fhir/sid/us-ssn",
-             "value": f"999-{int(rng.integers(10, 100))}-{int(rng.integers(1, 10000)):04d}"}],
+            {"system": "http://hl7.org/fhir/sid/us-ssn", "value": _ssn(index, rng)}],
         "name": [{"use": "official", "family": fake.last_name(), "given": [given]}],
         "telecom": [{"system": "phone", "value": fake.numerify("###-555-####"), "use": "home"}],
         "gender": "male" if male else "female",
@@ -223,6 +222,14 @@ def _patient(index: int, rng: np.random.Generator, fake: Faker, male: bool, birt
     if death is not None:
         patient["deceasedDateTime"] = _iso(death)
     return patient
+
+
+def _ssn(index: int, rng: np.random.Generator) -> str:
+    """A fake SSN (area 999 is never issued), unique per patient as a real SSN is: the ledger
+    and the reader treat two Patients sharing one as one person. Two draws are still made so
+    that the rest of the seeded example stays as it was."""
+    rng.integers(10, 100), rng.integers(1, 10000)
+    return f"999-{10 + index // 10000 % 90:02d}-{index % 10000:04d}"
 
 
 def _omb(name: str, code: Code) -> Resource:

@@ -1,16 +1,20 @@
 """Flatten FHIR R4 resources into the PATIENT VIEW: one row per patient.
 
 Every resource the schema reads is attributed to its patient through ``subject``,
-``patient`` or ``beneficiary`` (``urn:uuid:`` fullUrls, ``Patient/<id>`` and absolute
-``.../Patient/<id>`` references). Many resources per patient are summarised as the schema
-says (exists, count, first, last). Resources whose patient cannot be resolved are counted
-and reported. Nothing here prints; values never appear in messages.
+``patient`` or ``beneficiary``, resolved as FHIR resolves references: a ``urn:uuid:``
+reference within its own Bundle only (it names that Bundle's entry with the same
+``fullUrl``), ``Patient/<id>`` and absolute ``.../Patient/<id>`` references by Patient.id.
+A Patient's ``fullUrl`` must name the Patient's own id. Many resources per patient are
+summarised as the schema says (exists, count, first, last). Resources whose patient cannot
+be resolved are counted and reported. Nothing here prints; values never appear in messages.
 
-One patient is one Patient resource: a second Patient with the same id (or the same
-identifier, when the schema keys patients by one) is an error naming both places, never
-merged -- a merged row would let one neighbour change a row instead of adding one. The
-view's index is each patient's stable key (the schema's ``patient_id``), used only to
-charge the per-patient privacy budget; it never reaches an output.
+One patient is one row: a second Patient with the same id is an error naming both places,
+and so is a second Patient sharing a value of any identifier the schema keys patients by
+(``patient_id``: an MRN, an SSN) -- unless the schema says ``shared: merge``, which makes
+them one patient (one row, whose resources are all of theirs). Never a silent last-one-wins:
+that would let one neighbour change another patient's row instead of adding one. The view's
+index holds each patient's stable keys (:class:`privsynth.privacy.keys.PatientKeys`), used
+only to charge the per-patient privacy budget; they never reach an output.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import pandas as pd
 
 from privsynth.errors import InputError
 from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, reason, validate_resource
+from privsynth.privacy.keys import PatientKeys, identifier_key
 from privsynth.progress import Progress
-from privsynth.schema.model import Column, Schema
+from privsynth.schema.model import Column, PatientKey, Schema
 from privsynth.schema.path import ShapeError, compile_path
 from privsynth.schema.timeline import Stream
 
@@ -59,6 +64,7 @@ class IngestReport:
     unreadable_value: Counter[str] = field(default_factory=Counter)
     errors_skipped: dict[str, int] = field(default_factory=dict)
     patients: int = 0
+    patients_merged: int = 0  # Patient resources merged into another sharing an identifier (shared: merge)
     patient_key: str = "Patient.id"
     per_reference: Counter[str] = field(default_factory=Counter, repr=False)  # internal, never reported
 
@@ -72,6 +78,7 @@ class IngestReport:
             "resources_not_in_schema": self.resources_not_in_schema,
             "unresolved_patient_reference": dict(self.unresolved_patient),
             "patient_key": self.patient_key,
+            "patients_merged": self.patients_merged,
             "unit_mismatch": dict(self.unit_mismatch),
             "unreadable_value": dict(self.unreadable_value),
             "errors_skipped": self.errors_skipped,
@@ -143,10 +150,12 @@ def _patient_ref(resource: dict[str, Any]) -> str | None:
     return None
 
 
-def _ref_key(ref: str) -> str:
-    """Normalise a reference to a key comparable with Patient keys."""
+def _ref_key(ref: str, file: str) -> str:
+    """Normalise a reference to a key comparable with Patient keys. A ``urn:uuid:`` reference
+    resolves within its own Bundle (file) only: the same uuid in another Bundle is another
+    resource."""
     if ref.startswith("urn:uuid:"):
-        return ref
+        return f"{file}#{ref}"
     if "/Patient/" in ref:
         ref = "Patient/" + ref.rsplit("/Patient/", 1)[1]
     if ref.startswith("Patient/"):
@@ -219,7 +228,7 @@ def build_patient_view(
     patients: dict[str, dict[str, Any]] = {}  # patient id -> raw Patient values
     birth: dict[str, dt.date | None] = {}
     aliases: dict[str, str] = {}  # reference key -> patient id
-    seen = _Seen(schema.patient_id.identifier_system)
+    seen = _Seen(schema.patient_id)
     states: dict[str, dict[str, _State]] = defaultdict(dict)  # reference key -> column -> state
 
     done = 0
@@ -256,49 +265,93 @@ def build_patient_view(
             "no Patient resource found in the input; the patient view needs one Patient per "
             "patient (Bundles with a Patient entry, or a Patient.ndjson file)"
         )
-    frame = _assemble(schema, patients, birth, aliases, states, report, seen.key_of)
+    frame = _assemble(schema, patients, birth, aliases, states, report, seen)
     report.patients = len(frame)
     report.patient_key = schema.patient_id.describe("fhir")
     return frame, report
 
 
 class DuplicatePatientError(InputError):
-    """Two Patient resources claim one patient: never skipped, whatever ``on_error`` says."""
+    """Two Patient resources claim one patient (or one alias): never skipped, whatever ``on_error`` says."""
 
 
 class _Seen:
-    """Where each patient's Patient resource was read, by Patient.id and by the schema's
-    patient key (an identifier), to refuse a second Patient claiming either."""
+    """Where each Patient was read, by Patient.id and by every identifier the schema keys
+    patients by, to refuse (or, with ``shared: merge``, to merge) a second Patient claiming
+    one; and each patient's stable keys."""
 
-    def __init__(self, identifier_system: str | None) -> None:
-        self.system = identifier_system
+    def __init__(self, key: PatientKey) -> None:
+        self.system = key.identifier_system
+        self.systems = ((key.identifier_system,) if key.identifier_system else ()) + key.identifiers
+        self.merge = key.shared == "merge"
         self.by_id: dict[str, Location] = {}
-        self.by_key: dict[str, Location] = {}
-        self.key_of: dict[str, str] = {}  # Patient.id -> stable patient key
+        self.by_identifier: dict[str, tuple[str, Location]] = {}
+        self.keys: dict[str, list[str]] = {}  # Patient.id -> its stable keys, the primary first
+        self.parent: dict[str, str] = {}  # merged Patients: Patient.id -> the one it was merged into
 
     def add(self, pid: str, resource: dict[str, Any], loc: Location) -> None:
         if pid in self.by_id:
             raise _duplicate("Patient.id", self.by_id[pid], loc)
-        key = pid
+        identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict)]
+        keys = [pid]
         if self.system is not None:
-            values = [i.get("value") for i in resource.get("identifier") or []
-                      if isinstance(i, dict) and i.get("system") == self.system]
+            values = [i.get("value") for i in identifiers if i.get("system") == self.system]
             if not values or not isinstance(values[0], str) or not values[0]:
                 raise InputError(f"{loc.describe('Patient.identifier')}: no identifier of system {self.system}; the "
                                  "schema's patient_id needs it on every Patient (it keys the privacy budget)")
-            key = values[0]
-            if key in self.by_key:
-                raise _duplicate(f"Patient.identifier ({self.system})", self.by_key[key], loc)
-            self.by_key[key] = loc
+            keys = [values[0], pid]  # the primary key as earlier ledgers hashed it, and Patient.id always
+        for system in self.systems:
+            for value in (i.get("value") for i in identifiers if i.get("system") == system):
+                if not isinstance(value, str) or not value:
+                    continue
+                key = identifier_key(system, value)
+                keys.append(key)
+                if key in self.by_identifier:
+                    other, first = self.by_identifier[key]
+                    if not self.merge:
+                        raise _duplicate(f"Patient.identifier ({system})", first, loc, merge_hint=True)
+                    self._union(other, pid)
+                else:
+                    self.by_identifier[key] = (pid, loc)
         self.by_id[pid] = loc
-        self.key_of[pid] = key
+        self.keys[pid] = list(dict.fromkeys(keys))
+
+    def root(self, pid: str) -> str:
+        while pid in self.parent:
+            pid = self.parent[pid]
+        return pid
+
+    def _union(self, first: str, second: str) -> None:
+        a, b = self.root(first), self.root(second)
+        if a != b:
+            self.parent[b] = a  # the Patient read first stays the patient's row
+
+    def patient_keys(self, pid: str) -> PatientKeys:
+        """Every key of the patient whose row ``pid`` is (itself and all merged into it)."""
+        keys = list(self.keys[pid])
+        if self.parent:
+            for other in self.parent:
+                if self.root(other) == pid:
+                    keys.extend(self.keys[other])
+        return PatientKeys(tuple(dict.fromkeys(keys)))
 
 
-def _duplicate(what: str, first: Location, second: Location) -> DuplicatePatientError:
+def _duplicate(what: str, first: Location, second: Location, merge_hint: bool = False) -> DuplicatePatientError:
+    hint = (" If they are two charts of the same person, say `shared: merge` under the schema's patient_id to make "
+            "them one patient." if merge_hint else "")
     return DuplicatePatientError(
         f"{second.describe(what)}: the same {what} as the Patient at {first.describe()}. One patient must be "
         "one Patient (the privacy unit): if these are two exports of the same patients, give one of them; if they "
-        "are different patients, their ids must differ")
+        f"are different patients, their ids must differ.{hint}")
+
+
+def _full_url_id(full_url: str) -> str | None:
+    """The resource id a Patient's fullUrl names (``urn:uuid:<id>`` or ``<base>/Patient/<id>``)."""
+    if full_url.startswith("urn:uuid:"):
+        return full_url[len("urn:uuid:"):]
+    if "/Patient/" in full_url or full_url.startswith("Patient/"):
+        return full_url.rsplit("Patient/", 1)[1].split("/_history", 1)[0]
+    return None
 
 
 def _read_patient(
@@ -309,6 +362,12 @@ def _read_patient(
     pid = resource.get("id")
     if not isinstance(pid, str) or not pid:
         raise InputError(f"{loc.describe('Patient.id')}: missing; every Patient needs an id")
+    full_url = resource.get("_fullUrl")
+    if isinstance(full_url, str) and _full_url_id(full_url) != pid:
+        raise DuplicatePatientError(
+            f"{loc.describe('Bundle.entry.fullUrl')}: does not name this Patient's own id. A Patient's fullUrl must be "
+            "urn:uuid:<Patient.id> or <base>/Patient/<Patient.id>: references to it would otherwise reach another "
+            "patient's record")
     seen.add(pid, resource, loc)
     values: dict[str, Any] = {}
     for ex in extractors:
@@ -318,9 +377,8 @@ def _read_patient(
     born = _parse_instant(resource.get("birthDate"))
     birth[pid] = born.date() if born else None
     aliases["Patient/" + pid] = pid
-    full_url = resource.get("_fullUrl")
-    if isinstance(full_url, str):
-        aliases[_ref_key(full_url)] = pid
+    if isinstance(full_url, str) and full_url.startswith("urn:uuid:"):
+        aliases[_ref_key(full_url, loc.file)] = pid
     report.resources_used["Patient"] += 1
 
 
@@ -368,7 +426,7 @@ def _read_clinical(
     if not ref:
         report.unresolved_patient[rtype] += 1
         return
-    key = _ref_key(ref)
+    key = _ref_key(ref, loc.file)
     used = False
     per_patient = states[key]
     for ex in extractors:
@@ -438,7 +496,7 @@ def _cell(ex: _Extractor, resource: dict[str, Any], loc: Location) -> Column | N
 def _assemble(
     schema: Schema, patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
     aliases: dict[str, str], states: dict[str, dict[str, _State]], report: IngestReport,
-    key_of: dict[str, str],
+    seen: _Seen,
 ) -> pd.DataFrame:
     merged: dict[str, dict[str, _State]] = defaultdict(dict)
     for key, cols in states.items():
@@ -446,6 +504,7 @@ def _assemble(
         if pid is None:
             report.unresolved_patient["(reference to a Patient not in the input)"] += report.per_reference[key]
             continue
+        pid = seen.root(pid)  # a merged chart's resources are its patient's
         target = merged[pid]
         for name, st in cols.items():
             if name not in target:
@@ -461,7 +520,8 @@ def _assemble(
                 or (summary == "first" and st.date < cur.date)
             ):
                 cur.date, cur.value = st.date, st.value
-    ids = sorted(patients)
+    ids = sorted(pid for pid in patients if pid not in seen.parent)
+    report.patients_merged = len(seen.parent)
     data: dict[str, list[Any]] = {}
     for col in schema.view_columns:
         out: list[Any] = []
@@ -480,8 +540,9 @@ def _assemble(
                     raw = found.value if found is not None else None
             out.append(_coerce(col, raw, schema, birth.get(pid), report))
         data[col.name] = out
-    # the index is each patient's stable key (internal: it keys the budget ledger, never an output)
-    return pd.DataFrame(data, index=pd.Index([key_of[pid] for pid in ids], name="patient_id", dtype=object))
+    # the index is each patient's stable keys (internal: they key the budget ledger, never an output)
+    return pd.DataFrame(data, index=pd.Index([seen.patient_keys(pid) for pid in ids], name="patient_id",
+                                             dtype=object))
 
 
 def _anchored(anchor: tuple[str, int, int], found: _State | None, states: dict[str, _State]) -> Any:

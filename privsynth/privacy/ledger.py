@@ -3,21 +3,30 @@
 The privacy unit is the patient, so the budget is a property of patients, not of files.
 Each release charges its rho to EVERY patient of its input (train and holdout alike: the
 audit's verdict depends on the holdout too), under a named budget (``--dataset NAME``: it
-fixes the total and groups the releases of one data source). A patient is recorded only as
-a keyed hash -- HMAC-SHA-256 (first 16 bytes) of their stable id under a secret created in
-and kept by the ledger -- so the ledger never stores a raw patient id, and the hashes cannot
-be tested against guessed ids without the ledger's own secret. Re-exports, re-ordered rows
-and overlapping exports of the same patients land on the same entries, and a patient's
-spend is the sum over EVERY budget name (the same key under two names is the same person):
-the budget holds per patient.
+fixes the total and groups the releases of one data source).
+
+**Patients, not keys.** A patient may be known by several stable keys at once (Patient.id,
+the MRN, the SSN: :class:`privsynth.privacy.keys.PatientKeys`). The ledger records each key
+only as a keyed hash -- HMAC-SHA-256 (first 16 bytes) under a secret kept OUTSIDE the
+ledger, in a key file (``<ledger>.key``, mode 0600, by default; see :func:`key_path_for`) --
+and links every key to one PERSON: the keys of one input row are one person, and a key seen
+again (in any later release, under any budget name, whatever the primary key) finds its
+person. Two persons that turn out to share a key are merged and their spends added (they
+were charged by different releases). Spend is kept per person, so re-keying the same
+patients by Patient.id, then MRN, then SSN charges the same person every time. Without the
+key file the ledger's hashes cannot be tested against guessed ids; whoever holds both can.
+
+**Caps.** A patient's cap is the SMALLEST total of any budget they have been charged
+under, this release's included: a new ``--dataset`` name with a larger total does not raise
+it. A patient's spend is the sum over every budget name.
 
 A key that occurs c times in one input (a table keyed by row content, where identical rows
-may be one patient counted twice) is charged c^2 * rho: c rows of one patient make every
-count vector move by c, so its zCDP cost is c^2 times the unit's (Gaussian mechanisms scale
-with the squared sensitivity).
+may be one patient counted twice; or rows that an earlier release linked to one person) is
+charged c^2 * rho: c rows of one patient make every count vector move by c, so its zCDP
+cost is c^2 times the unit's (Gaussian mechanisms scale with the squared sensitivity).
 
 A release RESERVES its rho in one ``BEGIN IMMEDIATE`` transaction before any fitting:
-it is refused when any of its patients would exceed the budget's total, or has been in
+it is refused when any of its patients would exceed their cap, or has been in
 ``max_attempts`` charged release attempts already (retrying until an audit passes leaks
 information). Concurrent releases on one ledger file cannot overspend. A reserved rho
 stays spent whether the release passes its audits or not; it is refunded only when the
@@ -29,6 +38,9 @@ A release killed outright (``kill -9``) stays "reserved" until :meth:`Ledger.rec
 the disk: a complete release directory carrying the release's id is recorded "released";
 anything else is recorded "interrupted" and its temporary directory removed. Its rho stays
 spent: the ledger cannot know how far it got.
+
+Refusal messages give no patient counts unless asked (``show_counts``): the operator's
+screen is not a counting oracle on the ledger.
 
 >>> import tempfile, pathlib
 >>> ledger = Ledger(pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite3")
@@ -51,16 +63,19 @@ import secrets
 import socket
 import sqlite3
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from privsynth.atomic import process_alive
 from privsynth.errors import BudgetError, OutputError
+from privsynth.privacy.keys import as_keys
 
-FORMAT = "privsynth-ledger/2"
+FORMAT = "privsynth-ledger/3"
+OLD_FORMAT = "privsynth-ledger/2"  # the secret inside the file, spend per key: migrated on open
 KEY_BYTES = 16  # truncated HMAC-SHA-256: collisions among a billion patients have probability ~1e-21
+SECRET_BYTES = 32
+KEY_CHECK = b"privsynth ledger key check"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS budget (
@@ -69,6 +84,11 @@ CREATE TABLE IF NOT EXISTS budget (
     delta_budget REAL NOT NULL,
     created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS person (
+    key BLOB PRIMARY KEY,
+    person BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS person_keys ON person (person);
 CREATE TABLE IF NOT EXISTS spend (
     budget TEXT NOT NULL REFERENCES budget(name),
     patient BLOB NOT NULL,
@@ -94,6 +114,7 @@ CREATE TABLE IF NOT EXISTS release (
 );
 """
 STATUSES = ("reserved", "released", "refused", "failed", "interrupted")
+KEY_VARIABLE = "PRIVSYNTH_LEDGER_KEY"
 
 
 def default_ledger_path() -> Path:
@@ -104,15 +125,23 @@ def default_ledger_path() -> Path:
     return base / "privsynth" / "ledger.sqlite3"
 
 
+def key_path_for(ledger: Path) -> Path:
+    """Where a ledger's secret lives: ``$PRIVSYNTH_LEDGER_KEY``, else ``<ledger>.key`` beside it."""
+    if os.environ.get(KEY_VARIABLE):
+        return Path(os.environ[KEY_VARIABLE])
+    return ledger.with_name(ledger.name + ".key")
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A release's charge: its id (a random UUID, also written to the release manifest),
-    the budget it was charged to, and the patients' keys (kept in memory for a refund)."""
+    the budget it was charged to, and per charged person one of its keys and its weight
+    (kept in memory for a refund)."""
 
     id: str
     budget: str
     rho: float
-    keys: tuple[bytes, ...]
+    charges: tuple[tuple[bytes, float], ...]
 
 
 @dataclass(frozen=True)
@@ -122,7 +151,7 @@ class BudgetSummary:
     name: str
     rho_budget: float
     delta_budget: float
-    patients: int  # patients with a charge under this budget
+    patients: int  # persons with a charge under this budget
     worst_rho: float  # the largest rho any one of them has spent, under every budget name
     patients_at_worst: int
     worst_attempts: int
@@ -146,41 +175,188 @@ class ReleaseRecord:
     out: str
 
 
+@dataclass(frozen=True)
+class LedgerOrigin:
+    """How this ledger came to be (for the internal report): when it was created, whether by
+    this process, where its key file is, and other ledgers found beside it at creation (a new
+    file next to an existing one starts from zero: the operator must know)."""
+
+    path: str
+    key_path: str
+    created: str
+    created_now: bool
+    others_nearby: tuple[str, ...]
+
+    def warning(self) -> str | None:
+        if not (self.created_now and self.others_nearby):
+            return None
+        return (f"{self.path}: a NEW budget ledger, created beside existing one(s) ({', '.join(self.others_nearby)}); "
+                "patients charged there are not counted here. Use the existing ledger (--ledger or $PRIVSYNTH_LEDGER) "
+                "unless this is deliberate")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-class Ledger:
-    """A per-patient budget ledger in one SQLite file (created with mode 0600)."""
+def _is_ledger(path: Path) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        return row is not None and str(row[0]).startswith("privsynth-ledger/")
+    except sqlite3.Error:
+        return False
 
-    def __init__(self, path: str | Path) -> None:
+
+def _ledgers_near(path: Path) -> tuple[str, ...]:
+    """Other privsynth ledgers in the same directory, and the default ledger if it is elsewhere."""
+    found = [p for p in sorted(path.parent.glob("*")) if p != path and p.is_file() and p.suffix in (
+        ".sqlite3", ".sqlite", ".db") and _is_ledger(p)]
+    default = default_ledger_path()
+    if default.resolve() != path.resolve() and default.is_file() and default not in found and _is_ledger(default):
+        found.append(default)
+    return tuple(str(p) for p in found)
+
+
+def _write_key_file(path: Path, secret: bytes) -> None:
+    """Create the key file atomically with mode 0600 (complete, or not there at all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, secret.hex().encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # fails if another process made it first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise OutputError(f"{path}: not a privsynth ledger key file (expected {SECRET_BYTES * 2} hex digits)") from None
+    if len(secret) != SECRET_BYTES:
+        raise OutputError(f"{path}: not a privsynth ledger key file (expected {SECRET_BYTES * 2} hex digits)")
+    return secret
+
+
+def _check_value(secret: bytes) -> bytes:
+    return hmac.digest(secret, KEY_CHECK, "sha256")
+
+
+@dataclass
+class _Person:
+    """One person of an input: the ledger persons it was known as before (sorted; the first
+    is its id, the others merge into it) and its rows in the input."""
+
+    earlier: list[bytes]
+    rows: list[int]
+    id: bytes = b""
+
+    @property
+    def weight(self) -> float:
+        """c rows of one person move every count by c: c^2 times the rho."""
+        return float(len(self.rows) ** 2)
+
+
+class Ledger:
+    """A per-patient budget ledger in one SQLite file (created with mode 0600) and its key
+    file (``key_path``, default :func:`key_path_for`; mode 0600)."""
+
+    def __init__(self, path: str | Path, key_path: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.key_path = Path(key_path) if key_path is not None else key_path_for(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            created_now = False
+            nearby: tuple[str, ...] = ()
             if not self.path.exists():
+                nearby = _ledgers_near(self.path)
                 with contextlib.suppress(FileExistsError):  # another process may be creating it too
                     os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                    created_now = True
             with self._connection() as db:
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if "dataset" in tables:
-                    raise OutputError(
-                        f"{self.path}: a ledger of privsynth 0.1, which kept budgets per input file; per-patient "
-                        "budgets cannot be derived from it. Keep it as the record of what was spent, start a new "
-                        "ledger with --ledger (or $PRIVSYNTH_LEDGER), and lower the new policy's total_epsilon by "
-                        "what the old ledger shows for the same patients")
-                db.executescript(SCHEMA)
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)", (secrets.token_bytes(32),))
-                found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0]
-                if found != FORMAT:
-                    raise OutputError(f"{self.path}: ledger format '{found}', this privsynth reads '{FORMAT}'")
-                self._secret = bytes(db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
+                self._secret = self._open(db)
+                created = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
         except sqlite3.Error as exc:
             raise OutputError(f"{self.path}: cannot open the budget ledger ({exc})") from None
         except OSError as exc:
             if isinstance(exc, OutputError):
                 raise
             raise OutputError(f"{self.path}: cannot open the budget ledger ({exc.strerror or exc})") from None
+        self.origin = LedgerOrigin(str(self.path), str(self.key_path), str(created[0]) if created else "unknown",
+                                   created_now, nearby)
+
+    def _open(self, db: sqlite3.Connection) -> bytes:
+        """Create or migrate the tables; return the secret, checked against the ledger."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "dataset" in tables:
+            raise OutputError(
+                f"{self.path}: a ledger of privsynth 0.1, which kept budgets per input file; per-patient "
+                "budgets cannot be derived from it. Keep it as the record of what was spent, start a new "
+                "ledger with --ledger (or $PRIVSYNTH_LEDGER), and lower the new policy's total_epsilon by "
+                "what the old ledger shows for the same patients")
+        db.executescript(SCHEMA)  # idempotent; commits on its own
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if found is not None and found[0] == OLD_FORMAT:
+                secret = self._migrate(db)
+            elif found is not None and found[0] != FORMAT:
+                raise OutputError(f"{self.path}: ledger format '{found[0]}', this privsynth reads '{FORMAT}'")
+            else:
+                secret = self._secret_for(db, fresh=found is None)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return secret
+
+    def _secret_for(self, db: sqlite3.Connection, fresh: bool) -> bytes:
+        check = db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        if check is None:  # a new ledger: its key file is made (or an existing one adopted) now
+            if not self.key_path.exists():
+                _write_key_file(self.key_path, secrets.token_bytes(SECRET_BYTES))
+            secret = _read_key_file(self.key_path)
+            db.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
+            db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (_check_value(secret),))
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)", (_now(),))
+            return secret
+        if not self.key_path.exists():
+            raise OutputError(
+                f"{self.path}: its key file {self.key_path} is missing. Without it the ledger cannot recognise the "
+                "patients it has charged (every patient would start from zero). Restore the key file from where the "
+                f"data owner keeps it, or name it with ${KEY_VARIABLE}")
+        secret = _read_key_file(self.key_path)
+        if not hmac.compare_digest(bytes(check[0]), _check_value(secret)):
+            raise OutputError(f"{self.path}: the key file {self.key_path} belongs to another ledger; name this "
+                              f"ledger's own key file with ${KEY_VARIABLE}")
+        return secret
+
+    def _migrate(self, db: sqlite3.Connection) -> bytes:
+        """A privsynth-ledger/2 file: its secret moves to the key file, each key becomes a person."""
+        secret = bytes(db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
+        if self.key_path.exists():
+            if not hmac.compare_digest(_read_key_file(self.key_path), secret):
+                raise OutputError(f"{self.path}: migrating this ledger needs its key file at {self.key_path}, but a "
+                                  "different key is there; move it away or name another path with "
+                                  f"${KEY_VARIABLE}")
+        else:
+            _write_key_file(self.key_path, secret)
+        db.execute("INSERT OR IGNORE INTO person (key, person) SELECT DISTINCT patient, patient FROM spend")
+        db.execute("DELETE FROM meta WHERE key = 'secret'")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT,))
+        db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (_check_value(secret),))
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', 'before format 3')")
+        return secret
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -197,51 +373,105 @@ class Ledger:
 
     # -- patients ------------------------------------------------------------------------
 
-    def patient_keys(self, ids: Iterable[object]) -> tuple[bytes, ...]:
-        """The ledger's keyed hash of each stable patient id (never the id itself)."""
+    def patient_keys(self, ids: Iterable[object]) -> tuple[tuple[bytes, ...], ...]:
+        """The ledger's keyed hashes of each patient's stable keys (never the keys themselves):
+        one tuple per patient (a plain id or row hash is one key; :class:`PatientKeys` many)."""
         secret = self._secret
-        return tuple(hmac.digest(secret, str(i).encode("utf-8"), "sha256")[:KEY_BYTES] for i in ids)
+        return tuple(tuple(hmac.digest(secret, k.encode("utf-8"), "sha256")[:KEY_BYTES] for k in as_keys(i).values)
+                     for i in ids)
 
     @staticmethod
-    def _load(db: sqlite3.Connection, keys: Sequence[bytes]) -> float:
-        """Put ``keys`` into this connection's temporary table ``incoming``, each once with
-        its weight (the square of how often it occurs); return the largest weight."""
-        counts = Counter(keys)
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (patient BLOB PRIMARY KEY, weight REAL NOT NULL) "
-                   "WITHOUT ROWID")
-        db.execute("BEGIN")  # temp-only writes: no lock on the ledger itself
+    def _persons(db: sqlite3.Connection, rows: Sequence[Sequence[bytes]]) -> list[_Person]:
+        """Group the input's rows into persons: rows sharing a key, and keys an earlier release
+        linked to one person, are one person (a union-find over keys)."""
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (key BLOB PRIMARY KEY) WITHOUT ROWID")
         db.execute("DELETE FROM incoming")
-        db.executemany("INSERT INTO incoming VALUES (?, ?)", ((k, float(c * c)) for k, c in counts.items()))
-        db.execute("COMMIT")
-        return float(max(counts.values())) ** 2
+        db.executemany("INSERT OR IGNORE INTO incoming VALUES (?)", ((k,) for row in rows for k in row))
+        known = [(bytes(k), bytes(p)) for k, p in db.execute(
+            "SELECT p.key, p.person FROM incoming i JOIN person p ON p.key = i.key")]
+        parent: dict[bytes, bytes] = {}
+
+        def find(x: bytes) -> bytes:
+            root = x
+            while root in parent:
+                root = parent[root]
+            while x != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        def union(a: bytes, b: bytes) -> None:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[rb] = ra
+
+        for row in rows:
+            for k in row[1:]:
+                union(row[0], k)
+        for k, person in known:  # a key's earlier person joins everyone who shares it
+            union(k, b"person:" + person)
+        groups: dict[bytes, _Person] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(find(row[0]), _Person([], [])).rows.append(i)
+        for k, person in known:
+            group = groups[find(k)]
+            if person not in group.earlier:
+                group.earlier.append(person)
+        for group in groups.values():
+            group.earlier.sort()
+            group.id = group.earlier[0] if group.earlier else rows[group.rows[0]][0]
+        return list(groups.values())
+
+    @staticmethod
+    def _link(db: sqlite3.Connection, persons: list[_Person], rows: Sequence[Sequence[bytes]]) -> None:
+        """Record the input's keys under their persons; fold the earlier persons a shared key
+        merges into one (their keys, and their spends added: different releases charged them)."""
+        for person in persons:
+            for other in person.earlier[1:]:
+                db.execute("UPDATE person SET person = ? WHERE person = ?", (person.id, other))
+                db.execute("INSERT INTO spend (budget, patient, rho, attempts) SELECT budget, ?, rho, attempts "
+                           "FROM spend WHERE patient = ? AND true ON CONFLICT (budget, patient) DO UPDATE SET "
+                           "rho = rho + excluded.rho, attempts = MAX(attempts, excluded.attempts)", (person.id, other))
+                db.execute("DELETE FROM spend WHERE patient = ?", (other,))
+        db.executemany("INSERT INTO person (key, person) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                       "person = excluded.person",
+                       ((k, person.id) for person in persons for i in person.rows for k in rows[i]))
 
     # -- releases ------------------------------------------------------------------------
 
-    def reserve(self, budget: str, keys: Sequence[bytes], *, rho: float, rho_budget: float, delta_budget: float,
-                epsilon: float, delta: float, max_attempts: int, out: str = "", partial: bool = False) -> Reservation:
-        """Charge ``rho`` to every patient in ``keys`` under ``budget``, or refuse.
+    def reserve(self, budget: str, keys: Sequence[Sequence[bytes]], *, rho: float, rho_budget: float,
+                delta_budget: float, epsilon: float, delta: float, max_attempts: int, out: str = "",
+                partial: bool = False, show_counts: bool = False) -> Reservation:
+        """Charge ``rho`` to every patient in ``keys`` (one tuple of keyed hashes per input
+        row, from :meth:`patient_keys`) under ``budget``, or refuse.
 
         Refused (:class:`BudgetError`, nothing charged) when any of these patients would
-        then exceed the budget's total rho, counting what they spent under every budget
-        name, or has been in ``max_attempts`` charged attempts. A budget's total is fixed
-        when the ledger first sees its name: a different total is refused, not ignored."""
+        then exceed their cap -- the smallest total of this budget and of every budget they
+        were charged under before -- counting what they spent under every budget name, or
+        has been in ``max_attempts`` charged attempts. A budget's total is fixed when the
+        ledger first sees its name: a different total is refused, not ignored. Messages
+        give patient counts only with ``show_counts``."""
         if not keys:
             raise BudgetError("a release needs at least one patient to charge")
         try:
             return self._reserve(budget, keys, rho, rho_budget, delta_budget, epsilon, delta, max_attempts, out,
-                                 partial)
+                                 partial, show_counts)
         except sqlite3.Error as exc:
             raise OutputError(f"{self.path}: the budget ledger failed ({exc}); nothing was fitted or written") from None
 
-    def _reserve(self, budget: str, keys: Sequence[bytes], rho: float, rho_budget: float, delta_budget: float,
-                 epsilon: float, delta: float, max_attempts: int, out: str, partial: bool) -> Reservation:
+    def _reserve(self, budget: str, keys: Sequence[Sequence[bytes]], rho: float, rho_budget: float,
+                 delta_budget: float, epsilon: float, delta: float, max_attempts: int, out: str, partial: bool,
+                 show_counts: bool) -> Reservation:
         from privsynth.privacy.mechanism import epsilon_for
 
         release_id = str(uuid.uuid4())
         with self._connection() as db:
-            heaviest = self._load(db, keys)
-            db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and spend atomically
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time: link, check and spend atomically
             try:
+                # who is who is a fact, kept even when this release is refused: a later release of the same
+                # persons under any of their keys finds what they spent
+                persons = self._persons(db, keys)
+                self._link(db, persons, keys)
+                db.execute("SAVEPOINT charge")
                 row = db.execute("SELECT rho_budget, delta_budget FROM budget WHERE name = ?", (budget,)).fetchone()
                 if row is None:
                     db.execute("INSERT INTO budget (name, rho_budget, delta_budget, created) VALUES (?, ?, ?, ?)",
@@ -256,50 +486,64 @@ class Ledger:
                             f"{epsilon_for(total, total_delta):.3g} at delta {total_delta:g}; this release's policy "
                             f"says epsilon {epsilon_for(rho_budget, delta_budget):.3g} at delta {delta_budget:g}. A "
                             "budget's total is fixed when it is created: use the policy it was created with, or a new "
-                            "--dataset name (what its patients spent elsewhere still counts)")
+                            "--dataset name (what its patients spent elsewhere, and the smallest total they were "
+                            "charged under, still count)")
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS charge (patient BLOB PRIMARY KEY, weight REAL NOT NULL) "
+                           "WITHOUT ROWID")
+                db.execute("DELETE FROM charge")
+                db.executemany("INSERT INTO charge VALUES (?, ?)", ((p.id, p.weight) for p in persons))
+                heaviest = max(len(p.rows) for p in persons)
                 worst, attempts, over, capped = db.execute(
                     "SELECT COALESCE(MAX(t.spent), 0), COALESCE(MAX(t.attempts), 0), "
-                    "COALESCE(SUM(t.spent + ? * t.weight > ? * (1 + 1e-12)), 0), COALESCE(SUM(t.attempts >= ?), 0) "
-                    "FROM (SELECT i.weight AS weight, SUM(s.rho) AS spent, SUM(s.attempts) AS attempts "
-                    "      FROM incoming i JOIN spend s ON s.patient = i.patient GROUP BY i.patient) t",
+                    "COALESCE(SUM(t.spent + ? * t.weight > MIN(t.cap, ?) * (1 + 1e-12)), 0), "
+                    "COALESCE(SUM(t.attempts >= ?), 0) "
+                    "FROM (SELECT c.weight AS weight, SUM(s.rho) AS spent, SUM(s.attempts) AS attempts, "
+                    "             MIN(b.rho_budget) AS cap "
+                    "      FROM charge c JOIN spend s ON s.patient = c.patient JOIN budget b ON b.name = s.budget "
+                    "      GROUP BY c.patient) t",
                     (rho, total, max_attempts)).fetchone()
                 new_over = db.execute(
-                    "SELECT COUNT(*) FROM incoming i WHERE ? * i.weight > ? * (1 + 1e-12) "
-                    "AND NOT EXISTS (SELECT 1 FROM spend s WHERE s.patient = i.patient)", (rho, total)).fetchone()[0]
+                    "SELECT COUNT(*) FROM charge c WHERE ? * c.weight > ? * (1 + 1e-12) "
+                    "AND NOT EXISTS (SELECT 1 FROM spend s WHERE s.patient = c.patient)", (rho, total)).fetchone()[0]
                 if over or new_over:
                     worst_eps = epsilon_for(float(worst), total_delta)
                     repeated = "" if heaviest <= 1 else (
-                        f" Some keys occur up to {math.isqrt(int(heaviest))} times in this input: identical rows of a "
-                        "table keyed by its values may be one patient counted that many times, so each such key is "
-                        "charged rho times its count squared; declare the table's patient id (the schema's "
-                        "patient_id) if its rows are distinct patients.")
+                        " Some patients occur more than once in this input (identical rows of a table keyed by its "
+                        "values, or rows an earlier release linked to one patient), so each is charged rho times "
+                        "its count squared; declare the table's patient id (the schema's patient_id) if its rows "
+                        "are distinct patients.")
+                    who = f"{int(over) + int(new_over):,} of its patients" if show_counts else "some of its patients"
                     raise BudgetError(
-                        f"budget '{budget}': this release needs rho {rho:.6g} per patient, but "
-                        f"{int(over) + int(new_over):,} of its patients would exceed the total rho {total:.6g} "
-                        f"(epsilon {epsilon_for(total, total_delta):.3g} at delta {total_delta:g}); the worst-off has "
+                        f"budget '{budget}': this release needs rho {rho:.6g} per patient, but {who} would exceed "
+                        f"their cap (the smallest total of any budget they are charged under; here epsilon "
+                        f"{epsilon_for(total, total_delta):.3g} at delta {total_delta:g}); the worst-off has "
                         f"spent rho {float(worst):.6g} (epsilon {worst_eps:.3g}). Nothing was fitted or written. Use a "
                         f"smaller epsilon, leave those patients out, or see `privsynth budget show`.{repeated}")
                 if capped:
+                    who = f"{int(capped):,} of this input's patients have" if show_counts else \
+                        "some of this input's patients have"
                     raise BudgetError(
-                        f"budget '{budget}': {int(capped):,} of this input's patients have been in {int(attempts)} "
-                        f"release attempts; the policy allows {max_attempts}. Re-running until an audit passes leaks "
-                        "information; have the data owner raise max_attempts (recorded as a weakening) if more "
-                        "releases are justified")
+                        f"budget '{budget}': {who} been in {int(attempts)} release attempts; the policy allows "
+                        f"{max_attempts}. Re-running until an audit passes leaks information; have the data owner "
+                        "raise max_attempts (recorded as a weakening) if more releases are justified")
                 db.execute(
-                    "INSERT INTO spend (budget, patient, rho, attempts) SELECT ?, patient, ? * weight, 1 FROM incoming "
+                    "INSERT INTO spend (budget, patient, rho, attempts) SELECT ?, patient, ? * weight, 1 FROM charge "
                     "WHERE true ON CONFLICT (budget, patient) DO UPDATE SET rho = rho + excluded.rho, "
                     "attempts = attempts + 1", (budget, rho))
-                patients = db.execute("SELECT COUNT(*) FROM incoming").fetchone()[0]
                 db.execute("INSERT INTO release (id, budget, rho, epsilon, delta, patients, status, started, out, "
                            "host, pid, partial) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
-                           (release_id, budget, rho, epsilon, delta, patients, _now(), out, socket.gethostname(),
+                           (release_id, budget, rho, epsilon, delta, len(persons), _now(), out, socket.gethostname(),
                             os.getpid(), int(partial)))
                 db.execute("COMMIT")
+            except BudgetError:
+                db.execute("ROLLBACK TO charge")
+                db.execute("COMMIT")
+                raise
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        return Reservation(release_id, budget, rho, tuple(keys))
+        return Reservation(release_id, budget, rho, tuple((keys[p.rows[0]][0], p.weight) for p in persons))
 
     def finish(self, reservation: Reservation, status: str, refund: bool = False) -> None:
         """Record how a release ended: 'released', 'refused' or 'failed'. Its rho stays
@@ -310,14 +554,21 @@ class Ledger:
             raise ValueError(f"unknown status '{status}'; allowed: {', '.join(STATUSES)}")
         try:
             with self._connection() as db:
-                if refund:
-                    self._load(db, reservation.keys)
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    if refund:
-                        db.execute("UPDATE spend SET rho = MAX(0, rho - ? * (SELECT weight FROM incoming i "
-                                   "WHERE i.patient = spend.patient)), attempts = attempts - 1 "
-                                   "WHERE budget = ? AND patient IN (SELECT patient FROM incoming)",
+                    if refund:  # each charged person found again by one of its keys (it may have merged since)
+                        db.execute("CREATE TEMP TABLE IF NOT EXISTS refund (key BLOB PRIMARY KEY, weight REAL NOT NULL)"
+                                   " WITHOUT ROWID")
+                        db.execute("DELETE FROM refund")
+                        db.executemany("INSERT OR REPLACE INTO refund VALUES (?, ?)", reservation.charges)
+                        db.execute("CREATE TEMP TABLE IF NOT EXISTS refund_person (patient BLOB PRIMARY KEY, "
+                                   "weight REAL NOT NULL) WITHOUT ROWID")
+                        db.execute("DELETE FROM refund_person")
+                        db.execute("INSERT INTO refund_person SELECT p.person, SUM(r.weight) FROM refund r "
+                                   "JOIN person p ON p.key = r.key GROUP BY p.person")
+                        db.execute("UPDATE spend SET rho = MAX(0, rho - ? * (SELECT weight FROM refund_person r "
+                                   "WHERE r.patient = spend.patient)), attempts = attempts - 1 "
+                                   "WHERE budget = ? AND patient IN (SELECT patient FROM refund_person)",
                                    (reservation.rho, reservation.budget))
                         db.execute("DELETE FROM spend WHERE budget = ? AND attempts <= 0 AND rho <= 1e-15",
                                    (reservation.budget,))
@@ -394,18 +645,29 @@ class Ledger:
     def budget(self, name: str) -> BudgetSummary | None:
         return next((b for b in self.budgets() if b.name == name), None)
 
-    def spent(self, keys: Sequence[bytes], budget: str | None = None) -> list[float]:
-        """What each of these patients has spent: under ``budget``, or under every name."""
+    def spent(self, keys: Sequence[Sequence[bytes]], budget: str | None = None) -> list[float]:
+        """What each of these patients (one tuple of keyed hashes each, from :meth:`patient_keys`)
+        has spent: under ``budget``, or under every name; a patient whose keys belong to
+        persons not yet merged has spent what they have together."""
         try:
             with self._connection() as db:
-                found: dict[bytes, float] = {}
-                for start in range(0, len(keys), 500):
-                    chunk = list(keys[start:start + 500])
+                flat = sorted({k for row in keys for k in row})
+                person: dict[bytes, bytes] = {}
+                spent: dict[bytes, float] = {}
+                where = "" if budget is None else "budget = ? AND "
+                for start in range(0, len(flat), 500):
+                    chunk = flat[start:start + 500]
                     marks = ",".join("?" * len(chunk))
-                    where = "" if budget is None else "budget = ? AND "
-                    found.update(db.execute(f"SELECT patient, SUM(rho) FROM spend WHERE {where}patient IN ({marks}) "
-                                            "GROUP BY patient", (*([budget] if budget else []), *chunk)).fetchall())
-                return [float(found.get(k, 0.0)) for k in keys]
+                    person.update((bytes(k), bytes(p)) for k, p in db.execute(
+                        f"SELECT key, person FROM person WHERE key IN ({marks})", chunk))
+                persons = sorted(set(person.values()))
+                for start in range(0, len(persons), 500):
+                    chunk = persons[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    spent.update((bytes(p), float(r)) for p, r in db.execute(
+                        f"SELECT patient, SUM(rho) FROM spend WHERE {where}patient IN ({marks}) GROUP BY patient",
+                        (*([budget] if budget else []), *chunk)))
+                return [sum(spent.get(p, 0.0) for p in {person[k] for k in row if k in person}) for row in keys]
         except sqlite3.Error as exc:
             raise OutputError(f"{self.path}: cannot read the budget ledger ({exc})") from None
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from privsynth.errors import InputError
 
-MANIFEST_FORMAT = "privsynth-release-manifest/2"
+MANIFEST_FORMAT = "privsynth-release-manifest/3"
+READABLE_FORMATS = ("privsynth-release-manifest/2", MANIFEST_FORMAT)
 PRIVACY_UNIT = "patient: one patient's whole record (one row of the patient view; add/remove)"
 ACCOUNTING = "zero-concentrated DP (rho), converted to (epsilon, delta) by OpenDP"
 HOLDOUT_NOTE = ("each patient was held out with this probability by a coin drawn from OS entropy and never "
@@ -32,6 +33,15 @@ HOLDOUT_NOTE = ("each patient was held out with this probability by a coin drawn
 PARTIAL_NOTE = ("the listed real_columns are the train patients' real values, copied; every other column is drawn "
                 "from the DP model conditioned on them. The DP guarantee covers the model, not the real columns, "
                 "and the rows are the train patients (their number is exact).")
+GATE_NOTE = ("this directory exists because the audits below passed. They read the real patients and are NOT "
+             "differentially private, so the existence and content of the release are (epsilon, delta + "
+             "e^epsilon * beta)-DP for one attempt, where beta is the largest probability that the gate refuses a "
+             "dataset that differs from this one by one patient (the generator's (epsilon, delta) holds for the model "
+             "itself). Each further charged attempt is in the ledger's epsilon and adds at most e^epsilon * beta to "
+             "delta (at most max_attempts attempts). privsynth does not bound beta for a worst-case neighbour; on "
+             "clean DP output its gate refuses at most about 1 release in 20 (measured, docs/audit.md). Read the "
+             "verdicts as evidence that no record was copied, not as part of the DP guarantee (docs/privacy.md, "
+             "'The gate').")
 VERDICTS = ("pass", "fail", "info")
 
 
@@ -69,6 +79,9 @@ class ReleaseManifest:
     seed: int
     versions: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)
+    patient_key: str = "Patient.id"  # what keyed the patients in the budget ledger (from the schema: public)
+    patient_key_row_hash: bool = False  # a hash of each row: a changed re-export is a new patient (a weakening)
+    max_attempts: int = 3
 
     @property
     def end_to_end_dp(self) -> bool:
@@ -96,6 +109,8 @@ class ReleaseManifest:
             "end_to_end_dp": self.end_to_end_dp,
             "partial_synthesis": None if self.end_to_end_dp else PARTIAL_NOTE,
             "holdout": {"fraction": self.holdout_fraction, "note": HOLDOUT_NOTE},
+            "patient_key": {"key": self.patient_key, "row_hash": self.patient_key_row_hash},
+            "gate": {"differentially_private": False, "max_attempts": self.max_attempts, "guarantee": GATE_NOTE},
             "schema": {"name": self.schema_name, "sha256": self.schema_sha256},
             "policy": {**self.policy, "weakened": list(self.weakened)},
             "audit": {"passed": self.passed, "verdicts": [
@@ -112,8 +127,10 @@ class ReleaseManifest:
     def from_json(cls, data: bytes | str, where: str = "manifest.json") -> ReleaseManifest:
         try:
             doc = json.loads(data)
-            if doc.get("format") != MANIFEST_FORMAT:
+            if doc.get("format") not in READABLE_FORMATS:
                 raise InputError(f"{where}: not a privsynth release manifest of format {MANIFEST_FORMAT}")
+            key = doc.get("patient_key", {"key": "unrecorded (manifest format 2)", "row_hash": False})
+            gate = doc.get("gate", {"max_attempts": 3})
             policy = dict(doc["policy"])
             weakened = tuple(policy.pop("weakened", ()))
             return cls(
@@ -124,7 +141,8 @@ class ReleaseManifest:
                 schema_sha256=doc["schema"]["sha256"], holdout_fraction=float(doc["holdout"]["fraction"]),
                 policy=policy, weakened=weakened,
                 verdicts=tuple(Verdict(**v) for v in doc["audit"]["verdicts"]), seed=int(doc["seed"]),
-                versions=dict(doc["versions"]), files=dict(doc["files"]))
+                versions=dict(doc["versions"]), files=dict(doc["files"]), patient_key=str(key["key"]),
+                patient_key_row_hash=bool(key["row_hash"]), max_attempts=int(gate["max_attempts"]))
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: not valid JSON (line {exc.lineno}); is this a privsynth release?") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

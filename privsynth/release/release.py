@@ -131,14 +131,21 @@ def release(
     policy: Policy | None = None, ledger: Ledger, seed: int | None = None, output_format: str = "ndjson",
     method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
     target: str | None = None, dataset: str = DEFAULT_BUDGET, max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
-    notice: Callable[[Finding], None] | None = None,
+    notice: Callable[[Finding], None] | None = None, show_counts: bool = False,
 ) -> ReleaseResult:
     """``keep``: partial synthesis -- these columns of the train patients stay real, every
     other one is drawn from the DP model conditioned on them (not end-to-end DP; the
     manifest says so and the attribute-inference audit joins the gate). ``dataset`` names
     the budget (one per data source) the patients are charged under. ``seed`` fixes the
-    post-processing only; it is fresh when None."""
+    post-processing only; it is fresh when None. ``show_counts``: refusals may give exact
+    patient counts (recorded in the internal audit); without it they give none."""
     policy = policy or Policy()
+    if schema.patient_id.is_row_hash(schema.input_format) and not policy.allow_row_hash_key:
+        raise InputError(
+            f"schema '{schema.name}' declares no patient_id, so patients would be keyed by a hash of their row: a "
+            "patient whose values change in a re-export would be a new patient to the budget ledger. Declare the "
+            "table's stable patient id (the schema's patient_id), or set allow_row_hash_key: 1 in the policy "
+            "(recorded in the manifest as a weakening)")
     keep = list(keep or [])
     if target is not None and target not in [c.name for c in schema.learned_columns]:
         raise InputError(f"--target '{target}': not a learned column of schema '{schema.name}'")
@@ -168,20 +175,20 @@ def release(
     fingerprint = input_fingerprint(input_files(paths))
     t0 = time.perf_counter()
     view, ingest = read_view(paths, schema, progress=progress, notice=notice)
-    check_split_size(len(view), policy.holdout_fraction, policy.min_holdout)  # nothing spent yet
+    check_split_size(len(view), policy.holdout_fraction, policy.min_holdout, show_counts)  # nothing spent yet
     # identical rows of a table keyed by content may be one patient twice: the ledger charges c^2
     ingest["rows_sharing_a_key"] = int(view.index.duplicated(keep=False).sum())
     reservation = ledger.reserve(
         dataset, ledger.patient_keys(view.index), rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
         delta_budget=policy.total_delta, epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts,
-        out=str(out.resolve()), partial=bool(keep))
+        out=str(out.resolve()), partial=bool(keep), show_counts=show_counts)
     pause_point("reserved")
     status = "failed"
     stage: list[str] = []  # "fit" once the generator has touched the data, "released" once out exists
     try:
         result = _run(view, ingest, fingerprint, time.perf_counter() - t0, schema, out, audit_file, epsilon, delta,
                       rho, policy, ledger, reservation, seed, output_format, method, progress, stage, keep, target,
-                      max_model_cells)
+                      max_model_cells, show_counts)
     except AuditFailed:
         status = "refused"
         raise
@@ -199,7 +206,7 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
          schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float, policy: Policy,
          ledger: Ledger, reservation: Reservation, seed: int, output_format: str, method: str,
          progress: Progress | None, stage: list[str], keep: list[str], target: str | None,
-         max_model_cells: int) -> ReleaseResult:
+         max_model_cells: int, show_counts: bool) -> ReleaseResult:
     timings: dict[str, float] = {"ingest": ingest_seconds}
     train, holdout = split_view(view, policy)
     train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)  # patient keys stay here
@@ -209,10 +216,7 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
     synth = Synthesizer(schema, epsilon, delta, method=method, max_model_cells=max_model_cells).fit(
         train, progress=progress)
     if keep:
-        sample = synth.sample_partial(train, keep, rng=seed, allow_sensitive=bool(policy.allow_keep_sensitive))
-        # one row per train patient, in input order: shuffled by OS entropy (not the published seed, which anyone
-        # could undo), or the rows would say which input row each came from, and so who was held out
-        sample = sample.iloc[np.random.default_rng().permutation(len(sample))].reset_index(drop=True)
+        sample = partial_sample(synth, train, keep, seed, bool(policy.allow_keep_sensitive))
     else:
         sample = synth.sample(None, rng=seed)
     timings["fit+sample"] = time.perf_counter() - t0
@@ -231,7 +235,10 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
         "patients": {"input": len(view), "train": len(train), "holdout": len(holdout),
                      "patient_key": ingest.get("patient_key")},
         "ledger": {"path": str(ledger.path), "budget": reservation.budget, "rho": reservation.rho,
-                   "summary": _ledger_line(ledger, reservation)},
+                   "summary": _ledger_line(ledger, reservation), "key_file": ledger.origin.key_path,
+                   "created": ledger.origin.created, "created_by_this_release": ledger.origin.created_now,
+                   "other_ledgers_nearby": list(ledger.origin.others_nearby)},
+        "show_counts": show_counts,
         "ingest": ingest,
         "encoding": synth.encode_report_.as_dict(),
         "audit": audit.as_dict(),
@@ -263,7 +270,10 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
                                                                             synth.accountant_.charges})),
             generator=method, real_columns=tuple(keep), schema_name=schema.name, schema_sha256=schema_hash,
             holdout_fraction=policy.holdout_fraction, policy=shared_policy, weakened=tuple(policy.weakened()),
-            verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=seed, versions=versions(), files=files)
+            verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=seed, versions=versions(), files=files,
+            patient_key=schema.patient_id.describe(schema.input_format),
+            patient_key_row_hash=schema.patient_id.is_row_hash(schema.input_format),
+            max_attempts=int(policy.max_attempts))
         write_bytes(tmp / "manifest.json", manifest.to_json())
         html = render(manifest.as_dict(), internal["audit"], internal["report"], internal["ledger"]["summary"])
         pause_point("writing")
@@ -279,6 +289,19 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
                          epsilon_for(summary.worst_rho, summary.delta_budget),
                          epsilon_for(summary.rho_budget, summary.delta_budget), summary.delta_budget,
                          str(ingest.get("patient_key")), int(ingest.get("rows_sharing_a_key", 0)))
+
+
+def partial_sample(synth: Synthesizer, train: pd.DataFrame, keep: list[str], seed: int,
+                   allow_sensitive: bool) -> pd.DataFrame:
+    """One synthetic row per train patient, kept columns real. The train patients are put in
+    an order drawn from OS entropy and never recorded BEFORE decoding: decoding draws its
+    numbers in row order with the published seed, so in input order anyone holding the
+    release could replay the seed, map each released row to its train position, and so tell
+    who was held out. (Shuffling the rows after decoding does not help: the drawn values
+    themselves carry the position.)"""
+    order = np.random.default_rng().permutation(len(train))  # no seed: OS entropy, never recorded
+    return synth.sample_partial(train.iloc[order].reset_index(drop=True), keep, rng=seed,
+                                allow_sensitive=allow_sensitive)
 
 
 def _ledger_line(ledger: Ledger, reservation: Reservation) -> str:

@@ -24,6 +24,7 @@ from privsynth.schema.model import (
     FAKER_KINDS,
     KINDS,
     ROLES,
+    SHARED_IDENTIFIER,
     SUMMARIES,
     TRANSFORMS,
     CategoricalDomain,
@@ -449,7 +450,11 @@ def _structure(doc: _Doc, raw: Any, columns: list[Column]) -> Structure | None:
 
 def _patient_key(doc: _Doc, raw: Any, input_format: str, names: list[str]) -> PatientKey:
     """``patient_id``: tables name a column of the schema; FHIR takes ``Patient.id`` (the
-    default) or ``{identifier: SYSTEM}``, the Patient.identifier of that system."""
+    default) or a mapping: ``identifier: SYSTEM`` (the primary key is the Patient.identifier
+    of that system instead of Patient.id), ``identifiers: [SYSTEM, ...]`` (every other
+    stable identifier a patient is also known by: the ledger charges each, and two Patients
+    sharing a value of one are one patient) and ``shared: refuse | merge`` (what to do with
+    such Patients: stop with an error, the default, or merge them into one patient)."""
     key: Key = ("patient_id",)
     if raw is None:
         return PatientKey()
@@ -461,13 +466,25 @@ def _patient_key(doc: _Doc, raw: Any, input_format: str, names: list[str]) -> Pa
         return PatientKey(column=raw)
     if raw == "Patient.id":
         return PatientKey()
-    if isinstance(raw, dict):
-        _keys(doc, raw, key, ("identifier",), "patient_id")
-        system = raw.get("identifier")
-        if isinstance(system, str) and system:
-            return PatientKey(identifier_system=CODE_SYSTEMS.get(system, system))
-        raise doc.error(key + ("identifier",), "must be an identifier system URI, e.g. http://hospital.example.org/mrn")
-    raise doc.error(key, "a FHIR schema takes 'Patient.id' (the default) or {identifier: SYSTEM-URI}")
+    if not isinstance(raw, dict):
+        raise doc.error(key, "a FHIR schema takes 'Patient.id' (the default) or a mapping with identifier: "
+                             "SYSTEM-URI, identifiers: [SYSTEM-URI, ...] and shared: refuse | merge")
+    _keys(doc, raw, key, ("identifier", "identifiers", "shared"), "patient_id")
+    primary = None
+    if "identifier" in raw:
+        system = raw["identifier"]
+        if not isinstance(system, str) or not system:
+            raise doc.error(key + ("identifier",),
+                            "must be an identifier system URI, e.g. http://hospital.example.org/mrn")
+        primary = CODE_SYSTEMS.get(system, system)
+    others = raw.get("identifiers", [])
+    if not isinstance(others, list) or not all(isinstance(s, str) and s for s in others):
+        raise doc.error(key + ("identifiers",), "must be a list of identifier system URIs")
+    systems = tuple(dict.fromkeys(str(CODE_SYSTEMS.get(s, s)) for s in others if CODE_SYSTEMS.get(s, s) != primary))
+    shared = raw.get("shared", "refuse")
+    if shared not in SHARED_IDENTIFIER:
+        raise doc.error(key + ("shared",), f"must be one of {', '.join(SHARED_IDENTIFIER)}")
+    return PatientKey(identifier_system=primary, identifiers=systems, shared=shared)
 
 
 def _categories(doc: _Doc, raw: Any, key: Key) -> tuple[tuple[Category, ...], bool]:

@@ -229,24 +229,42 @@ class Structure:
     share: float
 
 
+SHARED_IDENTIFIER = ("refuse", "merge")
+
+
 @dataclass(frozen=True)
 class PatientKey:
     """What identifies a patient stably across exports (for the per-patient budget ledger).
 
-    FHIR: ``Patient.id`` (both fields None), or the value of the Patient's identifier of
-    ``identifier_system`` (e.g. the hospital's MRN). Tables: the schema column ``column``;
-    a table schema without one falls back to a hash of each row's values.
+    FHIR: ``Patient.id`` (``identifier_system`` None), or the value of the Patient's
+    identifier of ``identifier_system`` (e.g. the hospital's MRN); ``identifiers``: every
+    other identifier system a patient is also known by (MRN, SSN): the ledger charges a
+    release to each of them, so re-keying the same patients cannot reset their budget, and
+    two Patients sharing a value of any of them are one patient -- refused, or merged into
+    one row when ``shared`` is "merge". Tables: the schema column ``column``; a table schema
+    without one falls back to a hash of each row's values.
     """
 
     column: str | None = None
     identifier_system: str | None = None
+    identifiers: tuple[str, ...] = ()
+    shared: str = "refuse"
+
+    def is_row_hash(self, input_format: str) -> bool:
+        """Whether patients are keyed by a hash of their row's values (a table without a stable id):
+        a patient whose values differ in another export counts as a new patient in the budget."""
+        return input_format == "table" and self.column is None
 
     def describe(self, input_format: str) -> str:
         if self.column is not None:
             return f"column '{self.column}'"
-        if self.identifier_system is not None:
-            return f"Patient.identifier of system {self.identifier_system}"
-        return "Patient.id" if input_format == "fhir" else "a hash of each row (no patient_id column declared)"
+        first = (f"Patient.identifier of system {self.identifier_system}" if self.identifier_system is not None
+                 else "Patient.id")
+        if input_format != "fhir":
+            return "a hash of each row (no patient_id column declared)"
+        if self.identifiers:
+            first += " and every identifier of system " + ", ".join(self.identifiers)
+        return first
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,110 @@ def test_patients_can_be_keyed_by_an_identifier(core_schema, tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps({"resourceType": "Patient", "id": name, "gender": "male",
                                                            "identifier": [{"system": "urn:mrn", "value": mrn}]}))
     frame, report = build_patient_view([tmp_path], schema)
-    assert sorted(frame.index) == ["M-1", "M-2"] and report.patient_key == "Patient.identifier of system urn:mrn"
+    assert sorted(str(k) for k in frame.index) == ["M-1", "M-2"]
+    assert report.patient_key == "Patient.identifier of system urn:mrn"
+    # the ledger also sees Patient.id and the prefixed identifier: re-keying cannot reset a budget
+    assert sorted(k.values for k in frame.index) == [("M-1", "a", "urn:mrn|M-1"), ("M-2", "b", "urn:mrn|M-2")]
     (tmp_path / "c.json").write_text(json.dumps({"resourceType": "Patient", "id": "c", "gender": "male",
                                                  "identifier": [{"system": "urn:mrn", "value": "M-1"}]}))
     with pytest.raises(InputError, match=r"c\.json: field 'Patient\.identifier \(urn:mrn\)': the same"):
         build_patient_view([tmp_path], schema)
+
+
+# -- one patient never rewrites another's row (issue 19) ------------------------------------
+
+DIABETES = {"system": "http://snomed.info/sct", "code": "44054006"}
+ASTHMA = {"system": "http://snomed.info/sct", "code": "195967001"}
+
+
+def _condition(subject: str, coding: dict) -> dict:
+    return {"resourceType": "Condition", "id": f"c-{coding['code']}", "code": {"coding": [coding]},
+            "subject": {"reference": subject}, "onsetDateTime": "2015-01-01T00:00:00+00:00"}
+
+
+def _bundle(patient: dict, full_url: str, *others: dict) -> dict:
+    entries = [{"fullUrl": full_url, "resource": patient}]
+    entries += [{"fullUrl": f"urn:uuid:{patient['id']}-{i}", "resource": r} for i, r in enumerate(others)]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _patient(pid: str, **extra: object) -> dict:
+    return {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1960-05-01", **extra}
+
+
+def _write(path, doc: dict) -> None:
+    import json
+
+    path.write_text(json.dumps(doc))
+
+
+def _row_of(frame, pid: str) -> dict:
+    [row] = [r for k, r in frame.iterrows() if k.primary == pid]
+    return row.to_dict()
+
+
+@pytest.mark.parametrize("claim", ["urn:uuid:C-7", "https://ehr.example.org/fhir/Patient/C-7", "Patient/C-7"],
+                         ids=["urn-uuid", "absolute-url", "relative"])
+def test_a_patient_whose_full_url_names_another_patient_is_refused(core_schema, tmp_path, claim):
+    from privsynth.errors import InputError
+
+    _write(tmp_path / "c.json", _bundle(_patient("C-7"), "urn:uuid:C-7", _condition("urn:uuid:C-7", DIABETES)))
+    _write(tmp_path / "x.json", _bundle(_patient("X-1"), claim))
+    for on_error in ("raise", "skip"):
+        with pytest.raises(InputError, match=r"x\.json: entry\[0\]: field 'Bundle\.entry\.fullUrl': does not name "
+                                             r"this Patient's own id") as err:
+            build_patient_view([tmp_path], core_schema, on_error=on_error)
+        assert "C-7" not in str(err.value) and "X-1" not in str(err.value)
+
+
+def test_adding_a_patient_never_changes_another_patients_row(core_schema, tmp_path):
+    """Bundles and NDJSON built to collide: X's bundle re-uses C's urn:uuid for its own
+    resources, and an NDJSON line points at C's urn:uuid. A urn:uuid resolves within its own
+    Bundle only, so C's row is the same with or without X, and the strays are counted."""
+    import json
+
+    export = tmp_path / "export"
+    export.mkdir()
+    _write(export / "c.json", _bundle(_patient("C-7"), "urn:uuid:C-7", _condition("urn:uuid:C-7", DIABETES),
+                                      _condition("urn:uuid:C-7", ASTHMA)))
+    before, _ = build_patient_view([export], core_schema)
+    # X: no conditions of its own; its bundle holds conditions pointing at C's urn:uuid and C's id
+    _write(export / "x.json", _bundle(_patient("X-1"), "urn:uuid:X-1", _condition("urn:uuid:C-7", DIABETES)))
+    (export / "Condition.ndjson").write_text(json.dumps(_condition("urn:uuid:C-7", ASTHMA)) + "\n")
+    after, report = build_patient_view([export], core_schema)
+    assert _row_of(after, "C-7") == _row_of(before, "C-7")
+    assert _row_of(after, "X-1")["diabetes"] is False and _row_of(after, "X-1")["asthma"] is False
+    assert report.unresolved_patient["(reference to a Patient not in the input)"] == 2
+    # the same conditions naming C by its id are C's record, wherever they are filed
+    (export / "Condition.ndjson").write_text(json.dumps(_condition("Patient/C-7", ASTHMA)) + "\n")
+    again, _ = build_patient_view([export], core_schema)
+    assert _row_of(again, "C-7")["asthma"] is True and _row_of(again, "X-1")["asthma"] is False
+
+
+SSN = "http://hl7.org/fhir/sid/us-ssn"
+
+
+def test_two_charts_sharing_an_identifier_are_refused_or_merged(core_schema, tmp_path):
+    """Two Patients with different ids but one SSN are one person: refused by default (never
+    two rows, which would let one person count twice), one row with ``shared: merge``."""
+    import dataclasses
+
+    from privsynth.errors import InputError
+
+    ssn = {"identifier": [{"system": SSN, "value": "999-55-SENTINEL"}]}
+    _write(tmp_path / "a.json", _bundle(_patient("A-1", **ssn), "urn:uuid:A-1", _condition("urn:uuid:A-1", DIABETES)))
+    _write(tmp_path / "b.json", _bundle(_patient("B-2", **ssn), "urn:uuid:B-2", _condition("urn:uuid:B-2", ASTHMA)))
+    _write(tmp_path / "d.json", _bundle(_patient("D-3"), "urn:uuid:D-3"))
+    assert SSN in core_schema.patient_id.identifiers
+    for on_error in ("raise", "skip"):
+        with pytest.raises(InputError, match=r"b\.json: entry\[0\]: field 'Patient\.identifier \(http://hl7\.org/fhir/"
+                                             r"sid/us-ssn\)': the same .*/a\.json: entry\[0\].*shared: merge") as err:
+            build_patient_view([tmp_path], core_schema, on_error=on_error)
+        assert "SENTINEL" not in str(err.value)
+    merging = dataclasses.replace(core_schema, patient_id=dataclasses.replace(core_schema.patient_id, shared="merge"))
+    frame, report = build_patient_view([tmp_path], merging)
+    assert len(frame) == 2 and report.patients_merged == 1
+    merged = _row_of(frame, "A-1")
+    assert merged["diabetes"] is True and merged["asthma"] is True  # both charts' records, one row
+    [keys] = [k for k in frame.index if k.primary == "A-1"]
+    assert set(keys.values) == {"A-1", "B-2", f"{SSN}|999-55-SENTINEL"}

@@ -12,7 +12,7 @@ import pytest
 from privsynth.errors import BudgetError, OutputError
 from privsynth.privacy.ledger import Ledger
 
-LIMITS = {"rho_budget": 1.0, "delta_budget": 1e-5, "epsilon": 1.0, "delta": 1e-6}
+LIMITS = {"rho_budget": 1.0, "delta_budget": 1e-5, "epsilon": 1.0, "delta": 1e-6, "show_counts": True}
 
 
 def ids(*ranges: range) -> list[str]:
@@ -155,3 +155,139 @@ def test_concurrent_releases_on_overlapping_patients_never_overspend(tmp_path):
     ledger = Ledger(path)
     assert ledger.spent(ledger.patient_keys(ids(range(1000)))) == pytest.approx([0.9] * 1000)
     assert ledger.budgets()[0].patients == 1000 + 3 * 100
+
+
+# -- issue 19: the budget cannot be reset by a choice of key, name or file --------------------
+
+def _charts(n: int, keyed_by: str) -> list:
+    """The same n patients keyed as a schema would key them: by Patient.id alone, or with the
+    MRN or the SSN as the primary key (Patient.id is always among a FHIR patient's keys)."""
+    from privsynth.privacy.keys import PatientKeys
+
+    out = []
+    for i in range(n):
+        pid, mrn, ssn = f"pid-{i}", f"urn:mrn|M{i}", f"urn:ssn|999-{i}"
+        out.append({"Patient.id": PatientKeys((pid,)), "mrn": PatientKeys((f"M{i}", pid, mrn)),
+                    "ssn": PatientKeys((f"999-{i}", pid, ssn)), "all": PatientKeys((pid, mrn, ssn))}[keyed_by])
+    return out
+
+
+def test_four_keyings_of_the_same_patients_are_refused_after_the_total(tmp_path):
+    """Keyed by Patient.id, then MRN, then SSN, then all three: one person each time."""
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    for keyed_by in ("Patient.id", "mrn", "ssn"):
+        ledger.reserve("b", ledger.patient_keys(_charts(800, keyed_by)), rho=0.3, max_attempts=9, **LIMITS)
+    with pytest.raises(BudgetError, match="800 of its patients would exceed"):
+        ledger.reserve("b", ledger.patient_keys(_charts(800, "all")), rho=0.3, max_attempts=9, **LIMITS)
+    [summary] = ledger.budgets()
+    assert (summary.patients, summary.worst_rho) == (800, pytest.approx(0.9))
+
+
+def test_a_new_patient_id_with_a_known_mrn_is_the_same_person(tmp_path):
+    """A re-export that gave every Patient a new id: the MRN links them to what they spent."""
+    from privsynth.privacy.keys import PatientKeys
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    first = [PatientKeys((f"old-{i}", f"urn:mrn|M{i}")) for i in range(50)]
+    second = [PatientKeys((f"new-{i}", f"urn:mrn|M{i}")) for i in range(50)]
+    ledger.reserve("b", ledger.patient_keys(first), rho=0.6, max_attempts=9, **LIMITS)
+    with pytest.raises(BudgetError, match="50 of its patients would exceed"):
+        ledger.reserve("b", ledger.patient_keys(second), rho=0.6, max_attempts=9, **LIMITS)
+    assert ledger.spent(ledger.patient_keys([PatientKeys((f"new-{i}",)) for i in range(3)])) == [0.6] * 3
+
+
+def test_persons_known_apart_are_merged_and_their_spends_added(tmp_path):
+    from privsynth.privacy.keys import PatientKeys
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.reserve("b", ledger.patient_keys(["a"]), rho=0.3, max_attempts=9, **LIMITS)
+    ledger.reserve("b", ledger.patient_keys(["b"]), rho=0.3, max_attempts=9, **LIMITS)
+    both = ledger.reserve("b", ledger.patient_keys([PatientKeys(("a", "b"))]), rho=0.3, max_attempts=9, **LIMITS)
+    assert ledger.spent(ledger.patient_keys(["a", "b"])) == pytest.approx([0.9, 0.9])
+    assert ledger.budgets()[0].patients == 1
+    with pytest.raises(BudgetError, match="1 of its patients would exceed"):
+        ledger.reserve("b", ledger.patient_keys(["b"]), rho=0.2, max_attempts=9, **LIMITS)
+    ledger.finish(both, "failed", refund=True)  # the refund finds the merged person
+    assert ledger.spent(ledger.patient_keys(["a"])) == pytest.approx([0.6])
+
+
+def test_a_new_budget_name_does_not_raise_a_patients_cap(tmp_path):
+    """'strict' (total 0.5) refuses a third release; a new name with a larger total does too."""
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    patients = ledger.patient_keys(ids(range(20)))
+    strict = {**LIMITS, "rho_budget": 0.5}
+    for _ in range(2):
+        ledger.reserve("strict", patients, rho=0.2, max_attempts=9, **strict)
+    with pytest.raises(BudgetError, match="20 of its patients would exceed their cap"):
+        ledger.reserve("strict", patients, rho=0.2, max_attempts=9, **strict)
+    with pytest.raises(BudgetError, match="20 of its patients would exceed their cap"):
+        ledger.reserve("loose", patients, rho=0.2, max_attempts=9, **{**LIMITS, "rho_budget": 3.0})
+    # patients never charged under 'strict' keep the new name's total
+    ledger.reserve("loose", ledger.patient_keys(ids(range(100, 110))), rho=0.9, max_attempts=9,
+                   **{**LIMITS, "rho_budget": 3.0})
+
+
+def test_refusals_give_no_patient_counts_unless_asked(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    quiet = {k: v for k, v in LIMITS.items() if k != "show_counts"}
+    keys = ledger.patient_keys(ids(range(37)))
+    ledger.reserve("b", keys, rho=0.6, max_attempts=9, **quiet)
+    with pytest.raises(BudgetError, match="some of its patients would exceed") as err:
+        ledger.reserve("b", keys, rho=0.6, max_attempts=9, **quiet)
+    assert "37" not in str(err.value)
+
+
+def test_the_secret_lives_in_a_key_file_beside_the_ledger(tmp_path, monkeypatch):
+    """The ledger file alone cannot test guessed ids; a missing or foreign key file is an
+    error, never a silent fresh start."""
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    ledger.reserve("b", ledger.patient_keys(ids(range(5))), rho=0.1, max_attempts=9, **LIMITS)
+    key = tmp_path / "l.sqlite3.key"
+    assert ledger.key_path == key and oct(key.stat().st_mode & 0o777) == "0o600"
+    secret = bytes.fromhex(key.read_text().strip())
+    assert secret not in path.read_bytes()
+    assert Ledger(path).spent(ledger.patient_keys(ids(range(1)))) == [pytest.approx(0.1)]
+    moved = tmp_path / "vault" / "ledger.key"
+    moved.parent.mkdir()
+    key.rename(moved)
+    with pytest.raises(OutputError, match="its key file .* is missing"):
+        Ledger(path)
+    monkeypatch.setenv("PRIVSYNTH_LEDGER_KEY", str(moved))
+    assert Ledger(path).spent(ledger.patient_keys(ids(range(1)))) == [pytest.approx(0.1)]
+    Ledger(tmp_path / "other.sqlite3", key_path=tmp_path / "other.key")
+    with pytest.raises(OutputError, match="belongs to another ledger"):
+        Ledger(path, key_path=tmp_path / "other.key")
+
+
+def test_a_new_ledger_beside_an_existing_one_is_flagged(tmp_path):
+    first = Ledger(tmp_path / "ledger.sqlite3")
+    assert first.origin.created_now and first.origin.warning() is None
+    assert not Ledger(tmp_path / "ledger.sqlite3").origin.created_now
+    fresh = Ledger(tmp_path / "ledger-2.sqlite3")
+    assert fresh.origin.created_now and str(tmp_path / "ledger.sqlite3") in fresh.origin.others_nearby
+    assert "a NEW budget ledger" in (fresh.origin.warning() or "")
+
+
+def test_a_format_2_ledger_is_migrated_with_its_secret_moved_out(tmp_path):
+    """What a privsynth-ledger/2 file spent stays spent; its secret leaves the file."""
+    import hmac
+    import secrets as pysecrets
+
+    path = tmp_path / "old.sqlite3"
+    secret = pysecrets.token_bytes(32)
+    key = hmac.digest(secret, b"patient-1", "sha256")[:16]
+    with sqlite3.connect(path) as db:
+        db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+                         "CREATE TABLE budget (name TEXT PRIMARY KEY, rho_budget REAL NOT NULL, delta_budget REAL "
+                         "NOT NULL, created TEXT NOT NULL);"
+                         "CREATE TABLE spend (budget TEXT NOT NULL, patient BLOB NOT NULL, rho REAL NOT NULL, attempts "
+                         "INTEGER NOT NULL, PRIMARY KEY (budget, patient)) WITHOUT ROWID;")
+        db.execute("INSERT INTO meta VALUES ('format', 'privsynth-ledger/2'), ('secret', ?)", (secret,))
+        db.execute("INSERT INTO budget VALUES ('b', 1.0, 1e-5, '2026-01-01')")
+        db.execute("INSERT INTO spend VALUES ('b', ?, 0.7, 1)", (key,))
+    ledger = Ledger(path)
+    assert ledger.spent(ledger.patient_keys(["patient-1"])) == [pytest.approx(0.7)]
+    assert secret not in path.read_bytes()
+    with pytest.raises(BudgetError, match="would exceed"):
+        ledger.reserve("b", ledger.patient_keys(["patient-1"]), rho=0.4, max_attempts=9, **LIMITS)

@@ -19,6 +19,14 @@ RHC = SHARED / "tabular" / "rhc.csv"
 RHC_SCHEMA = ROOT / "schemas" / "tabular" / "rhc.yaml"
 
 
+def row_hash_policy(tmp: Path, extra: str = "") -> str:
+    """A policy file that lets rhc be released: it has no stable patient id, so its patients
+    are keyed by a hash of their row, which the default policy refuses (issue 19)."""
+    path = tmp / "row-hash.yaml"
+    path.write_text("allow_row_hash_key: 1\n" + extra)
+    return str(path)
+
+
 def need_rhc() -> None:
     if not RHC.is_file():
         pytest.skip(f"shared data not found at {SHARED}")
@@ -77,7 +85,8 @@ def test_leaks_are_refused(rhc, clean_samples, leak):
 
 def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     need_rhc()
-    out, run = release_retrying(tmp_path, str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--json")
+    out, run = release_retrying(tmp_path, str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--json",
+                                "--policy", row_hash_policy(tmp_path))
     assert run.returncode == 0, run.stderr + run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     printed = json.loads(run.stdout)  # --json: one document on stdout, the tables on stderr
@@ -92,14 +101,20 @@ def test_release_writes_manifest_and_keeps_audit_outside(tmp_path):
     assert manifest["epsilon"] == 1.0 and manifest["audit"]["passed"] is True
     assert {v["verdict"] for v in manifest["audit"]["verdicts"]} <= {"pass", "info"}
     assert all(set(v) == {"audit", "check", "rule", "verdict"} for v in manifest["audit"]["verdicts"])
-    assert manifest["policy"]["weakened"] == []
+    assert manifest["policy"]["weakened"] == ["allow_row_hash_key: 1 (default 0)"]  # rhc has no stable id
+    assert manifest["patient_key"]["row_hash"] is True
     # the full audit (real-data figures) is beside the release, never inside it
     internal = json.loads((out.parent / "release.audit.json").read_text())
     assert not list(out.rglob("*audit*")) and internal["release_id"] == manifest["release_id"]
     assert internal["inputs"][0]["sha256"] == sha256_file(RHC) and internal["patients"]["input"] == 5735
     show = cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"))
-    assert show.returncode == 0 and "default" in show.stdout and "5,735" in show.stdout
-    shown = json.loads(cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"), "--json").stdout)
+    assert show.returncode == 0 and "default" in show.stdout and "5,735" not in show.stdout  # no counts unless asked
+    assert "patients" not in json.loads(cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"),
+                                            "--json").stdout)["budgets"][0]
+    show = cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"), "--show-counts")
+    assert show.returncode == 0 and "5,735" in show.stdout
+    shown = json.loads(cli("budget", "show", "--ledger", str(out.parent / "l.sqlite3"), "--json",
+                           "--show-counts").stdout)
     (budget,) = shown["budgets"]
     assert budget["budget"] == "default" and budget["patients"] == 5735 and budget["released"] == 1
     from privsynth.privacy.mechanism import rho_for
@@ -129,7 +144,7 @@ def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_cappe
 
     monkeypatch.setattr(release_module, "Synthesizer", Memorising)
     policy = tmp_path / "strict.yaml"
-    policy.write_text("max_attempts: 2\n")
+    policy.write_text("max_attempts: 2\nallow_row_hash_key: 1\n")
     ledger = tmp_path / "ledger.sqlite3"
     runner = CliRunner()
     for attempt in range(2):
@@ -141,6 +156,10 @@ def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_cappe
         assert not out.exists() and not list(tmp_path.glob(f".r{attempt}*"))
     run = runner.invoke(main, ["release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "0.5", "--policy",
                                str(policy), "--ledger", str(ledger), "--out", str(tmp_path / "r2")])
+    assert run.exit_code == 2 and "some of this input's patients have been in 2 release attempts" in run.output
+    assert "5,735" not in run.output  # no exact count on the operator's screen unless asked
+    run = runner.invoke(main, ["release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "0.5", "--policy",
+                               str(policy), "--ledger", str(ledger), "--out", str(tmp_path / "r2"), "--show-counts"])
     assert run.exit_code == 2 and "5,735 of this input's patients have been in 2 release attempts" in run.output
 
 
@@ -148,7 +167,8 @@ def test_too_few_patients_is_a_clear_error(tmp_path):
     need_rhc()
     whas = SHARED / "tabular" / "whas500.csv"
     run = cli("release", str(whas), "--schema", str(ROOT / "schemas" / "tabular" / "whas500.yaml"),
-              "--epsilon", "1", "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "r"))
+              "--epsilon", "1", "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "r"), "--policy",
+              row_hash_policy(tmp_path))
     assert run.returncode == 2 and "too few patients to audit" in run.stderr and "needs at least 5599" in run.stderr
     from privsynth.privacy.ledger import Ledger
 
@@ -193,7 +213,8 @@ def test_patients_who_spent_their_budget_are_refused_whatever_the_file(tmp_path,
         pd.read_csv(RHC).sample(frac=1, random_state=1).to_parquet(path, index=False)
     for name in ("default", "another-name"):  # the same patients under another budget name still count
         run = cli("release", str(path), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--ledger",
-                  str(tmp_path / "l.sqlite3"), "--dataset", name, "--out", str(tmp_path / "r"))
+                  str(tmp_path / "l.sqlite3"), "--dataset", name, "--out", str(tmp_path / "r"), "--show-counts",
+                  "--policy", row_hash_policy(tmp_path))
         assert run.returncode == 2 and "5,735 of its patients would exceed" in run.stderr, run.stderr
         assert "Nothing was fitted or written" in run.stderr
         assert not (tmp_path / "r").exists() and not (tmp_path / "r.audit.json").exists()
@@ -280,7 +301,7 @@ def test_partial_release_keeps_columns_real_and_says_so(tmp_path):
     need_rhc()
     out = tmp_path / "partial"
     run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--keep", "age,sex,race",
-              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(out))
+              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(out), "--policy", row_hash_policy(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["real_columns"] == ["age", "sex", "race"] and manifest["end_to_end_dp"] is False
@@ -304,7 +325,8 @@ def test_partial_release_keeps_columns_real_and_says_so(tmp_path):
 def test_partial_release_refuses_to_keep_a_sensitive_column(tmp_path):
     need_rhc()
     run = cli("release", str(RHC), "--schema", str(RHC_SCHEMA), "--epsilon", "1", "--keep", "age,dnr1",
-              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "p"))
+              "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "p"), "--policy",
+              row_hash_policy(tmp_path))
     assert run.returncode == 2 and "'dnr1': a sensitive column" in run.stderr
 
 
@@ -318,13 +340,13 @@ def test_mistakes_are_refused_before_the_ledger_spends(tmp_path, extra, message)
 
     if extra == ["--keep", "ALL"]:
         policy = tmp_path / "p.yaml"
-        policy.write_text("allow_keep_sensitive: 1\n")
+        policy.write_text("allow_keep_sensitive: 1\nallow_row_hash_key: 1\n")
         extra = ["--keep", ",".join(c.name for c in load_schema(RHC_SCHEMA).learned_columns), "--policy", str(policy)]
         inputs = [str(RHC)]
     else:
         twin = tmp_path / "copy.csv"
         twin.write_bytes(RHC.read_bytes())
-        inputs, extra = [str(RHC), str(twin)], []
+        inputs, extra = [str(RHC), str(twin)], ["--policy", row_hash_policy(tmp_path)]
     run = cli("release", *inputs, "--schema", str(RHC_SCHEMA), "--epsilon", "1", *extra,
               "--ledger", str(tmp_path / "l.sqlite3"), "--out", str(tmp_path / "r"))
     assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
