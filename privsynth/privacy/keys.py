@@ -5,39 +5,43 @@ hospital's MRN, an SSN -- whichever of them the schema lists. The ledger charges
 to every one of them and links them to one person, so that re-keying the same patients
 (by Patient.id, then by MRN, then by SSN) cannot reset their budget.
 
+>>> import pickle
 >>> keys = PatientKeys(("p1", "http://hospital.example.org/mrn|MRN7"))
 >>> keys.primary, len(keys.values)
 ('p1', 2)
->>> str(keys)
-'p1'
+>>> keys == "p1", pickle.loads(pickle.dumps(keys)).values == keys.values
+(True, True)
 >>> as_keys("row-hash-0a1b").values
 ('row-hash-0a1b',)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class PatientKeys:
+class PatientKeys(str):
     """Every stable key of one patient, the primary (the schema's ``patient_id``) first.
 
-    Keys are raw identifiers: they live only in memory on the data owner's side and reach
-    the ledger as keyed hashes, never as text."""
+    It IS the primary key as a string (so a view indexed by it is looked up, sorted and
+    de-duplicated by the primary id as before) and carries the others in ``values``. Keys are
+    raw identifiers: they live only in memory on the data owner's side and reach the ledger
+    as keyed hashes, never as text."""
 
     values: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        if not self.values or not all(isinstance(v, str) and v for v in self.values):
+    def __new__(cls, values: tuple[str, ...]) -> PatientKeys:
+        values = tuple(values)
+        if not values or not all(isinstance(v, str) and v for v in values):
             raise ValueError("a patient needs at least one non-empty key")
+        obj = super().__new__(cls, values[0])
+        obj.values = values
+        return obj
+
+    def __getnewargs__(self) -> tuple[tuple[str, ...]]:  # type: ignore[override]
+        return (self.values,)
 
     @property
     def primary(self) -> str:
         return self.values[0]
-
-    def __str__(self) -> str:
-        return self.primary
 
     def __repr__(self) -> str:  # never print identifiers
         return f"PatientKeys({len(self.values)} key(s))"

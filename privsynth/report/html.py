@@ -66,7 +66,17 @@ def _guarantee(m: dict[str, Any], ledger_line: str) -> str:
         f"<p>About {int(round(m['holdout']['fraction'] * 100))}% of the patients were held out, each by a random "
         "coin that is not recorded anywhere: the generator never "
         "saw them; the audits below compare the synthetic data with both groups.</p>",
+        "<p><b>The audit gate is not part of the guarantee.</b> This release exists because the audits passed, and "
+        "they read the real patients without noise: with β the largest chance that the gate refuses a dataset "
+        "differing by one patient, the release is (ε, δ + e<sup>ε</sup>·β)-DP per attempt (at most "
+        f"{int(m.get('gate', {}).get('max_attempts', 3))} charged attempts per patient). Read the verdicts as "
+        "evidence that no record was copied, not as privacy loss accounting.</p>",
     ]
+    key = m.get("patient_key")
+    if isinstance(key, dict) and key.get("row_hash"):
+        lines.append('<p class="banner">Patients were keyed in the budget ledger by a <b>hash of their row</b> (the '
+                     "table has no stable patient id): a patient whose values change in a re-export counts as a new "
+                     "patient to the budget.</p>")
     if real:
         lines.append('<p class="banner"><b>Partial synthesis — not end-to-end differentially private.</b> These '
                      f"columns are the patients' <b>real values</b>: {escape(', '.join(real))}. Every other column "

@@ -53,6 +53,7 @@ def test_report_has_every_section_and_the_figures(released):
     for key, title in SECTIONS:
         assert f'id="{key}"' in html and title in html
     assert "ε = 1" in html and "Train on synthetic, test on real" in html and "<svg" in html
+    assert "The audit gate is not part of the guarantee" in html and "at most 3 charged attempts" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
