@@ -29,8 +29,10 @@ def _imports(tree: ast.Module, name: str, deferred: bool) -> list[tuple[str, lis
     """(module, imported names) of every import; module level only, or only inside functions."""
     out = []
     top = set(map(id, tree.body))
+    typing_only = {id(n) for b in tree.body if isinstance(b, ast.If) and "TYPE_CHECKING" in ast.unparse(b.test)
+                   for n in ast.walk(b)}  # imports for annotations only: not a dependency at run time
     for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
+        if not isinstance(node, ast.ImportFrom) or node.module is None or id(node) in typing_only:
             continue
         inside = id(node) not in top and not any(id(node) in map(id, ast.walk(b)) for b in tree.body
                                                  if isinstance(b, ast.If))

@@ -229,15 +229,16 @@ def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, 
                     rows: int | None, seed: int | None, out_dir: str, fmt: str, validate_input: bool,
                     skip_bad: bool, method: str = "aim", max_model_cells: int | None = None) -> None:
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
-    from privsynth.pipeline import synthesize
+    from privsynth.pipeline import run_synthesis
+    from privsynth.run import RunSpec
     from privsynth.schema import load_schema
 
-    s = load_schema(schema_file)
+    spec = RunSpec(load_schema(schema_file), epsilon, delta, inputs=tuple(Path(p) for p in inputs), seed=seed,
+                   output_format=fmt, method=method, rows=rows, validate_input=validate_input,
+                   on_error="skip" if skip_bad else "raise",
+                   max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
     with _progress() as progress:
-        result = synthesize(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, rows=rows,
-                            seed=seed, output_format=fmt, validate_input=validate_input,
-                            on_error="skip" if skip_bad else "raise", progress=progress, method=method,
-                            max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice)
+        result = run_synthesis(spec, out_dir, progress=progress, notice=_notice)
     table = Table(title="privsynth synthesize")
     table.add_column("")
     table.add_column("")
@@ -415,21 +416,22 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     from privsynth.audit import load_policy
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.privacy.ledger import Ledger, default_ledger_path
-    from privsynth.release.release import release
+    from privsynth.release.release import run_release
+    from privsynth.run import RunSpec
     from privsynth.schema import load_schema
 
     s = load_schema(schema_file)
     policy = load_policy(policy_file)
+    spec = RunSpec(s, epsilon, delta, inputs=tuple(Path(p) for p in inputs), seed=seed, output_format=fmt,
+                   method=method, max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, policy=policy,
+                   keep=tuple(k.strip() for k in keep.split(",") if k.strip()), target=target, dataset=dataset,
+                   show_counts=show_counts)
     ledger = Ledger(ledger_file or default_ledger_path(), ledger_key)
     text = console if as_json else out
     if ledger.origin.warning():
         console.print(f"[yellow]warning:[/] {ledger.origin.warning()}", highlight=False)
     with _progress() as progress:
-        result = release(list(inputs), s, out_dir, epsilon=epsilon, delta=delta, policy=policy, ledger=ledger,
-                         seed=seed, output_format=fmt, method=method, progress=progress,
-                         keep=[k.strip() for k in keep.split(",") if k.strip()], target=target, dataset=dataset,
-                         max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, notice=_notice,
-                         show_counts=show_counts)
+        result = run_release(spec, out_dir, ledger=ledger, progress=progress, notice=_notice)
     text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
     text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "

@@ -28,17 +28,15 @@ from privsynth.errors import InputError, OutputError
 from privsynth.fhir.output import FhirSink
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row
-from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
+from privsynth.generator.footprint import check_footprint
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
-from privsynth.privacy.mechanism import rho_for
 from privsynth.progress import Progress
 from privsynth.quality import Finding, findings
+from privsynth.run import RunSpec
 from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
 from privsynth.table import read_table, write_table
-
-FORMATS = ("ndjson", "bundle")
 
 
 @dataclass(frozen=True)
@@ -114,74 +112,56 @@ def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int,
                                   placement))
 
 
-def synthesize(
-    inputs: Iterable[str | Path],
-    schema: Schema,
-    out: str | Path,
-    *,
-    epsilon: float,
-    delta: float = 1e-6,
-    rows: int | None = None,
-    seed: int | None = None,
-    output_format: str = "ndjson",
-    validate_input: bool = False,
-    on_error: str = "raise",
-    progress: Progress | None = None,
-    method: str = "aim",
-    max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
-    notice: Callable[[Finding], None] | None = None,
-) -> SynthesisResult:
+def synthesize(inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, progress: Progress | None = None,
+               notice: Callable[[Finding], None] | None = None, **options: Any) -> SynthesisResult:
     """Run the whole path once and write the shareable output directory ``out``.
 
-    FHIR schemas read FHIR files and write FHIR R4 plus the patient-view table; table
-    schemas read CSV/Parquet and write CSV and Parquet. ``seed`` fixes the post-processing
-    (a fresh one is drawn and recorded when it is None).
+    ``options`` are :class:`privsynth.run.RunSpec`'s fields (``epsilon`` required; ``delta``,
+    ``rows``, ``seed``, ``output_format``, ``validate_input``, ``on_error``, ``method``,
+    ``max_model_cells``). FHIR schemas read FHIR files and write FHIR R4 plus the patient-view
+    table; table schemas read CSV/Parquet and write CSV and Parquet. ``seed`` fixes the
+    post-processing (a fresh one is drawn and recorded when it is None).
     """
-    if output_format not in FORMATS:
-        raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(FORMATS)}")
-    if rows is not None and rows < 1:
-        raise InputError("--rows must be a positive number of synthetic patients")
-    rho_for(epsilon, delta)  # refuse a bad budget before any data is touched
-    check_footprint(schema, max_model_cells)  # and a model too large for memory
+    return run_synthesis(RunSpec.of(schema, inputs, options), out, progress=progress, notice=notice)
+
+
+def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None = None,
+                  notice: Callable[[Finding], None] | None = None) -> SynthesisResult:
+    """:func:`synthesize` for a spec built once (the CLI's path)."""
+    schema = spec.schema
+    check_footprint(schema, spec.max_model_cells)  # a model too large for memory, before any data
     schema_text = dump_schema(schema) if schema.document is not None else None  # fails here, before any data
-    seed = post_processing_seed(seed)
+    spec = spec.with_seed(post_processing_seed(spec.seed))
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
-    paths = [Path(p) for p in inputs]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    view, ingest = read_view(paths, schema, validate_input=validate_input, on_error=on_error, progress=progress,
-                             notice=notice)
+    view, ingest = read_view(list(spec.inputs), schema, validate_input=spec.validate_input, on_error=spec.on_error,
+                             progress=progress, notice=notice)
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    synth = Synthesizer(schema, epsilon, delta, method=method, max_model_cells=max_model_cells).fit(
-        view, progress=progress)
+    synth = fit_model(spec, view, progress)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sample = synth.sample(rows, rng=seed)  # every rule of the schema holds; derived columns computed
+    sample = synth.sample(spec.rows, rng=spec.seed)  # every rule of the schema holds; derived columns computed
     timings["sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    privacy = privacy_document(synth, schema, epsilon, delta, rows, seed)
     placement: Counter[str] = Counter()
     with atomic_directory(out) as tmp:
-        counts = write_synthetic(tmp / "data" if schema.input_format == "table" else tmp, sample, schema, seed,
-                                 output_format, now, epsilon, delta, progress, placement)
-        synth.save(tmp / "model")
-        if schema_text is not None:  # public; lets a recipient sample the model (privsynth sample)
-            write_bytes(tmp / "schema.yaml", schema_text)
-        write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
+        counts = write_model_directory(tmp, tmp / "data" if schema.input_format == "table" else tmp, synth, sample,
+                                       spec, now, progress, placement, schema_text)
     timings["write"] = time.perf_counter() - t0
 
     internal = out.parent / f"{out.name}.internal.json"
     report = {
         "warning": "INTERNAL: exact counts from the real data; not differentially private; do not share",
         "created": now,
-        "inputs": [str(p) for p in paths],
+        "inputs": [str(p) for p in spec.inputs],
         "schema_file": schema.source_file,
         "schema_sha256": hashlib.sha256(Path(schema.source_file).read_bytes()).hexdigest()
         if schema.source_file else None,
@@ -193,9 +173,34 @@ def synthesize(
         # synthetic events only (post-processing): what placing the timeline cells as dated FHIR had to add or move
         report["history_placement"] = dict(sorted(placement.items()))
     write_bytes(internal, json.dumps(report, indent=2).encode())
-    return SynthesisResult(out, internal, len(view), len(sample), dict(counts), epsilon, delta,
+    return SynthesisResult(out, internal, len(view), len(sample), dict(counts), spec.epsilon, spec.delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
                            tuple(ingest["data_quality"]))
+
+
+def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None) -> Synthesizer:
+    """The DP model of ``train`` as the spec asks (the one place synthesize and release fit)."""
+    return Synthesizer(spec.schema, spec.epsilon, spec.delta, method=spec.method,
+                       max_model_cells=spec.max_model_cells).fit(train, progress=progress)
+
+
+def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample: pd.DataFrame, spec: RunSpec,
+                          now: str, progress: Progress | None, placement: Counter[str] | None = None,
+                          schema_text: bytes | None = None) -> dict[str, int]:
+    """What every shareable directory holds, written under ``tmp``: the synthetic data (under
+    ``data_dir``), the DP model, its public schema (lets a recipient sample it) and
+    ``privacy.json``. The one write step synthesize and release share."""
+    assert spec.seed is not None  # the caller fixed it (post_processing_seed)
+    counts = write_synthetic(data_dir, sample, spec.schema, spec.seed, spec.output_format, now, spec.epsilon,
+                             spec.delta, progress, placement)
+    synth.save(tmp / "model")
+    if schema_text is None and spec.schema.document is not None:
+        schema_text = dump_schema(spec.schema)
+    if schema_text is not None:
+        write_bytes(tmp / "schema.yaml", schema_text)
+    privacy = privacy_document(synth, spec.schema, spec.epsilon, spec.delta, spec.rows, spec.seed)
+    write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
+    return counts
 
 
 def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,

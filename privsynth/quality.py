@@ -65,16 +65,16 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list
     codes, _ = encode(view, schema)
     groups_matched: dict[tuple[str, str], bool] = {}
     never: dict[str, list[str]] = {}
-    flags = {(c.source.resource, c.source.codes) for c in schema.learned_columns if c.source.summary == "exists"}
+    onsets = {c.onset.name for c in schema.conditions if c.onset is not None}
     for j, col in enumerate(schema.learned_columns):
         src = col.source
         if src.resource in absent_types or src.cell is not None:
             continue  # reported above; timeline cells are reported per stream, below
-        if (src.summary == "first" and (src.resource, src.codes) in flags) or src.anchor is not None:
+        if col.name in onsets or src.anchor is not None:
             continue  # an onset (or a value around it) is missing when its condition is absent: not a data problem
         series = view[col.name]
-        if src.summary in ("exists", "count"):
-            present = (series.fillna(False).astype(bool) if src.summary == "exists"
+        if not src.summary_kind.reads_value:
+            present = (series.fillna(False).astype(bool) if src.summary_kind.flags
                        else pd.to_numeric(series, errors="coerce").fillna(0) > 0)
             if src.codes:
                 key = (src.resource or "", src.codes)

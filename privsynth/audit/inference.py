@@ -17,7 +17,6 @@ patient's secret beyond what it tells about anyone.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -36,12 +35,6 @@ from privsynth.schema.model import NumericDomain, Schema
 TOLERANCE = 0.05  # of the public range: a numeric guess this close counts as right
 
 
-def restricted(schema: Schema, names: list[str]) -> Schema:
-    """The schema with only ``names`` among its learned columns."""
-    wanted = set(names)
-    return dataclasses.replace(schema, columns=tuple(c for c in schema.columns if not c.learned or c.name in wanted))
-
-
 def _numbers(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
@@ -58,7 +51,7 @@ def attribute_inference_checks(released: pd.DataFrame, train: pd.DataFrame, hold
     m = min(len(train), len(holdout))
     targets = train.iloc[rng.permutation(len(train))[:m]].reset_index(drop=True)
     control = holdout.iloc[rng.permutation(len(holdout))[:m]].reset_index(drop=True)
-    kept_schema = restricted(schema, keep)
+    kept_schema = schema.only(keep)
     released_space = audit_space(released, kept_schema)
     guess_t = nearest(audit_space(targets, kept_schema), released_space, workers=workers).index
     guess_c = nearest(audit_space(control, kept_schema), released_space, workers=workers).index

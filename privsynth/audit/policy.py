@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from privsynth.errors import PolicyError
-from privsynth.schema.load import read_yaml
+from privsynth.schema.document import read_yaml
 
 
 class Policy:

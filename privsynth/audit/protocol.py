@@ -74,9 +74,7 @@ class AuditContext:
         the replaced ones (the kept ones are the train patients' own, by design)."""
         if not self.keep:
             return self.schema
-        from privsynth.audit.inference import restricted
-
-        return restricted(self.schema, [c.name for c in self.schema.learned_columns if c.name not in self.keep])
+        return self.schema.only([c.name for c in self.schema.learned_columns if c.name not in self.keep])
 
     def spaces(self) -> tuple[AuditSpace, AuditSpace, AuditSpace]:
         """Train (in random order), holdout (random, cut to the compared size) and synthetic

@@ -213,9 +213,9 @@ _KNOWN: dict[str, bool] = {}
 def is_r4_type(name: str) -> bool:
     """Whether ``name`` is a resource type of the R4 models."""
     if name not in _KNOWN:
-        from privsynth.schema.path import _model_class
+        from privsynth.schema.path import model_class
 
-        _KNOWN[name] = name.isalpha() and _model_class(name) is not None
+        _KNOWN[name] = name.isalpha() and model_class(name) is not None
     return _KNOWN[name]
 
 
@@ -237,10 +237,10 @@ def validate_resource(resource: dict[str, Any], loc: Location) -> None:
     """Fully validate one resource against the fhir.resources R4B model."""
     from pydantic import ValidationError
 
-    from privsynth.schema.path import _model_class
+    from privsynth.schema.path import model_class
 
     clean = {k: v for k, v in resource.items() if k != "_fullUrl"}
-    cls = _model_class(resource["resourceType"])
+    cls = model_class(resource["resourceType"])
     try:
         cls.model_validate(clean)
     except ValidationError as exc:

@@ -133,9 +133,9 @@ class _Compiled:
 
 def _code_element(rtype: str) -> str:
     """The element a resource's codes are matched on: ``code``, else a medication concept."""
-    from privsynth.schema.path import _fields
+    from privsynth.schema.path import element_fields
 
-    fields = _fields(rtype)
+    fields = element_fields(rtype)
     return "code" if "code" in fields else "medicationCodeableConcept"
 
 
@@ -445,13 +445,13 @@ def _read_clinical(
         if cell is None:
             continue  # outside the stream's window
         col = cell
-        summary = col.source.summary
+        summary = col.source.summary_kind
         if col.name not in per_patient:
             per_patient[col.name] = _State()
         state = per_patient[col.name]
         used = True
         state.count += 1
-        if summary in ("exists", "count"):
+        if not summary.reads_value:
             continue
         values = _read(ex, resource, loc)
         if not values:
@@ -466,11 +466,7 @@ def _read_clinical(
             continue
         if when is None:
             when = dt.datetime.min.replace(tzinfo=dt.UTC)
-        if (
-            state.date is None
-            or (summary == "last" and when >= state.date)
-            or (summary == "first" and when < state.date)
-        ):
+        if summary.better(when, state.date):
             state.date = when
             state.value = values[0]
     if used:
@@ -513,12 +509,7 @@ def _assemble(
             cur = target[name]
             cur.count += st.count
             cur.series += st.series
-            summary = schema.column(name).source.summary
-            if st.date is not None and (
-                cur.date is None
-                or (summary == "last" and st.date >= cur.date)
-                or (summary == "first" and st.date < cur.date)
-            ):
+            if st.date is not None and schema.column(name).source.summary_kind.better(st.date, cur.date):
                 cur.date, cur.value = st.date, st.value
     ids = sorted(pid for pid in patients if pid not in seen.parent)
     report.patients_merged = len(seen.parent)
@@ -530,14 +521,12 @@ def _assemble(
                 raw = patients[pid].get(col.name)
             else:
                 found = merged.get(pid, {}).get(col.name)
-                if col.source.summary == "exists":
-                    raw = found is not None and found.count > 0
-                elif col.source.summary == "count":
-                    raw = found.count if found is not None else 0
-                elif col.source.anchor is not None:
+                if col.source.anchor is not None:
                     raw = _anchored(col.source.anchor, found, merged.get(pid, {}))
+                elif found is None:
+                    raw = col.source.summary_kind.finish(0, None)
                 else:
-                    raw = found.value if found is not None else None
+                    raw = col.source.summary_kind.finish(found.count, found.value)
             out.append(_coerce(col, raw, schema, birth.get(pid), report))
         data[col.name] = out
     # the index is each patient's stable keys (internal: they key the budget ledger, never an output)

@@ -55,14 +55,8 @@ class _Plan:
 
 def _plan(schema: Schema) -> _Plan:
     patient: dict[str, Column] = {}
-    conditions: list[tuple[Column, Column | None]] = []
     observations: list[Column] = []
     encounters: list[Column] = []
-    onset: dict[str, Column] = {}
-    for col in schema.view_columns:
-        src = col.source
-        if src.resource == "Condition" and src.summary == "first" and src.codes:
-            onset[src.codes] = col
     for col in schema.view_columns:
         src = col.source
         path = src.path or ""
@@ -83,12 +77,11 @@ def _plan(schema: Schema) -> _Plan:
                 patient["marital"] = col
             elif path.startswith("deceased"):
                 patient["deceased"] = col
-        elif src.resource == "Condition" and src.summary == "exists" and src.codes:
-            conditions.append((col, onset.get(src.codes)))
-        elif src.resource == "Observation" and src.summary == "last" and col.output.get("code"):
+        elif src.resource == "Observation" and src.summary_kind.keeps == "latest" and col.output.get("code"):
             observations.append(col)
-        elif src.resource == "Encounter" and src.summary == "count":
+        elif src.resource == "Encounter" and src.summary_kind.counts:
             encounters.append(col)
+    conditions = [(c.flag, c.onset) for c in schema.conditions]
     return _Plan(patient, conditions, observations, encounters)
 
 

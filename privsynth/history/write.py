@@ -68,8 +68,7 @@ class HistoryWriter:
                            for g in s.groups if g.codes}
         self.series_codes = {schema.column(s.columns(g)[0]).output.get("code") for s in self.timeline.streams
                              if s.kind == "value" for g in s.groups}
-        self.flags = {c.name: c.source.codes for c in schema.learned_columns
-                      if c.source.resource == "Condition" and c.source.summary == "exists"}
+        self.flags = {c.name: c.codes for c in schema.conditions if c.flag.learned}
 
     # -- encounters ---------------------------------------------------------------------
     def _encounter(self, start: dt.datetime, code: str, display: str, ref: dict[str, str],

@@ -31,7 +31,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,9 @@ from privsynth.atomic import atomic_directory, remove_stale_partials, write_byte
 from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
 from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
-from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
+from privsynth.generator.footprint import check_footprint
 from privsynth.generator.synthesizer import Synthesizer, check_keep
-from privsynth.pipeline import post_processing_seed, privacy_document, read_view, versions, write_synthetic
+from privsynth.pipeline import fit_model, post_processing_seed, read_view, versions, write_model_directory
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.progress import Progress
@@ -52,10 +52,10 @@ from privsynth.quality import Finding
 from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
+from privsynth.run import RunSpec
 from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
 
-DEFAULT_BUDGET = "default"
 PAUSE_VARIABLE = "PRIVSYNTH_TEST_PAUSE_AT"  # crash-safety tests: stop at a named point, for a kill
 
 
@@ -126,38 +126,38 @@ def split_view(view: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, pd.Dat
     return view.iloc[train_rows], view.iloc[holdout_rows]
 
 
-def release(
-    inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, epsilon: float, delta: float = 1e-6,
-    policy: Policy | None = None, ledger: Ledger, seed: int | None = None, output_format: str = "ndjson",
-    method: str = "aim", progress: Progress | None = None, keep: list[str] | None = None,
-    target: str | None = None, dataset: str = DEFAULT_BUDGET, max_model_cells: int = DEFAULT_MAX_MODEL_CELLS,
-    notice: Callable[[Finding], None] | None = None, show_counts: bool = False,
-) -> ReleaseResult:
-    """``keep``: partial synthesis -- these columns of the train patients stay real, every
-    other one is drawn from the DP model conditioned on them (not end-to-end DP; the
-    manifest says so and the attribute-inference audit joins the gate). ``dataset`` names
-    the budget (one per data source) the patients are charged under. ``seed`` fixes the
-    post-processing only; it is fresh when None. ``show_counts``: refusals may give exact
-    patient counts (recorded in the internal audit); without it they give none."""
-    policy = policy or Policy()
+def release(inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, ledger: Ledger,
+            progress: Progress | None = None, notice: Callable[[Finding], None] | None = None,
+            **options: Any) -> ReleaseResult:
+    """Release ``inputs`` through the gate into ``out``, charging ``ledger``.
+
+    ``options`` are :class:`privsynth.run.RunSpec`'s fields: ``epsilon`` (required), ``delta``,
+    ``policy``, ``seed`` (the post-processing only; fresh when None), ``output_format``,
+    ``method``, ``keep`` (partial synthesis -- these columns of the train patients stay
+    real, every other one is drawn from the DP model conditioned on them; not end-to-end
+    DP: the manifest says so and the attribute-inference audit joins the gate), ``target``,
+    ``dataset`` (the named budget the patients are charged under), ``max_model_cells``,
+    ``show_counts`` (refusals may give exact patient counts, recorded in the internal
+    audit; without it they give none)."""
+    return run_release(RunSpec.of(schema, inputs, options), out, ledger=ledger, progress=progress, notice=notice)
+
+
+def run_release(spec: RunSpec, out: str | Path, *, ledger: Ledger, progress: Progress | None = None,
+                notice: Callable[[Finding], None] | None = None) -> ReleaseResult:
+    """:func:`release` for a spec built once (the CLI's path)."""
+    schema, policy = spec.schema, spec.policy
     if schema.patient_id.is_row_hash(schema.input_format) and not policy.allow_row_hash_key:
         raise InputError(
             f"schema '{schema.name}' declares no patient_id, so patients would be keyed by a hash of their row: a "
             "patient whose values change in a re-export would be a new patient to the budget ledger. Declare the "
             "table's stable patient id (the schema's patient_id), or set allow_row_hash_key: 1 in the policy "
             "(recorded in the manifest as a weakening)")
-    keep = list(keep or [])
-    if target is not None and target not in [c.name for c in schema.learned_columns]:
-        raise InputError(f"--target '{target}': not a learned column of schema '{schema.name}'")
-    if keep:
-        keep = check_keep(schema, keep, bool(policy.allow_keep_sensitive))
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise InputError("--dataset must be a non-empty budget name")
-    rho = rho_for(epsilon, delta)  # a bad budget is refused before anything else
-    check_footprint(schema, max_model_cells)
+    if spec.keep:
+        spec = replace(spec, keep=tuple(check_keep(schema, list(spec.keep), bool(policy.allow_keep_sensitive))))
+    check_footprint(schema, spec.max_model_cells)
     if schema.document is not None:
         dump_schema(schema)  # a schema that cannot be written fails here, before any data is read or charged
-    seed = post_processing_seed(seed)
+    spec = spec.with_seed(post_processing_seed(spec.seed))
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
@@ -171,24 +171,24 @@ def release(
             raise OutputError(f"{beside}: is a directory; privsynth writes a file there. Choose another --out")
     reconcile(ledger)
     remove_stale_partials(out)
-    paths = [Path(p) for p in inputs]
+    paths = list(spec.inputs)
     fingerprint = input_fingerprint(input_files(paths))
     t0 = time.perf_counter()
     view, ingest = read_view(paths, schema, progress=progress, notice=notice)
-    check_split_size(len(view), policy.holdout_fraction, policy.min_holdout, show_counts)  # nothing spent yet
+    check_split_size(len(view), policy.holdout_fraction, policy.min_holdout, spec.show_counts)  # nothing spent yet
     # identical rows of a table keyed by content may be one patient twice: the ledger charges c^2
     ingest["rows_sharing_a_key"] = int(view.index.duplicated(keep=False).sum())
     reservation = ledger.reserve(
-        dataset, ledger.patient_keys(view.index), rho=rho, rho_budget=rho_for(policy.total_epsilon, policy.total_delta),
-        delta_budget=policy.total_delta, epsilon=epsilon, delta=delta, max_attempts=policy.max_attempts,
-        out=str(out.resolve()), partial=bool(keep), show_counts=show_counts)
+        spec.dataset, ledger.patient_keys(view.index), rho=spec.rho,
+        rho_budget=rho_for(policy.total_epsilon, policy.total_delta), delta_budget=policy.total_delta,
+        epsilon=spec.epsilon, delta=spec.delta, max_attempts=policy.max_attempts, out=str(out.resolve()),
+        partial=bool(spec.keep), show_counts=spec.show_counts)
     pause_point("reserved")
     status = "failed"
     stage: list[str] = []  # "fit" once the generator has touched the data, "released" once out exists
     try:
-        result = _run(view, ingest, fingerprint, time.perf_counter() - t0, schema, out, audit_file, epsilon, delta,
-                      rho, policy, ledger, reservation, seed, output_format, method, progress, stage, keep, target,
-                      max_model_cells, show_counts)
+        result = _run(spec, out, _Input(view, ingest, fingerprint, time.perf_counter() - t0), ledger, reservation,
+                      progress, stage)
     except AuditFailed:
         status = "refused"
         raise
@@ -202,19 +202,30 @@ def release(
     return result
 
 
-def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str, str]], ingest_seconds: float,
-         schema: Schema, out: Path, audit_file: Path, epsilon: float, delta: float, rho: float, policy: Policy,
-         ledger: Ledger, reservation: Reservation, seed: int, output_format: str, method: str,
-         progress: Progress | None, stage: list[str], keep: list[str], target: str | None,
-         max_model_cells: int, show_counts: bool) -> ReleaseResult:
-    timings: dict[str, float] = {"ingest": ingest_seconds}
+@dataclass(frozen=True)
+class _Input:
+    """What was read: the patient view, the ingest counts, the input files' fingerprint, the time it took."""
+
+    view: pd.DataFrame
+    ingest: dict[str, Any]
+    fingerprint: list[dict[str, str]]
+    seconds: float
+
+
+def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Reservation,
+         progress: Progress | None, stage: list[str]) -> ReleaseResult:
+    schema, policy, seed = spec.schema, spec.policy, spec.seed
+    assert seed is not None  # run_release fixed it
+    keep = list(spec.keep)
+    view, ingest = read.view, read.ingest
+    audit_file = audit_path(out)
+    timings: dict[str, float] = {"ingest": read.seconds}
     train, holdout = split_view(view, policy)
     train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)  # patient keys stay here
 
     t0 = time.perf_counter()
     stage.append("fit")
-    synth = Synthesizer(schema, epsilon, delta, method=method, max_model_cells=max_model_cells).fit(
-        train, progress=progress)
+    synth = fit_model(spec, train, progress)
     if keep:
         sample = partial_sample(synth, train, keep, seed, bool(policy.allow_keep_sensitive))
     else:
@@ -222,7 +233,7 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
     timings["fit+sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    audit = evaluate(train, holdout, sample, schema, policy, epsilon=epsilon, delta=delta, seed=None,
+    audit = evaluate(train, holdout, sample, schema, policy, epsilon=spec.epsilon, delta=spec.delta, seed=None,
                      progress=progress, keep=keep or None)
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -231,14 +242,14 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
                    "differentially private; do not share",
         "created": now,
         "release_id": reservation.id,
-        "inputs": fingerprint,
+        "inputs": read.fingerprint,
         "patients": {"input": len(view), "train": len(train), "holdout": len(holdout),
                      "patient_key": ingest.get("patient_key")},
         "ledger": {"path": str(ledger.path), "budget": reservation.budget, "rho": reservation.rho,
                    "summary": _ledger_line(ledger, reservation), "key_file": ledger.origin.key_path,
                    "created": ledger.origin.created, "created_by_this_release": ledger.origin.created_now,
                    "other_ledgers_nearby": list(ledger.origin.others_nearby)},
-        "show_counts": show_counts,
+        "show_counts": spec.show_counts,
         "ingest": ingest,
         "encoding": synth.encode_report_.as_dict(),
         "audit": audit.as_dict(),
@@ -246,7 +257,7 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
     }
     if audit.passed:
         internal["report"] = report_data(train, holdout, sample, schema, min_cell=policy.min_cell_patients,
-                                         shift_max=policy.bias_shift_max, target=target, seed=seed)
+                                         shift_max=policy.bias_shift_max, target=spec.target, seed=seed)
     write_bytes(audit_file, json.dumps(internal, indent=2, default=float).encode())
     if not audit.passed:
         reasons = "\n".join("  " + c.line() for c in audit.failures())
@@ -255,20 +266,15 @@ def _run(view: pd.DataFrame, ingest: dict[str, Any], fingerprint: list[dict[str,
             f"Full figures (internal, not for sharing): {audit_file}. This attempt's rho stays spent in the ledger.")
 
     schema_hash = sha256_file(Path(schema.source_file)) if schema.source_file else None
-    privacy = privacy_document(synth, schema, epsilon, delta, None, seed)
     with atomic_directory(out) as tmp:
-        write_synthetic(tmp / "data", sample, schema, seed, output_format, now, epsilon, delta, progress)
-        synth.save(tmp / "model")
-        if schema.document is not None:  # public; lets a recipient sample the model (privsynth sample)
-            write_bytes(tmp / "schema.yaml", dump_schema(schema))
-        write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
+        write_model_directory(tmp, tmp / "data", synth, sample, spec, now, progress)
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}
         manifest = ReleaseManifest(
-            release_id=reservation.id, created=now, epsilon=epsilon, delta=delta, rho=rho,
+            release_id=reservation.id, created=now, epsilon=spec.epsilon, delta=spec.delta, rho=spec.rho,
             rho_spent=synth.accountant_.rho_spent, mechanisms=tuple(sorted({c.mechanism for c in
                                                                             synth.accountant_.charges})),
-            generator=method, real_columns=tuple(keep), schema_name=schema.name, schema_sha256=schema_hash,
+            generator=spec.method, real_columns=tuple(keep), schema_name=schema.name, schema_sha256=schema_hash,
             holdout_fraction=policy.holdout_fraction, policy=shared_policy, weakened=tuple(policy.weakened()),
             verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=seed, versions=versions(), files=files,
             patient_key=schema.patient_id.describe(schema.input_format),

@@ -255,7 +255,9 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
     index = {c.name: j for j, c in enumerate(cols)}
     rare = [set(np.flatnonzero(_counts(real_codes[:, j], c.domain.size if c.domain else 1) < min_cell).tolist())
             for j, c in enumerate(cols)]
-    onset_of = {c.source.codes: c for c in cols if c.source.resource == "Condition" and c.source.summary == "first"}
+    onset_of = {c.name: c.onset for c in schema.conditions if c.onset is not None and c.onset.learned}
+    onsets = set(c.name for c in onset_of.values())
+    flags = {c.name for c in schema.conditions}
     picks = rng.choice(len(synthetic), size=min(PATIENTS, len(synthetic)), replace=False)
     out = []
 
@@ -274,17 +276,17 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
             value = shown(col, i)
             if value is None:
                 continue
-            if src.resource == "Condition" and src.summary == "first":
+            if col.name in onsets:
                 continue  # shown with its condition
-            if src.resource == "Condition" and src.summary == "exists":
-                if value is True or value == SUPPRESSED:
-                    onset = onset_of.get(src.codes)
+            if col.name in flags:
+                if _true(value) or value == SUPPRESSED:  # numpy booleans too (a card showed no condition)
+                    onset = onset_of.get(col.name)
                     age = shown(onset, i) if onset is not None else None
-                    text = col.name.replace("_", " ") if value is True else SUPPRESSED
+                    text = col.name.replace("_", " ") if _true(value) else SUPPRESSED
                     conditions.append(text + (f" (onset at {age})" if age not in (None, SUPPRESSED) else ""))
             elif src.resource == "Patient" or (src.resource is None and col.kind != "numeric"):
                 if col.kind == "boolean":
-                    if value is True:
+                    if _true(value):
                         person.append(col.name.replace("_", " "))
                 elif value == SUPPRESSED:
                     person.append(f"{col.name.replace('_', ' ')} suppressed")
@@ -292,10 +294,10 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
                     person.append(_display(col, str(value)))
                 else:
                     person.append(f"{col.name.replace('_', ' ')} {value}")
-            elif src.resource == "Encounter" and src.summary == "count":
+            elif src.resource == "Encounter" and src.summary_kind.counts:
                 if value == SUPPRESSED or int(value) > 0:
                     encounters.append(f"{col.output.get('display', col.name)} {value}")
-            elif src.summary == "count":
+            elif src.summary_kind.counts:
                 if value == SUPPRESSED or int(value) > 0:
                     other.append(f"{col.name.replace('_', ' ')} {value}")
             elif col.kind == "boolean":
@@ -334,3 +336,8 @@ def report_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFr
     if target is not None:
         data["tstr"] = tstr(real_codes, synthetic_codes, holdout_codes, schema, target, groups, seed)
     return data
+
+
+def _true(value: Any) -> bool:
+    """A boolean cell that is true: Python's True or numpy's (``value is True`` misses numpy's)."""
+    return isinstance(value, bool | np.bool_) and bool(value)

@@ -7,11 +7,15 @@ never come from the data: they are written in the schema and checked when built.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from privsynth.schema.summary import SUMMARIES as SUMMARY_KINDS
+from privsynth.schema.summary import Summary as SummaryKind
 
 if TYPE_CHECKING:
     from privsynth.schema.rule import Formula, Rule
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 
 ROLES = ("direct_identifier", "quasi_identifier", "sensitive", "other")
 KINDS = ("categorical", "boolean", "numeric", "integer")
-SUMMARIES = ("value", "exists", "count", "first", "last")
+SUMMARIES = tuple(SUMMARY_KINDS)
 TRANSFORMS = ("age", "age_at_event", "year")
 FAKER_KINDS = ("name", "mrn", "ssn", "phone", "address", "email", "id")
 
@@ -183,6 +187,37 @@ class Source:
     # last day) relative to the onset; the value nearest the middle of that span is kept
     anchor: tuple[str, int, int] | None = None
 
+    @property
+    def summary_kind(self) -> SummaryKind:
+        """What ``summary`` means (:mod:`privsynth.schema.summary`)."""
+        return SUMMARY_KINDS[self.summary]
+
+
+@dataclass(frozen=True)
+class ConditionColumns:
+    """A condition of the patient view: its presence flag (Condition, ``exists``, a code
+    group) and, when the schema has one, its onset column (Condition, ``first``, the same
+    group). The one place that pairs them: ingest, rules, writers and report ask here."""
+
+    flag: Column
+    onset: Column | None
+
+    @property
+    def name(self) -> str:
+        return self.flag.name
+
+    @property
+    def codes(self) -> str:
+        return self.flag.source.codes or ""
+
+
+def pair_conditions(columns: Iterable[Column]) -> tuple[ConditionColumns, ...]:
+    """Each condition flag (Condition, ``exists``, a code group; not a timeline cell) with the
+    onset column of the same group (Condition, ``first``), if the columns have one."""
+    columns = [c for c in columns if c.source.resource == "Condition" and c.source.codes and c.source.cell is None]
+    onsets = {c.source.codes: c for c in columns if c.source.summary_kind.keeps == "earliest"}
+    return tuple(ConditionColumns(c, onsets.get(c.source.codes)) for c in columns if c.source.summary_kind.flags)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -215,7 +250,7 @@ class Column:
         if self.domain is None:
             return "not learned"
         if isinstance(self.domain, NumericDomain):
-            what = "count capped" if self.source.summary == "count" else "value clamped"
+            what = "count capped" if self.source.summary_kind.counts else "value clamped"
             return f"{what} to [{self.domain.lower:g}, {self.domain.upper:g}]"
         return f"one of {self.domain.size} public categories"
 
@@ -294,6 +329,11 @@ class Schema:
         if len(set(names)) != len(names):
             raise ValueError("column names must be unique")
 
+    def only(self, names: list[str] | tuple[str, ...]) -> Schema:
+        """The schema with only ``names`` among its learned columns (the others left out)."""
+        wanted = set(names)
+        return dataclasses.replace(self, columns=tuple(c for c in self.columns if not c.learned or c.name in wanted))
+
     @property
     def learned_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.learned)
@@ -311,6 +351,11 @@ class Schema:
     def derived_columns(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.derived is not None)
 
+    @functools.cached_property
+    def conditions(self) -> tuple[ConditionColumns, ...]:
+        """Every condition of the view (not a timeline cell): its flag and its onset column, if any."""
+        return pair_conditions(self.view_columns)
+
     @property
     def age_column(self) -> Column | None:
         """The patient's age at the reference date (Patient.birthDate, transform age), if any."""
@@ -326,17 +371,15 @@ class Schema:
 
         implied: list[Rule] = []
         age = self.age_column
-        flags = {c.source.codes: c for c in self.learned_columns
-                 if c.source.resource == "Condition" and c.source.summary == "exists" and c.source.codes}
-        for col in self.learned_columns:
-            src = col.source
-            if src.resource == "Condition" and src.summary == "first" and src.transform == "age_at_event":
-                if age is not None:
-                    implied.append(parse_rule(f"{col.name} <= {age.name}", "implied"))
-                flag = flags.get(src.codes or "")
-                if flag is not None:
-                    implied.append(parse_rule(f"{col.name} is present -> {flag.name}", "implied"))
-                    implied.append(parse_rule(f"{flag.name} -> {col.name} is present", "implied"))
+        for condition in self.conditions:
+            col = condition.onset
+            if col is None or col.source.transform != "age_at_event" or not col.learned:
+                continue
+            if age is not None:
+                implied.append(parse_rule(f"{col.name} <= {age.name}", "implied"))
+            if condition.flag.learned:
+                implied.append(parse_rule(f"{col.name} is present -> {condition.name}", "implied"))
+                implied.append(parse_rule(f"{condition.name} -> {col.name} is present", "implied"))
         implied += self._timeline_rules()
         for col in self.derived_columns:
             if isinstance(col.domain, NumericDomain):

@@ -107,7 +107,8 @@ def parse(text: str) -> tuple[Segment, ...]:
 # -- the R4 model check -------------------------------------------------------------
 
 
-def _model_class(name: str) -> Any:
+def model_class(name: str) -> Any:
+    """The fhir.resources R4B model class of a resource or element type, or None if R4 has no such type."""
     from fhir.resources.R4B import get_fhir_model_class
 
     try:
@@ -136,8 +137,9 @@ def _unwrap(annotation: Any) -> tuple[bool, str]:
 
 
 @functools.cache
-def _fields(class_name: str) -> dict[str, tuple[bool, str]]:
-    cls = _model_class(class_name)
+def element_fields(class_name: str) -> dict[str, tuple[bool, str]]:
+    """The elements of an R4 type: name -> (is a list, the element's type name)."""
+    cls = model_class(class_name)
     if cls is None:
         return {}
     out: dict[str, tuple[bool, str]] = {}
@@ -154,7 +156,7 @@ def check(resource_type: str, segments: tuple[Segment, ...]) -> tuple[Segment, .
     Returns the segments annotated with their list-ness. Raises ``PathSyntaxError``
     naming the first element the R4 model does not have.
     """
-    if _model_class(resource_type) is None:
+    if model_class(resource_type) is None:
         raise PathSyntaxError(f"'{resource_type}' is not an R4 resource type")
     return _check(resource_type, segments, resource_type)
 
@@ -163,7 +165,7 @@ def _check(type_name: str, segments: tuple[Segment, ...], where: str) -> tuple[S
     out: list[Segment] = []
     current = type_name
     for seg in segments:
-        fields = _fields(current)
+        fields = element_fields(current)
         if not fields:
             raise PathSyntaxError(f"'{where}' is a primitive; it has no element '{seg.name}'")
         if seg.choice:

@@ -1,0 +1,96 @@
+"""What one run is asked to do: a frozen :class:`RunSpec`, built once by the CLI or the API.
+
+``synthesize`` and ``release`` (and the steps they share) read their options from one spec
+instead of a dozen parameters each; adding an option is a field here and a flag in the CLI.
+A spec checks itself when it is built, so a bad option is refused before any data is read.
+
+>>> from privsynth.schema import load_schema
+>>> s = load_schema({"name": "t", "input": "table", "columns": [{"name": "x", "kind": "numeric",
+...     "source": {"column": "x"}, "domain": {"lower": 0, "upper": 1}}]})
+>>> RunSpec(s, epsilon=1.0, inputs=("a.csv",)).inputs
+(PosixPath('a.csv'),)
+>>> RunSpec(s, epsilon=1.0, output_format="xml")
+Traceback (most recent call last):
+...
+privsynth.errors.InputError: unknown output format 'xml'; allowed: ndjson, bundle
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from privsynth.audit.policy import Policy
+from privsynth.errors import InputError
+from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
+from privsynth.privacy.mechanism import rho_for
+from privsynth.schema.model import Schema
+
+FORMATS = ("ndjson", "bundle")
+ON_ERROR = ("raise", "skip")
+DEFAULT_BUDGET = "default"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Every option of a synthesis or a release run (a release reads the last group too).
+
+    ``seed`` fixes the post-processing only (sampling, Faker, dates); None draws a fresh one.
+    ``rows``: synthetic patients (None: the model's DP estimate). ``keep``: partial synthesis
+    (release only). ``dataset``: the named budget the patients are charged under.
+    ``show_counts``: refusals may give exact patient counts (release only)."""
+
+    schema: Schema
+    epsilon: float
+    delta: float = 1e-6
+    inputs: tuple[Path, ...] = ()
+    seed: int | None = None
+    output_format: str = "ndjson"
+    method: str = "aim"
+    rows: int | None = None
+    validate_input: bool = False
+    on_error: str = "raise"
+    max_model_cells: int = DEFAULT_MAX_MODEL_CELLS
+    # a release's
+    policy: Policy = field(default_factory=Policy)
+    keep: tuple[str, ...] = ()
+    target: str | None = None
+    dataset: str = DEFAULT_BUDGET
+    show_counts: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
+        object.__setattr__(self, "keep", tuple(self.keep))
+        if self.output_format not in FORMATS:
+            raise InputError(f"unknown output format '{self.output_format}'; allowed: {', '.join(FORMATS)}")
+        if self.rows is not None and (isinstance(self.rows, bool) or self.rows < 1):
+            raise InputError("--rows must be a positive number of synthetic patients")
+        if self.on_error not in ON_ERROR:
+            raise InputError(f"on_error must be one of {', '.join(ON_ERROR)}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise InputError("--dataset must be a non-empty budget name")
+        if self.target is not None and self.target not in [c.name for c in self.schema.learned_columns]:
+            raise InputError(f"--target '{self.target}': not a learned column of schema '{self.schema.name}'")
+        rho_for(self.epsilon, self.delta)  # a bad budget is refused before anything else
+
+    @property
+    def rho(self) -> float:
+        return rho_for(self.epsilon, self.delta)
+
+    def with_seed(self, seed: int) -> RunSpec:
+        return replace(self, seed=seed)
+
+    @classmethod
+    def of(cls, schema: Schema, inputs: Iterable[str | Path], options: dict[str, Any]) -> RunSpec:
+        """A spec from keyword options (the Python API's functions take them); unknown ones are refused."""
+        known = set(cls.__dataclass_fields__) - {"schema", "inputs"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        if options.get("policy") is None:
+            options = {k: v for k, v in options.items() if k != "policy"}
+        options = {k: tuple(v) if k == "keep" and v is not None else v for k, v in options.items()
+                   if not (k == "keep" and v is None)}
+        return cls(schema, inputs=tuple(Path(p) for p in inputs), **options)
