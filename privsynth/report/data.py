@@ -301,7 +301,7 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
                 if value == SUPPRESSED or int(value) > 0:
                     other.append(f"{col.name.replace('_', ' ')} {value}")
             elif col.kind == "boolean":
-                if value is True:
+                if _true(value):
                     other.append(col.name.replace("_", " "))
             elif col.kind in ("numeric", "integer"):
                 name = col.output.get("display", col.name.replace("_", " "))

@@ -98,3 +98,23 @@ def test_a_small_protected_group_that_vanishes_is_flagged():
     assert by_group["b"]["flagged"] and by_group["b"]["why"] == "vanished"
     assert by_group["c"]["flagged"] and "relative change" in by_group["c"]["why"]
     assert not by_group["a"]["flagged"] and "d" not in by_group
+
+
+def test_cards_list_conditions_held_as_numpy_booleans(core_schema):
+    """A decoded frame may hold numpy booleans: a card tested ``value is True`` and showed no
+    condition at all (0 of 24 cards, issue 21)."""
+    import numpy as np
+    import pandas as pd
+
+    from privsynth.domain import encode
+    from privsynth.report.data import patients
+
+    row = {c.name: (np.bool_(False) if c.kind == "boolean" else 0 if c.source.summary_kind.counts else None)
+           for c in core_schema.view_columns}
+    row.update({"gender": "female", "age": 71, "diabetes": np.bool_(True), "diabetes_onset_age": 60,
+                "heart_failure": np.bool_(False), "deceased": np.bool_(True)})
+    frame = pd.DataFrame([row] * 20)
+    codes, _ = encode(frame, core_schema)
+    [card] = patients(frame.head(1), codes, codes[:1], core_schema, min_cell=1, rng=np.random.default_rng(0))
+    text = repr(card)
+    assert "diabetes (onset at 60)" in text and "heart failure" not in text and "deceased" in text
