@@ -191,6 +191,10 @@ def schema_check(file: str, max_model_cells: int | None) -> None:
                             str(st.max_events), f"<= {st.max_per_grain}" if st.kind == "count" else "1 value",
                             groups)
         out.print(streams)
+    from privsynth.fhir.write import unwritten
+
+    for name, why in unwritten(s):
+        out.print(f"[yellow]not written as FHIR:[/] {name}: {why} (learned, and in patients.csv only)")
     out.print(f"patients keyed by {s.patient_id.describe(s.input_format)}; model at least {size.cells:,} cells "
               f"(limit {max_model_cells or DEFAULT_MAX_MODEL_CELLS:,})")
     out.print(f"OK: {file}: {len(s.columns)} columns, {len(s.learned_columns)} learned")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,11 @@ CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 FHIR_GENDERS = ("male", "female", "other", "unknown")
 UTC = dt.UTC
+COUNTED = ("MedicationRequest", "Procedure")  # whole-record counts written as that many resources
+UNSPECIFIED = {"MedicationRequest": "Medication not specified (a count of medication requests in this synthetic "
+                                    "record; the schema names no medication)",
+               "Procedure": "Procedure not specified (a count of procedures in this synthetic record; the schema "
+                            "names no procedure)"}
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,16 @@ class _Plan:
     conditions: list[tuple[Column, Column | None]]
     observations: list[Column]
     encounters: list[Column]
+    panels: list[list[Column]] = field(default_factory=list)  # components of one Observation (a code group)
+    counts: list[Column] = field(default_factory=list)  # other resources written as many as the count says
 
 
 def _plan(schema: Schema) -> _Plan:
     patient: dict[str, Column] = {}
     observations: list[Column] = []
     encounters: list[Column] = []
+    panels: dict[str, list[Column]] = {}
+    counts: list[Column] = []
     for col in schema.view_columns:
         src = col.source
         path = src.path or ""
@@ -78,11 +87,45 @@ def _plan(schema: Schema) -> _Plan:
             elif path.startswith("deceased"):
                 patient["deceased"] = col
         elif src.resource == "Observation" and src.summary_kind.keeps == "latest" and col.output.get("code"):
-            observations.append(col)
+            if path.startswith("component[") and src.codes:
+                panels.setdefault(src.codes, []).append(col)  # read from a panel's component: written as one
+            else:
+                observations.append(col)
         elif src.resource == "Encounter" and src.summary_kind.counts:
             encounters.append(col)
+        elif src.resource in COUNTED and src.summary_kind.counts:
+            counts.append(col)
     conditions = [(c.flag, c.onset) for c in schema.conditions]
-    return _Plan(patient, conditions, observations, encounters)
+    return _Plan(patient, conditions, observations, encounters, list(panels.values()), counts)
+
+
+def unwritten(schema: Schema) -> list[tuple[str, str]]:
+    """The view columns a FHIR schema reads but the writer cannot write back, each with why:
+    what ``schema check`` reports, so a column is never learned and then silently dropped.
+    Derived columns are computed, not read, and go to patients.csv."""
+    if schema.input_format != "fhir":
+        return []
+    plan = _plan(schema)
+    written = {c.name for c in plan.patient.values()} | {c.name for c in plan.observations + plan.encounters
+                                                           + plan.counts}
+    written |= {c.name for cols in plan.panels for c in cols}
+    written |= {c.name for flag, onset in plan.conditions for c in (flag, onset) if c is not None}
+    out = []
+    for col in schema.view_columns:
+        src = col.source
+        if col.name in written or col.derived is not None or src.cell is not None or src.anchor is not None:
+            continue
+        if src.resource == "Patient":
+            why = "a Patient element the writer does not write (gender, age, race, ethnicity, state, marital status " \
+                  "and deceased are written)"
+        elif src.resource == "Observation" and not col.output.get("code"):
+            why = "an Observation value without output.code: the writer does not know which code to write"
+        elif src.resource == "Condition":
+            why = "a Condition column that is neither a presence flag with a code group nor its onset"
+        else:
+            why = f"{src.resource} with summary '{src.summary}' has no writer"
+        out.append((col.name, why))
+    return out
 
 
 def _present(value: Any) -> bool:
@@ -190,11 +233,20 @@ class FhirWriter:
             value = row.get(col.name)
             if value is not None and _present(value):
                 resources.append(self._observation(col, float(value), birth, ref))
+        for cols in plan.panels:
+            values = {c.name: float(row[c.name]) for c in cols if row.get(c.name) is not None
+                      and _present(row[c.name])}
+            if values:
+                resources.append(self._panel(cols, values, birth, ref))
         for col in plan.encounters:
             count = row.get(col.name)
             if count is not None and _present(count):
                 for _ in range(int(count)):
                     resources.append(self._encounter(col, birth, ref))
+        for col in plan.counts:
+            count = row.get(col.name)
+            if count is not None and _present(count):
+                resources += [self._counted(col, birth, ref) for _ in range(int(count))]
         if self.history is not None:
             resources = self.history.place(row, birth, resources, ref)
         return who, {"birth_date": birth.isoformat()}, resources
@@ -244,6 +296,55 @@ class FhirWriter:
             "effectiveDateTime": _instant(_day_between(start, ref_date, self.rng), self.rng),
             "valueQuantity": {"value": round(value, 1), "unit": unit, "system": UCUM, "code": unit},
         }
+
+    def _panel(self, cols: list[Column], values: dict[str, float], birth: dt.date,
+               ref: dict[str, str]) -> dict[str, Any]:
+        """One Observation of a panel's code group, a component per column (as the schema reads them)."""
+        ref_date = self.schema.reference
+        start = max(birth, ref_date - dt.timedelta(days=730))
+        group = self.schema.code_groups[cols[0].source.codes or ""]
+        panel = group.codes[0]
+        components = []
+        for col in cols:
+            if col.name not in values:
+                continue
+            unit = col.output.get("unit", col.source.unit or "1")
+            components.append({
+                "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"), "code": col.output["code"],
+                                     "display": col.output.get("display", col.name)}],
+                         "text": col.output.get("display", col.name)},
+                "valueQuantity": {"value": round(values[col.name], 1), "unit": unit, "system": UCUM, "code": unit}})
+        return {
+            "resourceType": "Observation",
+            "id": self.identities.new_id(),
+            "status": "final",
+            "category": [{"coding": [{"system": OBS_CATEGORY, "code": cols[0].output.get("category", "vital-signs")}]}],
+            "code": {"coding": [{"system": group.system, "code": panel.code, "display": panel.display or panel.code}],
+                     "text": panel.display or panel.code},
+            "subject": dict(ref),
+            "effectiveDateTime": _instant(_day_between(start, ref_date, self.rng), self.rng),
+            "component": components,
+        }
+
+    def _counted(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
+        """One resource of a whole-record count (a MedicationRequest, a Procedure): the group's
+        first code when the column names a code group, else a text saying what it stands for."""
+        ref_date = self.schema.reference
+        rtype = col.source.resource or ""
+        if col.source.codes:
+            group = self.schema.code_groups[col.source.codes]
+            first = group.codes[0]
+            concept: dict[str, Any] = {"coding": [{"system": group.system, "code": first.code,
+                                                   "display": first.display or first.code}],
+                                       "text": first.display or first.code}
+        else:
+            concept = {"text": UNSPECIFIED[rtype]}
+        when = _instant(_day_between(max(birth, ref_date - dt.timedelta(days=5 * 365)), ref_date, self.rng), self.rng)
+        base = {"resourceType": rtype, "id": self.identities.new_id(), "subject": dict(ref)}
+        if rtype == "MedicationRequest":
+            return {**base, "status": "completed", "intent": "order", "medicationCodeableConcept": concept,
+                    "authoredOn": when}
+        return {**base, "status": "completed", "code": concept, "performedDateTime": when}
 
     def _encounter(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
         ref_date = self.schema.reference

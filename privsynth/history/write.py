@@ -121,7 +121,9 @@ class HistoryWriter:
                         by_cell.setdefault((stream.name, k), []).append(enc)
         for r in resources[1:]:
             if r["resourceType"] == "Condition":
-                self._link(r, dt.datetime.fromisoformat(r["onsetDateTime"]), encounters, ref)
+                onset = self._at_a_visit(r, birth, encounters)
+                onsets[r["code"]["coding"][0]["code"]] = onset
+                self._link(r, onset, encounters, ref)
         clinical: list[dict[str, Any]] = []
         for stream in self.timeline.streams:
             if stream.resource == "Encounter":
@@ -147,6 +149,24 @@ class HistoryWriter:
             out.append(r)
         encounters.sort(key=lambda e: e["period"]["start"])
         return out[:1] + encounters + out[1:] + clinical
+
+    def _at_a_visit(self, condition: dict[str, Any], birth: dt.date, encounters: list[dict[str, Any]]) -> dt.datetime:
+        """The condition's onset moved to the latest ambulatory visit of the same year of life
+        that is not after it, if the history has one: a diagnosis is made at a visit, and the
+        visit the row already counts records it (no encounter is added). Moving it earlier
+        inside its year keeps the onset age, and what was placed after it stays after it."""
+        onset = dt.datetime.fromisoformat(condition["onsetDateTime"])
+        years = onset.year - birth.year - ((onset.month, onset.day) < (birth.month, birth.day))
+        year_start = _anniversary(birth, years).isoformat()
+        visits = [e for e in encounters if e["class"]["code"] == "AMB"
+                  and year_start <= e["period"]["start"][:10]
+                  and dt.datetime.fromisoformat(e["period"]["start"]) <= onset]
+        if not visits:
+            return onset
+        moved = dt.datetime.fromisoformat(max(visits, key=lambda e: e["period"]["start"])["period"]["start"])
+        condition["onsetDateTime"] = instant(moved)
+        self.stats["onsets moved to a visit earlier in their year of life"] += 1
+        return moved
 
     def _link(self, resource: dict[str, Any], moment: dt.datetime, encounters: list[dict[str, Any]],
               ref: dict[str, str]) -> None:
@@ -261,3 +281,11 @@ def _on_day(moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, 
 
 def _count(value: Any) -> int:
     return 0 if is_missing(value) else int(value)
+
+
+def _anniversary(birth: dt.date, years: int) -> dt.date:
+    """The day ``years`` after ``birth`` (a 29 February birthday falls on 1 March)."""
+    try:
+        return birth.replace(year=birth.year + years)
+    except ValueError:
+        return dt.date(birth.year + years, 3, 1)
