@@ -221,6 +221,7 @@ def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: 
                             "decoding inside public bins", "fresh identifiers", "output writing"],
         "schema": schema.name,
         "generator": synth.method,
+        "generator_settings": synth.model_.metadata.get("generator_settings", {}) if synth.model_ is not None else {},
         "seed": seed,
         "versions": versions(),
     }

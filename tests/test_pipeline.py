@@ -52,6 +52,13 @@ def test_budget_spent_equals_budget_allowed(synthea_release):
     assert privacy["rho_spent"] <= privacy["rho_total"]
     assert privacy["rho_spent"] == pytest.approx(privacy["rho_total"], rel=1e-6)
     assert sum(m["rho"] for m in privacy["measurements"]) == pytest.approx(privacy["rho_spent"], rel=1e-12)
+    # the generator's tunables are recorded with the release they shaped (issue 20)
+    from dataclasses import asdict
+
+    from privsynth.generator.aim import AIM_SETTINGS
+
+    assert privacy["generator"] == "aim" and privacy["generator_settings"] == json.loads(
+        json.dumps(asdict(AIM_SETTINGS)))
 
 
 def test_no_input_identifier_reaches_the_output(synthea_release):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import asdict, dataclass
 from math import comb
 
 import numpy as np
@@ -47,28 +48,39 @@ from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
 from privsynth.progress import Progress
 
-ONE_WAY_SHARE = 0.1  # of rho, on every 1-way marginal (first pass)
-NOISY_SHARE = 0.5  # a second pass over the 1-way marginals in the noisy regime
-NOISY_RATIO = 10.0  # noisy regime: patients per cell (DP estimate) below this many sigma of a
-NOISY_REFERENCE_SHARE = 0.3  # ... 1-way marginal measured with this share of rho
-HOPELESS_TVD = 0.1  # 1-ways only when even one typical pair measured with all of rho is noisier
-RICH_TVD = (0.01, 0.03)  # between these, the 1-way marginals get up to LEAN_SHARE more
-LEAN_SHARE = 0.2
-SELECT_SHARE = 0.1  # of each round
-ROUNDS_PER_COLUMN = 3.0  # first-round size: rho left / (this * d); AIM uses 16
-ROUND_ITERATIONS = 20  # mirror-descent steps between rounds (warm-started)
-FINAL_ITERATIONS = 300  # for the final estimate
-FINAL_TOL = 1e-3
-CLIQUE_CELLS_MIN = 10_000  # wide tables, largest model clique: at least this many cells,
-CLIQUE_CELLS_PER_PATIENT = 12.0  # ... this many per (DP-estimated) patient,
-CLIQUE_CELLS_MAX = 50_000  # ... and at most this many (small tables: only max_cells)
-ALL_TRIPLES_UP_TO = 20  # a "small" table: every 3-way marginal is a candidate; wider ones use WIDE_*
-WIDE_ROUNDS_PER_COLUMN = 1.0
-WIDE_SCORINGS = 12  # scoring passes at most (several selections per pass)
-WIDE_ROUND_ITERATIONS = 15
-WIDE_CANDIDATES = 800  # scored per pass at most (a fresh random subset)
-BATCH_FREE_TVD = 1e-3
-BATCH_OVERLAP = 1  # a batch skips candidates sharing this many columns with an earlier pick
+
+@dataclass(frozen=True)
+class AimSettings:
+    """AIM's tunables, in one frozen record that ``privacy.json`` carries (``generator_settings``):
+    what budget plan, rounds and model limits a fit used. None of them reads the data; each
+    is explained where it is used and measured in docs/generator.md.
+    """
+
+    one_way_share: float = 0.1  # of rho, on every 1-way marginal (first pass)
+    noisy_share: float = 0.5  # a second pass over the 1-way marginals in the noisy regime
+    noisy_ratio: float = 10.0  # noisy regime: patients per cell (DP estimate) below this many sigma of a
+    noisy_reference_share: float = 0.3  # ... 1-way marginal measured with this share of rho
+    hopeless_tvd: float = 0.1  # 1-ways only when even one typical pair measured with all of rho is noisier
+    rich_tvd: tuple[float, float] = (0.01, 0.03)  # between these, the 1-way marginals get up to LEAN_SHARE more
+    lean_share: float = 0.2
+    select_share: float = 0.1  # of each round
+    rounds_per_column: float = 3.0  # first-round size: rho left / (this * d); AIM uses 16
+    round_iterations: int = 20  # mirror-descent steps between rounds (warm-started)
+    final_iterations: int = 300  # for the final estimate
+    final_tol: float = 1e-3
+    clique_cells_min: int = 10_000  # wide tables, largest model clique: at least this many cells,
+    clique_cells_per_patient: float = 12.0  # ... this many per (DP-estimated) patient,
+    clique_cells_max: int = 50_000  # ... and at most this many (small tables: only max_cells)
+    all_triples_up_to: int = 20  # a "small" table: every 3-way marginal is a candidate; wider ones use WIDE_*
+    wide_rounds_per_column: float = 1.0
+    wide_scorings: int = 12  # scoring passes at most (several selections per pass)
+    wide_round_iterations: int = 15
+    wide_candidates: int = 800  # scored per pass at most (a fresh random subset)
+    batch_free_tvd: float = 1e-3
+    batch_overlap: int = 1  # a batch skips candidates sharing this many columns with an earlier pick
+
+
+AIM_SETTINGS = AimSettings()
 
 
 def typical_pair_tvd(n_hat: float, sizes: tuple[int, ...], rho: float) -> float:
@@ -78,20 +90,21 @@ def typical_pair_tvd(n_hat: float, sizes: tuple[int, ...], rho: float) -> float:
     return math.sqrt(2.0 / math.pi) * gaussian_scale(rho) * mean_size ** 2 / (2.0 * n_hat)
 
 
-def one_way_plan(n_hat: float, sizes: tuple[int, ...], rho: float, rho_left: float) -> list[float]:
+def one_way_plan(n_hat: float, sizes: tuple[int, ...], rho: float, rho_left: float,
+                 settings: AimSettings = AIM_SETTINGS) -> list[float]:
     """The share of ``rho`` for each further pass over the 1-way marginals, given the DP
     estimate ``n_hat`` of the number of patients after the first pass (and only public
     sizes and budgets otherwise).
 
     - *hopeless*: a typical pair (mean size squared cells) measured with all of
       ``rho_left`` would still have an expected total-variation error above
-      ``HOPELESS_TVD``: no adaptive round can find structure, so everything left goes
+      ``settings.hopeless_tvd``: no adaptive round can find structure, so everything left goes
       to the 1-way marginals (independent columns, measured as well as the budget allows);
-    - *noisy*: fewer patients per average cell than ``NOISY_RATIO`` noise standard
-      deviations of a 1-way marginal measured with ``NOISY_REFERENCE_SHARE`` of rho: the
-      1-way marginals, on which every later estimate rests, get ``NOISY_SHARE`` more;
-    - otherwise, between *rich* (that pair's error below ``RICH_TVD[0]``: no more) and
-      *lean* (above ``RICH_TVD[1]``: ``LEAN_SHARE`` more), linearly in that error.
+    - *noisy*: fewer patients per average cell than ``settings.noisy_ratio`` noise standard
+      deviations of a 1-way marginal measured with ``settings.noisy_reference_share`` of rho: the
+      1-way marginals, on which every later estimate rests, get ``settings.noisy_share`` more;
+    - otherwise, between *rich* (that pair's error below ``settings.rich_tvd[0]``: no more) and
+      *lean* (above ``settings.rich_tvd[1]``: ``settings.lean_share`` more), linearly in that error.
     Measured on the shared harness's tables (docs/generator.md): the 1-way share that
     minimised the 3-way error went from 0.1 (flchain, epsilon 3) to 0.3 (flchain,
     epsilon 0.3) to all of it (whas500, epsilon 0.3).
@@ -101,12 +114,12 @@ def one_way_plan(n_hat: float, sizes: tuple[int, ...], rho: float, rho_left: flo
     d = len(sizes)
     mean_size = float(np.mean(sizes))
     pair_tvd = typical_pair_tvd(n_hat, sizes, rho_left)
-    if pair_tvd > HOPELESS_TVD:
+    if pair_tvd > settings.hopeless_tvd:
         return [rho_left / rho]
-    if n_hat / mean_size < NOISY_RATIO * gaussian_scale(NOISY_REFERENCE_SHARE * rho / d):
-        return [min(NOISY_SHARE, rho_left / rho)]
-    low, high = RICH_TVD
-    extra = min(LEAN_SHARE * min(1.0, max(0.0, (pair_tvd - low) / (high - low))), rho_left / rho)
+    if n_hat / mean_size < settings.noisy_ratio * gaussian_scale(settings.noisy_reference_share * rho / d):
+        return [min(settings.noisy_share, rho_left / rho)]
+    low, high = settings.rich_tvd
+    extra = min(settings.lean_share * min(1.0, max(0.0, (pair_tvd - low) / (high - low))), rho_left / rho)
     return [extra] if extra > 0 else []
 
 
@@ -119,7 +132,7 @@ def fit_aim(
     codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     progress: Progress | None = None, compressible: tuple[bool, ...] | None = None,
     threshold: float = 1.0, max_cells: int = DEFAULT_MAX_CELLS, max_candidate_cells: int = 100_000,
-    round_iterations: int | None = None, prior: PublicPrior | None = None,
+    round_iterations: int | None = None, prior: PublicPrior | None = None, settings: AimSettings = AIM_SETTINGS,
 ) -> tuple[list[Measurement], list[Compression], Estimate]:
     """Spend the accountant's remaining rho adaptively; return measurements, compressions, model.
 
@@ -127,14 +140,15 @@ def fit_aim(
     columns); see :mod:`privsynth.generator.prior`."""
     d = len(sizes)
     prior = prior or PublicPrior.none(d)
-    round_iterations = ROUND_ITERATIONS if round_iterations is None else round_iterations
+    round_iterations = settings.round_iterations if round_iterations is None else round_iterations
     rho = accountant.rho_remaining
-    rho_one = prior.rho_one_way(rho * ONE_WAY_SHARE) * SAFETY
+    rho_one = prior.rho_one_way(rho * settings.one_way_share) * SAFETY
     rho_structure = rho * prior.structure_share if prior.structure else 0.0
-    rho_left = rho * (1.0 - ONE_WAY_SHARE) - rho_structure
+    rho_left = rho * (1.0 - settings.one_way_share) - rho_structure
 
     def more(n_hat: float) -> list[np.ndarray]:
-        return [prior.rho_one_way(rho * share) * SAFETY for share in one_way_plan(n_hat, sizes, rho, rho_left)]
+        plan = one_way_plan(n_hat, sizes, rho, rho_left, settings)
+        return [prior.rho_one_way(rho * share) * SAFETY for share in plan]
 
     measurements, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one,
                                                          prior.compressible(compressible), threshold, then=more)
@@ -159,20 +173,22 @@ def fit_aim(
     measured: set[Clique] = {(a,) for a in range(d)} | set(prior.structure)
     zeros = set(masks)  # in the model (and its size), but not measured: no candidates grow from them
     refused: set[Clique] = set()
-    wide = d > ALL_TRIPLES_UP_TO
+    wide = d > settings.all_triples_up_to
     # on wide tables the model's cliques stay within what a round can afford (and the data
-    # can support): a DP estimate of the number of patients times CLIQUE_CELLS_PER_PATIENT,
+    # can support): a DP estimate of the number of patients times settings.clique_cells_per_patient,
     # within bounds; small tables only have max_cells
     clique_limit = max_cells if not wide else int(min(
-        max_cells, CLIQUE_CELLS_MAX, max(CLIQUE_CELLS_MIN, CLIQUE_CELLS_PER_PATIENT * estimate.total)))
-    rounds_planned = max(4, int(round((WIDE_ROUNDS_PER_COLUMN if wide else ROUNDS_PER_COLUMN) * d)))
+        max_cells, settings.clique_cells_max,
+        max(settings.clique_cells_min, settings.clique_cells_per_patient * estimate.total)))
+    per_column = settings.wide_rounds_per_column if wide else settings.rounds_per_column
+    rounds_planned = max(4, int(round(per_column * d)))
     # wide tables: several selections from one scoring pass (each its own report-noisy-max,
-    # each charged), so that scoring runs at most WIDE_SCORINGS times
-    # ... unless measurements are so precise (typical pair error below BATCH_FREE_TVD)
+    # each charged), so that scoring runs at most settings.wide_scorings times
+    # ... unless measurements are so precise (typical pair error below settings.batch_free_tvd)
     # that each one moves the model a lot and the next scores must see it
-    precise = typical_pair_tvd(estimate.total, small_sizes, accountant.rho_remaining) < BATCH_FREE_TVD
-    batch = max(1, math.ceil(rounds_planned / WIDE_SCORINGS)) if wide and not precise else 1
-    iterations = min(round_iterations, WIDE_ROUND_ITERATIONS) if wide else round_iterations
+    precise = typical_pair_tvd(estimate.total, small_sizes, accountant.rho_remaining) < settings.batch_free_tvd
+    batch = max(1, math.ceil(rounds_planned / settings.wide_scorings)) if wide and not precise else 1
+    iterations = min(round_iterations, settings.wide_round_iterations) if wide else round_iterations
     rho_round = accountant.rho_remaining / rounds_planned
     subset_rng = np.random.default_rng()  # OS entropy; which marginals are scored, not which patients
     step = 0
@@ -180,12 +196,12 @@ def fit_aim(
         remaining = accountant.rho_remaining
         if remaining <= 2.0 * rho_round * batch:  # the last batch spends what is left
             rho_round = remaining / batch
-        rho_select = rho_round * SELECT_SHARE * SAFETY
-        rho_measure = rho_round * (1 - SELECT_SHARE) * SAFETY
+        rho_select = rho_round * settings.select_share * SAFETY
+        rho_measure = rho_round * (1 - settings.select_share) * SAFETY
         sigma = gaussian_scale(rho_measure)
-        candidates = _candidates(measured, refused, small_sizes, max_candidate_cells)
-        if wide and len(candidates) > WIDE_CANDIDATES:  # a fresh random subset each pass (public)
-            keep = np.sort(subset_rng.choice(len(candidates), WIDE_CANDIDATES, replace=False))
+        candidates = _candidates(measured, refused, small_sizes, max_candidate_cells, settings)
+        if wide and len(candidates) > settings.wide_candidates:  # a fresh random subset each pass (public)
+            keep = np.sort(subset_rng.choice(len(candidates), settings.wide_candidates, replace=False))
             candidates = [candidates[k] for k in keep.tolist()]
         candidates = [c for c in candidates if _growth(estimate.tree, c) <= clique_limit]
         if not candidates:
@@ -206,8 +222,8 @@ def fit_aim(
                                         sensitivity)
             chosen = candidates[open_[index]]
             accountant.charge(f"select {' x '.join(names[a] for a in chosen)}", release)
-            # the rest of the batch skips what shares BATCH_OVERLAP columns with the pick (public)
-            open_ = [j for j in open_ if len(set(candidates[j]) & set(chosen)) < BATCH_OVERLAP]
+            # the rest of the batch skips what shares settings.batch_overlap columns with the pick (public)
+            open_ = [j for j in open_ if len(set(candidates[j]) & set(chosen)) < settings.batch_overlap]
             if not _fits(measured | zeros | {chosen}, small_sizes, max_cells):
                 refused.add(chosen)  # public: depends only on sizes and earlier selections
                 continue
@@ -228,16 +244,16 @@ def fit_aim(
         if all(float(np.abs(marginal(estimate.tree, estimate.marginals, c) - before).sum())
                <= noise * cells(c, small_sizes) for c, before in picked):
             rho_round *= 4.0  # annealing: the model did not move, so measure more precisely
-    estimate = mirror_descent(measurements, small_sizes, iterations=FINAL_ITERATIONS, max_cells=max_cells,
-                              warm_start=estimate.potentials, tol=FINAL_TOL, masks=masks)
+    estimate = mirror_descent(measurements, small_sizes, iterations=settings.final_iterations, max_cells=max_cells,
+                              warm_start=estimate.potentials, tol=settings.final_tol, masks=masks)
     return measurements, compressions, estimate
 
 
 def _candidates(measured: set[Clique], refused: set[Clique], sizes: tuple[int, ...],
-                max_candidate_cells: int) -> list[Clique]:
+                max_candidate_cells: int, settings: AimSettings = AIM_SETTINGS) -> list[Clique]:
     d = len(sizes)
     out: set[Clique] = {(a,) for a in range(d)} | set(itertools.combinations(range(d), 2))
-    if d <= ALL_TRIPLES_UP_TO:
+    if d <= settings.all_triples_up_to:
         out |= set(itertools.combinations(range(d), 3))
     pairs = [c for c in measured if len(c) == 2]
     for i, j in pairs:
@@ -287,8 +303,8 @@ class AIM:
         # tables this lowered the 3-way error at most budgets (docs/generator.md)
         measurements, compressions, estimate = fit_aim(
             problem.codes, problem.sizes, accountant, problem.names, problem.progress, compressible=None,
-            threshold=1.0, max_cells=problem.max_cells, prior=problem.prior)
-        return Fitted(measurements, compressions, estimate)
+            threshold=1.0, max_cells=problem.max_cells, prior=problem.prior, settings=AIM_SETTINGS)
+        return Fitted(measurements, compressions, estimate, asdict(AIM_SETTINGS))
 
 
 register(AIM())

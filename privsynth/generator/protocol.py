@@ -19,8 +19,8 @@ prior stay exactly zero. Register it with :func:`privsynth.generator.registry.re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,7 @@ class Fitted:
     measurements: list[Measurement]
     compressions: list[Compression]
     estimate: Estimate
+    settings: dict[str, Any] = field(default_factory=dict)  # the generator's tunables (public), for privacy.json
 
 
 class Generator(Protocol):

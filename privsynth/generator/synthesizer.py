@@ -105,6 +105,7 @@ class Synthesizer:
                 for c in accountant.charges
             ],
             "estimation": {"iterations": est.iterations, "loss": est.loss},
+            "generator_settings": dict(fitted.settings),
         }
         self.model_ = MarginalModel(names, small_sizes, est.potentials, est.total, compressions, metadata,
                                     self.max_cells, refinements)

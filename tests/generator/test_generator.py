@@ -212,15 +212,15 @@ def test_one_way_plan_follows_the_dp_signal():
 
     sizes = (10,) * 11
     rho = 0.185
-    left = rho * (1 - aim.ONE_WAY_SHARE)
+    left = rho * (1 - aim.AIM_SETTINGS.one_way_share)
     assert aim.one_way_plan(8000.0, sizes, rho, left) == []  # rich: flchain-like at epsilon 3
     assert aim.one_way_plan(30.0, sizes, rho, left) == [pytest.approx(left / rho)]  # hopeless
     tiny = 0.0025
     noisy = aim.one_way_plan(1200.0, (2,) * 11, tiny, tiny * 0.9)
-    assert noisy == [pytest.approx(aim.NOISY_SHARE)]
+    assert noisy == [pytest.approx(aim.AIM_SETTINGS.noisy_share)]
     extras = [sum(aim.one_way_plan(n, sizes, 0.0025, 0.0025 * 0.9)) for n in (80000.0, 40000.0, 30000.0, 15000.0)]
-    assert extras[0] == 0 and extras[-1] == pytest.approx(aim.LEAN_SHARE)  # rich, then lean
-    assert extras == sorted(extras) and 0 < extras[1] < extras[2] < aim.LEAN_SHARE
+    assert extras[0] == 0 and extras[-1] == pytest.approx(aim.AIM_SETTINGS.lean_share)  # rich, then lean
+    assert extras == sorted(extras) and 0 < extras[1] < extras[2] < aim.AIM_SETTINGS.lean_share
 
 
 def test_further_one_way_passes_are_charged_and_combined_by_inverse_variance():
@@ -273,7 +273,7 @@ def test_wide_aim_batches_selections_and_spends_the_budget():
     from privsynth.privacy.accounting import Accountant
 
     rng = np.random.default_rng(3)
-    n, d = 4000, aim.ALL_TRIPLES_UP_TO + 4
+    n, d = 4000, aim.AIM_SETTINGS.all_triples_up_to + 4
     latent = rng.integers(0, 3, n)
     codes = np.column_stack([(latent + (rng.random(n) < 0.3) * rng.integers(0, 3, n)) % 3 for _ in range(d)])
     acc = Accountant(0.5, 1e-6)
@@ -286,7 +286,7 @@ def test_wide_aim_batches_selections_and_spends_the_budget():
     steps = [b - a for a, b in zip([0] + stages[1:-1], stages[2:])]
     assert max(steps) > 1  # several measurements per scoring pass
     assert acc.rho_spent == pytest.approx(acc.rho_total, rel=1e-6)
-    assert max(cells(c, est.tree.sizes) for c in est.tree.cliques) <= aim.CLIQUE_CELLS_MAX
+    assert max(cells(c, est.tree.sizes) for c in est.tree.cliques) <= aim.AIM_SETTINGS.clique_cells_max
 
 
 @pytest.mark.parametrize("share", [0.5, 0.9])
