@@ -419,7 +419,8 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
     """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
     from privsynth.audit import load_policy
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
-    from privsynth.privacy.ledger import Ledger, default_ledger_path
+    from privsynth.privacy.keyfile import default_ledger_path
+    from privsynth.privacy.ledger import Ledger
     from privsynth.release.release import run_release
     from privsynth.run import RunSpec
     from privsynth.schema import load_schema
@@ -527,7 +528,8 @@ def budget() -> None:
               "counts from the real data: not for sharing).")
 def budget_show(ledger_file: str | None, as_json: bool, ledger_key: str | None, show_counts: bool) -> None:
     """Every named budget: its total, and what its worst-off patient has spent."""
-    from privsynth.privacy.ledger import Ledger, default_ledger_path
+    from privsynth.privacy.keyfile import default_ledger_path
+    from privsynth.privacy.ledger import Ledger
     from privsynth.privacy.mechanism import epsilon_for
     from privsynth.release.release import reconcile
 

@@ -69,13 +69,21 @@ from pathlib import Path
 
 from privsynth.atomic import process_alive
 from privsynth.errors import BudgetError, OutputError
+from privsynth.privacy.keyfile import (
+    KEY_VARIABLE,
+    SECRET_BYTES,
+    LedgerOrigin,
+    check_value,
+    key_path_for,
+    ledgers_near,
+    read_key_file,
+    write_key_file,
+)
 from privsynth.privacy.keys import as_keys
 
 FORMAT = "privsynth-ledger/3"
 OLD_FORMAT = "privsynth-ledger/2"  # the secret inside the file, spend per key: migrated on open
 KEY_BYTES = 16  # truncated HMAC-SHA-256: collisions among a billion patients have probability ~1e-21
-SECRET_BYTES = 32
-KEY_CHECK = b"privsynth ledger key check"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS budget (
@@ -114,22 +122,6 @@ CREATE TABLE IF NOT EXISTS release (
 );
 """
 STATUSES = ("reserved", "released", "refused", "failed", "interrupted")
-KEY_VARIABLE = "PRIVSYNTH_LEDGER_KEY"
-
-
-def default_ledger_path() -> Path:
-    """``$PRIVSYNTH_LEDGER``, else ``$XDG_DATA_HOME/privsynth/ledger.sqlite3``."""
-    if os.environ.get("PRIVSYNTH_LEDGER"):
-        return Path(os.environ["PRIVSYNTH_LEDGER"])
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "privsynth" / "ledger.sqlite3"
-
-
-def key_path_for(ledger: Path) -> Path:
-    """Where a ledger's secret lives: ``$PRIVSYNTH_LEDGER_KEY``, else ``<ledger>.key`` beside it."""
-    if os.environ.get(KEY_VARIABLE):
-        return Path(os.environ[KEY_VARIABLE])
-    return ledger.with_name(ledger.name + ".key")
 
 
 @dataclass(frozen=True)
@@ -175,80 +167,8 @@ class ReleaseRecord:
     out: str
 
 
-@dataclass(frozen=True)
-class LedgerOrigin:
-    """How this ledger came to be (for the internal report): when it was created, whether by
-    this process, where its key file is, and other ledgers found beside it at creation (a new
-    file next to an existing one starts from zero: the operator must know)."""
-
-    path: str
-    key_path: str
-    created: str
-    created_now: bool
-    others_nearby: tuple[str, ...]
-
-    def warning(self) -> str | None:
-        if not (self.created_now and self.others_nearby):
-            return None
-        return (f"{self.path}: a NEW budget ledger, created beside existing one(s) ({', '.join(self.others_nearby)}); "
-                "patients charged there are not counted here. Use the existing ledger (--ledger or $PRIVSYNTH_LEDGER) "
-                "unless this is deliberate")
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
-def _is_ledger(path: Path) -> bool:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        return row is not None and str(row[0]).startswith("privsynth-ledger/")
-    except sqlite3.Error:
-        return False
-
-
-def _ledgers_near(path: Path) -> tuple[str, ...]:
-    """Other privsynth ledgers in the same directory, and the default ledger if it is elsewhere."""
-    found = [p for p in sorted(path.parent.glob("*")) if p != path and p.is_file() and p.suffix in (
-        ".sqlite3", ".sqlite", ".db") and _is_ledger(p)]
-    default = default_ledger_path()
-    if default.resolve() != path.resolve() and default.is_file() and default not in found and _is_ledger(default):
-        found.append(default)
-    return tuple(str(p) for p in found)
-
-
-def _write_key_file(path: Path, secret: bytes) -> None:
-    """Create the key file atomically with mode 0600 (complete, or not there at all)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        os.write(fd, secret.hex().encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # fails if another process made it first: theirs wins
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-
-
-def _read_key_file(path: Path) -> bytes:
-    try:
-        text = path.read_text().strip()
-        secret = bytes.fromhex(text)
-    except ValueError:
-        raise OutputError(f"{path}: not a privsynth ledger key file (expected {SECRET_BYTES * 2} hex digits)") from None
-    if len(secret) != SECRET_BYTES:
-        raise OutputError(f"{path}: not a privsynth ledger key file (expected {SECRET_BYTES * 2} hex digits)")
-    return secret
-
-
-def _check_value(secret: bytes) -> bytes:
-    return hmac.digest(secret, KEY_CHECK, "sha256")
 
 
 @dataclass
@@ -278,7 +198,7 @@ class Ledger:
             created_now = False
             nearby: tuple[str, ...] = ()
             if not self.path.exists():
-                nearby = _ledgers_near(self.path)
+                nearby = ledgers_near(self.path)
                 with contextlib.suppress(FileExistsError):  # another process may be creating it too
                     os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                     created_now = True
@@ -324,10 +244,10 @@ class Ledger:
         check = db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         if check is None:  # a new ledger: its key file is made (or an existing one adopted) now
             if not self.key_path.exists():
-                _write_key_file(self.key_path, secrets.token_bytes(SECRET_BYTES))
-            secret = _read_key_file(self.key_path)
+                write_key_file(self.key_path, secrets.token_bytes(SECRET_BYTES))
+            secret = read_key_file(self.key_path)
             db.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
-            db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (_check_value(secret),))
+            db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (check_value(secret),))
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)", (_now(),))
             return secret
         if not self.key_path.exists():
@@ -335,8 +255,8 @@ class Ledger:
                 f"{self.path}: its key file {self.key_path} is missing. Without it the ledger cannot recognise the "
                 "patients it has charged (every patient would start from zero). Restore the key file from where the "
                 f"data owner keeps it, or name it with ${KEY_VARIABLE}")
-        secret = _read_key_file(self.key_path)
-        if not hmac.compare_digest(bytes(check[0]), _check_value(secret)):
+        secret = read_key_file(self.key_path)
+        if not hmac.compare_digest(bytes(check[0]), check_value(secret)):
             raise OutputError(f"{self.path}: the key file {self.key_path} belongs to another ledger; name this "
                               f"ledger's own key file with ${KEY_VARIABLE}")
         return secret
@@ -345,16 +265,16 @@ class Ledger:
         """A privsynth-ledger/2 file: its secret moves to the key file, each key becomes a person."""
         secret = bytes(db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
         if self.key_path.exists():
-            if not hmac.compare_digest(_read_key_file(self.key_path), secret):
+            if not hmac.compare_digest(read_key_file(self.key_path), secret):
                 raise OutputError(f"{self.path}: migrating this ledger needs its key file at {self.key_path}, but a "
                                   "different key is there; move it away or name another path with "
                                   f"${KEY_VARIABLE}")
         else:
-            _write_key_file(self.key_path, secret)
+            write_key_file(self.key_path, secret)
         db.execute("INSERT OR IGNORE INTO person (key, person) SELECT DISTINCT patient, patient FROM spend")
         db.execute("DELETE FROM meta WHERE key = 'secret'")
         db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT,))
-        db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (_check_value(secret),))
+        db.execute("INSERT INTO meta (key, value) VALUES ('key_check', ?)", (check_value(secret),))
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', 'before format 3')")
         return secret
 
