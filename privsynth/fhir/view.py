@@ -29,10 +29,10 @@ from typing import Any
 import pandas as pd
 
 from privsynth.errors import InputError
+from privsynth.fhir.patients import DuplicatePatientError, PatientIndex, full_url_id
 from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, reason, validate_resource
-from privsynth.privacy.keys import PatientKeys, identifier_key
 from privsynth.progress import Progress
-from privsynth.schema.model import Column, PatientKey, Schema
+from privsynth.schema.model import Column, Schema
 from privsynth.schema.path import ShapeError, compile_path
 from privsynth.schema.timeline import Stream
 
@@ -228,7 +228,7 @@ def build_patient_view(
     patients: dict[str, dict[str, Any]] = {}  # patient id -> raw Patient values
     birth: dict[str, dt.date | None] = {}
     aliases: dict[str, str] = {}  # reference key -> patient id
-    seen = _Seen(schema.patient_id)
+    seen = PatientIndex(schema.patient_id)
     states: dict[str, dict[str, _State]] = defaultdict(dict)  # reference key -> column -> state
 
     done = 0
@@ -271,99 +271,16 @@ def build_patient_view(
     return frame, report
 
 
-class DuplicatePatientError(InputError):
-    """Two Patient resources claim one patient (or one alias): never skipped, whatever ``on_error`` says."""
-
-
-class _Seen:
-    """Where each Patient was read, by Patient.id and by every identifier the schema keys
-    patients by, to refuse (or, with ``shared: merge``, to merge) a second Patient claiming
-    one; and each patient's stable keys."""
-
-    def __init__(self, key: PatientKey) -> None:
-        self.system = key.identifier_system
-        self.systems = ((key.identifier_system,) if key.identifier_system else ()) + key.identifiers
-        self.merge = key.shared == "merge"
-        self.by_id: dict[str, Location] = {}
-        self.by_identifier: dict[str, tuple[str, Location]] = {}
-        self.keys: dict[str, list[str]] = {}  # Patient.id -> its stable keys, the primary first
-        self.parent: dict[str, str] = {}  # merged Patients: Patient.id -> the one it was merged into
-
-    def add(self, pid: str, resource: dict[str, Any], loc: Location) -> None:
-        if pid in self.by_id:
-            raise _duplicate("Patient.id", self.by_id[pid], loc)
-        identifiers = [i for i in resource.get("identifier") or [] if isinstance(i, dict)]
-        keys = [pid]
-        if self.system is not None:
-            values = [i.get("value") for i in identifiers if i.get("system") == self.system]
-            if not values or not isinstance(values[0], str) or not values[0]:
-                raise InputError(f"{loc.describe('Patient.identifier')}: no identifier of system {self.system}; the "
-                                 "schema's patient_id needs it on every Patient (it keys the privacy budget)")
-            keys = [values[0], pid]  # the primary key as earlier ledgers hashed it, and Patient.id always
-        for system in self.systems:
-            for value in (i.get("value") for i in identifiers if i.get("system") == system):
-                if not isinstance(value, str) or not value:
-                    continue
-                key = identifier_key(system, value)
-                keys.append(key)
-                if key in self.by_identifier:
-                    other, first = self.by_identifier[key]
-                    if not self.merge:
-                        raise _duplicate(f"Patient.identifier ({system})", first, loc, merge_hint=True)
-                    self._union(other, pid)
-                else:
-                    self.by_identifier[key] = (pid, loc)
-        self.by_id[pid] = loc
-        self.keys[pid] = list(dict.fromkeys(keys))
-
-    def root(self, pid: str) -> str:
-        while pid in self.parent:
-            pid = self.parent[pid]
-        return pid
-
-    def _union(self, first: str, second: str) -> None:
-        a, b = self.root(first), self.root(second)
-        if a != b:
-            self.parent[b] = a  # the Patient read first stays the patient's row
-
-    def patient_keys(self, pid: str) -> PatientKeys:
-        """Every key of the patient whose row ``pid`` is (itself and all merged into it)."""
-        keys = list(self.keys[pid])
-        if self.parent:
-            for other in self.parent:
-                if self.root(other) == pid:
-                    keys.extend(self.keys[other])
-        return PatientKeys(tuple(dict.fromkeys(keys)))
-
-
-def _duplicate(what: str, first: Location, second: Location, merge_hint: bool = False) -> DuplicatePatientError:
-    hint = (" If they are two charts of the same person, say `shared: merge` under the schema's patient_id to make "
-            "them one patient." if merge_hint else "")
-    return DuplicatePatientError(
-        f"{second.describe(what)}: the same {what} as the Patient at {first.describe()}. One patient must be "
-        "one Patient (the privacy unit): if these are two exports of the same patients, give one of them; if they "
-        f"are different patients, their ids must differ.{hint}")
-
-
-def _full_url_id(full_url: str) -> str | None:
-    """The resource id a Patient's fullUrl names (``urn:uuid:<id>`` or ``<base>/Patient/<id>``)."""
-    if full_url.startswith("urn:uuid:"):
-        return full_url[len("urn:uuid:"):]
-    if "/Patient/" in full_url or full_url.startswith("Patient/"):
-        return full_url.rsplit("Patient/", 1)[1].split("/_history", 1)[0]
-    return None
-
-
 def _read_patient(
     resource: dict[str, Any], loc: Location, extractors: list[_Extractor],
     patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
-    aliases: dict[str, str], seen: _Seen, report: IngestReport,
+    aliases: dict[str, str], seen: PatientIndex, report: IngestReport,
 ) -> None:
     pid = resource.get("id")
     if not isinstance(pid, str) or not pid:
         raise InputError(f"{loc.describe('Patient.id')}: missing; every Patient needs an id")
     full_url = resource.get("_fullUrl")
-    if isinstance(full_url, str) and _full_url_id(full_url) != pid:
+    if isinstance(full_url, str) and full_url_id(full_url) != pid:
         raise DuplicatePatientError(
             f"{loc.describe('Bundle.entry.fullUrl')}: does not name this Patient's own id. A Patient's fullUrl must be "
             "urn:uuid:<Patient.id> or <base>/Patient/<Patient.id>: references to it would otherwise reach another "
@@ -492,7 +409,7 @@ def _cell(ex: _Extractor, resource: dict[str, Any], loc: Location) -> Column | N
 def _assemble(
     schema: Schema, patients: dict[str, dict[str, Any]], birth: dict[str, dt.date | None],
     aliases: dict[str, str], states: dict[str, dict[str, _State]], report: IngestReport,
-    seen: _Seen,
+    seen: PatientIndex,
 ) -> pd.DataFrame:
     merged: dict[str, dict[str, _State]] = defaultdict(dict)
     for key, cols in states.items():
