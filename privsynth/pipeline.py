@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from privsynth.fhir.write import FhirWriter, identity_row
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
+from privsynth.ingest import Ingest
 from privsynth.progress import Progress
 from privsynth.quality import Finding, findings
 from privsynth.run import RunSpec
@@ -78,26 +79,27 @@ def versions() -> dict[str, str]:
 
 def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
               progress: Progress | None = None, keyed: bool = True,
-              notice: Callable[[Finding], None] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The patient view of FHIR files or tables (as the schema says), and the ingest counts
-    with the data-quality findings (``data_quality``; each also passed to ``notice``, for the
-    data owner's screen). ``keyed=False``: a table's patient_id column may be absent (audits
-    of other tools' data)."""
+              notice: Callable[[Finding], None] | None = None) -> tuple[pd.DataFrame, Ingest]:
+    """The patient view of FHIR files or tables (as the schema says), and what reading it
+    counted, with the data-quality findings (each also passed to ``notice``, for the data
+    owner's screen). ``keyed=False``: a table's patient_id column may be absent (audits of
+    other tools' data)."""
+    timeline = None
     if schema.input_format == "table":
         view, table_report = read_table(inputs, schema, on_error=on_error, keyed=keyed)
-        report = table_report.as_dict()
+        ingest = table_report.to_ingest()
     else:
         view, fhir_report = build_patient_view(inputs, schema, validate=validate_input, on_error=on_error,
                                                progress=progress)
-        report = fhir_report.as_dict()
+        ingest = fhir_report.to_ingest()
         if schema.timeline is not None:
-            view, report["timeline"] = bound_view(view, schema.timeline)
-    found = findings(view, schema, report)
-    report["data_quality"] = [f.as_dict() for f in found]
+            view, timeline = bound_view(view, schema.timeline)
+    ingest = replace(ingest, timeline=timeline)
+    found = findings(view, schema, ingest)
     if notice is not None:
         for finding in found:
             notice(finding)
-    return view, report
+    return view, replace(ingest, data_quality=tuple(found))
 
 
 def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,
@@ -165,7 +167,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
         "schema_file": schema.source_file,
         "schema_sha256": hashlib.sha256(Path(schema.source_file).read_bytes()).hexdigest()
         if schema.source_file else None,
-        "ingest": ingest,
+        "ingest": ingest.as_dict(),
         "encoding": synth.encode_report_.as_dict(),
         "seconds": timings,
     }
@@ -175,7 +177,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     write_bytes(internal, json.dumps(report, indent=2).encode())
     return SynthesisResult(out, internal, len(view), len(sample), dict(counts), spec.epsilon, spec.delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
-                           tuple(ingest["data_quality"]))
+                           tuple(f.as_dict() for f in ingest.data_quality))
 
 
 def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None) -> Synthesizer:

@@ -14,12 +14,15 @@ directory. Messages name columns, resource types and counts, never a patient's v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from privsynth.domain import encode
+
+if TYPE_CHECKING:
+    from privsynth.ingest import Ingest
 from privsynth.schema.model import CategoricalDomain, Schema
 
 MOSTLY = 0.95  # a column this often missing or 'other' is reported
@@ -43,13 +46,13 @@ class Finding:
         return {"kind": self.kind, "subject": self.subject, "message": self.message, "hint": self.hint}
 
 
-def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list[Finding]:
-    """The findings of one ingest: ``view`` is the patient view, ``ingest`` the ingest report."""
+def findings(view: pd.DataFrame, schema: Schema, ingest: Ingest) -> list[Finding]:
+    """The findings of one ingest: ``view`` is the patient view, ``ingest`` what reading it counted."""
     out: list[Finding] = []
     n = len(view)
     if n == 0:
         return [Finding("empty", "input", "no patients were read")]
-    read = ingest.get("resources_read", {}) or {}
+    read = ingest.resources_read
     absent_types: set[str] = set()
     if schema.input_format == "fhir":
         wanted = sorted({c.source.resource for c in schema.learned_columns
@@ -104,27 +107,27 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: dict[str, Any]) -> list
             out.append(Finding("codes matched nothing", f"code group '{group}'",
                                f"none of its codes occurs in the input's {rtype} resources",
                                f"{rtype.lower()} codes in this export do not match the schema's {system} list"))
-    if schema.timeline is not None and "timeline" in ingest:
-        for stream, figures in ingest["timeline"].items():
+    if schema.timeline is not None and ingest.timeline is not None:
+        for stream, figures in ingest.timeline.items():
             if figures.get("events_in_window", 0) == 0:
                 out.append(Finding("timeline empty", f"stream '{stream}'",
                                    "no event of the input falls in the stream's window and groups",
                                    "check the reference date, the window and the code lists"))
-    unresolved = sum((ingest.get("unresolved_patient_reference") or {}).values())
+    unresolved = sum(ingest.unresolved_patient_reference.values())
     if unresolved:
         out.append(Finding("unresolved references", "references",
                            f"{unresolved:,} resource(s) name a patient not in the input; they were not used",
                            "export every Patient the resources refer to"))
-    skipped = ingest.get("errors_skipped") or {}
+    skipped = ingest.errors_skipped
     if skipped:
         out.append(Finding("skipped", "input", f"{sum(skipped.values()):,} bad line(s) or file(s) skipped "
                            "(--skip-bad-input): " + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())),
                            "the internal report lists them"))
-    if ingest.get("files_skipped"):
-        out.append(Finding("skipped", "files", f"{ingest['files_skipped']:,} file(s) in the input directories were "
+    if ingest.files_skipped:
+        out.append(Finding("skipped", "files", f"{ingest.files_skipped:,} file(s) in the input directories were "
                            "not read (not FHIR JSON or NDJSON)", "check that nothing of the export was left out"))
-    for what, field in (("unit mismatch", "unit_mismatch"), ("unreadable value", "unreadable_value")):
-        for column, count in sorted((ingest.get(field) or {}).items()):
+    for what, counted in (("unit mismatch", ingest.unit_mismatch), ("unreadable value", ingest.unreadable_value)):
+        for column, count in sorted(counted.items()):
             if count:
                 out.append(Finding(what, column, f"{count:,} value(s) could not be used ({what}) and count as "
                                    "missing", "the export's units or formats differ from the schema's"))

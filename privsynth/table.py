@@ -20,12 +20,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from privsynth.errors import InputError
+from privsynth.ingest import Ingest
 from privsynth.schema.model import CategoricalDomain, Schema
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -40,9 +40,10 @@ class TableReport:
     unreadable_value: Counter[str] = field(default_factory=Counter)
     patient_key: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"files_read": self.files_read, "patients": self.rows, "patient_key": self.patient_key,
-                "unreadable_value": dict(self.unreadable_value)}
+    def to_ingest(self) -> Ingest:
+        """The typed record of this ingest (what crosses into quality and the internal report)."""
+        return Ingest(patients=self.rows, patient_key=self.patient_key, files_read=self.files_read,
+                      unreadable_value=dict(self.unreadable_value))
 
 
 @dataclass(frozen=True)

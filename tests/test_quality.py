@@ -37,8 +37,8 @@ def exports(tmp_path_factory):
 
 
 def _findings(path):
-    _, report = read_view([path], load_schema(SCHEMA))
-    return report["data_quality"]
+    _, ingest = read_view([path], load_schema(SCHEMA))
+    return [f.as_dict() for f in ingest.data_quality]
 
 
 def test_a_clean_export_has_no_findings(exports):

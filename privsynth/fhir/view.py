@@ -31,6 +31,7 @@ import pandas as pd
 from privsynth.errors import InputError
 from privsynth.fhir.patients import DuplicatePatientError, PatientIndex, full_url_id
 from privsynth.fhir.read import Location, ReadStats, discover, iter_resources, reason, validate_resource
+from privsynth.ingest import Ingest
 from privsynth.progress import Progress
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.path import ShapeError, compile_path
@@ -68,21 +69,15 @@ class IngestReport:
     patient_key: str = "Patient.id"
     per_reference: Counter[str] = field(default_factory=Counter, repr=False)  # internal, never reported
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "files_read": self.files_read,
-            "files_skipped": self.files_skipped,
-            "patients": self.patients,
-            "resources_read": dict(sorted(self.resources_read.items())),
-            "resources_used": dict(sorted(self.resources_used.items())),
-            "resources_not_in_schema": self.resources_not_in_schema,
-            "unresolved_patient_reference": dict(self.unresolved_patient),
-            "patient_key": self.patient_key,
-            "patients_merged": self.patients_merged,
-            "unit_mismatch": dict(self.unit_mismatch),
-            "unreadable_value": dict(self.unreadable_value),
-            "errors_skipped": self.errors_skipped,
-        }
+    def to_ingest(self) -> Ingest:
+        """The typed record of this ingest (what crosses into quality and the internal report)."""
+        return Ingest(
+            patients=self.patients, patient_key=self.patient_key, files_read=self.files_read,
+            files_skipped=self.files_skipped, resources_read=dict(self.resources_read),
+            resources_used=dict(self.resources_used), resources_not_in_schema=self.resources_not_in_schema,
+            unresolved_patient_reference=dict(self.unresolved_patient), unit_mismatch=dict(self.unit_mismatch),
+            unreadable_value=dict(self.unreadable_value), errors_skipped=dict(self.errors_skipped),
+            patients_merged=self.patients_merged)
 
 
 @dataclass

@@ -44,6 +44,7 @@ from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.synthesizer import Synthesizer, check_keep
+from privsynth.ingest import Ingest
 from privsynth.pipeline import fit_model, post_processing_seed, read_view, versions, write_model_directory
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
@@ -177,7 +178,7 @@ def run_release(spec: RunSpec, out: str | Path, *, ledger: Ledger, progress: Pro
     view, ingest = read_view(paths, schema, progress=progress, notice=notice)
     check_split_size(len(view), policy.holdout_fraction, policy.min_holdout, spec.show_counts)  # nothing spent yet
     # identical rows of a table keyed by content may be one patient twice: the ledger charges c^2
-    ingest["rows_sharing_a_key"] = int(view.index.duplicated(keep=False).sum())
+    ingest = replace(ingest, rows_sharing_a_key=int(view.index.duplicated(keep=False).sum()))
     reservation = ledger.reserve(
         spec.dataset, ledger.patient_keys(view.index), rho=spec.rho,
         rho_budget=rho_for(policy.total_epsilon, policy.total_delta), delta_budget=policy.total_delta,
@@ -207,7 +208,7 @@ class _Input:
     """What was read: the patient view, the ingest counts, the input files' fingerprint, the time it took."""
 
     view: pd.DataFrame
-    ingest: dict[str, Any]
+    ingest: Ingest
     fingerprint: list[dict[str, str]]
     seconds: float
 
@@ -244,13 +245,13 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
         "release_id": reservation.id,
         "inputs": read.fingerprint,
         "patients": {"input": len(view), "train": len(train), "holdout": len(holdout),
-                     "patient_key": ingest.get("patient_key")},
+                     "patient_key": ingest.patient_key},
         "ledger": {"path": str(ledger.path), "budget": reservation.budget, "rho": reservation.rho,
                    "summary": _ledger_line(ledger, reservation), "key_file": ledger.origin.key_path,
                    "created": ledger.origin.created, "created_by_this_release": ledger.origin.created_now,
                    "other_ledgers_nearby": list(ledger.origin.others_nearby)},
         "show_counts": spec.show_counts,
-        "ingest": ingest,
+        "ingest": ingest.as_dict(),
         "encoding": synth.encode_report_.as_dict(),
         "audit": audit.as_dict(),
         "seconds": timings,
@@ -294,7 +295,7 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
     return ReleaseResult(out, audit_file, manifest, audit, report_file, reservation.budget,
                          epsilon_for(summary.worst_rho, summary.delta_budget),
                          epsilon_for(summary.rho_budget, summary.delta_budget), summary.delta_budget,
-                         str(ingest.get("patient_key")), int(ingest.get("rows_sharing_a_key", 0)))
+                         ingest.patient_key, ingest.rows_sharing_a_key)
 
 
 def partial_sample(synth: Synthesizer, train: pd.DataFrame, keep: list[str], seed: int,

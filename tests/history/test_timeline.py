@@ -108,7 +108,7 @@ def test_a_hand_built_history_lands_in_its_cells_and_its_transitions_count_by_ha
     assert sum(a[f"encounters_ambulatory_y{k}"] for k in range(1, 11)) == 2  # 2013 is outside the window
     assert a["labs_hba1c_y1"] == 7.2 and a["labs_hba1c_y2"] == 6.8  # the year's last value
     assert b["encounters_ambulatory_y1"] == 1 and pd.isna(b["labs_hba1c_y1"])
-    assert report["timeline"]["encounters"]["events_in_window"] == 4
+    assert report.timeline["encounters"]["events_in_window"] == 4
     # noise-free transition counts: (y2, y1) ambulatory pairs = {(1, 1): a, (0, 1): b}
     codes, _ = encode(view, schema)
     names = [c.name for c in schema.learned_columns]
@@ -190,8 +190,8 @@ def test_more_than_max_events_keeps_the_most_recent_and_counts_the_rest(tmp_path
     view, report = read_view([export], schema)
     kept = sum(int(view.loc["p", f"encounters_ambulatory_y{c}"]) for c in range(1, 11))
     assert kept == k
-    assert report["timeline"]["encounters"]["dropped_over_max_events"] == 5
-    assert report["timeline"]["encounters"]["patients_truncated"] == 1
+    assert report.timeline["encounters"]["dropped_over_max_events"] == 5
+    assert report.timeline["encounters"]["patients_truncated"] == 1
     assert int(view.loc["p", "encounters_ambulatory_y1"]) == 5  # the most recent are kept
 
 
