@@ -10,9 +10,10 @@ side lands on the holdout with probability 1 / (K + 1). The tests below are exac
 tests of that. The closer-share statistic compares one train chunk with the holdout, as the
 classic DCR share does.
 
-The p-value tests (exact matches, near matches, the two tails) form one family: each is
-compared with its policy threshold divided by the family size (Bonferroni), so that clean
-output raises a false alarm in this family with probability at most the policy's p.
+The p-value tests (exact matches, near matches, isolated near matches, the two tails) form
+one family: each is compared with its policy threshold divided by the family size
+(Bonferroni), so that clean output raises a false alarm in this family with probability at
+most the policy's p.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from privsynth.audit.stats import Z95
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
 TAIL_QUANTILE = 0.01  # the closest 1% of distances
-P_TESTS = 4  # exact matches, near matches, tail (mean), tail (worst column)
+ISOLATION = 0.25  # an isolated near match: under a quarter of the other sides' median distance
+# exact matches, near matches, isolated near matches, tail (mean), tail (worst column); the
+# isolated test (near-copies hidden among look-alikes) joined the family, so it grew from 4
+P_TESTS = 5
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,51 @@ def side_hits(hit_train: np.ndarray, hit_holdout: np.ndarray, train_index: np.nd
     train_records = len(set(zip(chunk.tolist(), train_index[rows, chunk].tolist())))
     holdout_records = len(set(holdout_index[on_holdout].tolist()))
     return SideHits(train_records, holdout_records, int((count > 1).sum()), hit_train.shape[1])
+
+
+def isolated_hits(distance: np.ndarray, near: np.ndarray, index: np.ndarray, ratio: float = ISOLATION) -> SideHits:
+    """Near matches far closer to one side than to the others: the density-adaptive test.
+
+    ``distance``: (n, K + 1) each synthetic row's nearest (mean) distance to each side, the K
+    train chunks first and the holdout last; ``near``: (n, K + 1) whether that side holds a
+    near match of the row; ``index``: (n, K + 1) the nearest record on each side. A row is a
+    hit on its nearest side when that side holds a near match, is strictly the nearest, and
+    is under ``ratio`` times the other sides' median distance; its hit is that side's nearest
+    record (distinct records, as in :func:`side_hits`). ``several``: the other near matches.
+
+    Why: where many real patients look alike (a table of a few crowded columns, children
+    with no conditions), a near-copy of a training record is also a near match of records on
+    other sides -- the near-match test counts it as "several" and it is lost -- while clean
+    rows there make single-side near matches by chance. The other sides' distances measure
+    how crowded the row's neighbourhood is (each side is an equal-size sample of the same
+    patients): a clean row comes about as close to a typical side as to its nearest, a copy
+    is far closer to its source's side. Under the null the event depends on the distances to
+    the sides, not on which side is the holdout, so a hit lands on the holdout with
+    probability 1 / (K + 1): the same exact binomial test.
+
+    Two chunks and the holdout; a quarter of the others' median. Row 0: 0.002 against (0.03
+    + 0.05) / 2, a train hit on record 7 of chunk 0. Row 1: 0.02 is not under 0.01: several.
+    Row 2: a holdout hit. Row 3: no near match. Row 4: nearest on two sides: several. Row 5
+    hits record 7 again (one record).
+
+    >>> d = np.array([[0.002, 0.03, 0.05], [0.02, 0.03, 0.05], [0.04, 0.05, 0.001], [0.2, 0.6, 0.9],
+    ...               [0.001, 0.001, 0.05], [0.002, 0.04, 0.04]])
+    >>> near = d <= 0.02
+    >>> index = np.array([[7, 1, 2], [3, 4, 5], [6, 8, 9], [1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    >>> isolated_hits(d, near, index, ratio=0.25)
+    SideHits(train=1, holdout=1, several=2, chunks=2)
+    """
+    rows = np.arange(len(distance))
+    side = np.argmin(distance, axis=1)
+    ordered = np.sort(distance, axis=1)
+    first, second, others = ordered[:, 0], ordered[:, 1], np.median(ordered[:, 1:], axis=1)
+    close = near[rows, side]
+    isolated = close & (first < second) & (first < ratio * others)  # two zeros are never isolated
+    hit = np.zeros(distance.shape, dtype=bool)
+    hit[rows[isolated], side[isolated]] = True
+    chunks = distance.shape[1] - 1
+    found = side_hits(hit[:, :chunks], hit[:, chunks], index[:, :chunks], index[:, chunks])
+    return dataclasses.replace(found, several=int((close & ~isolated).sum()))
 
 
 def closer_share(d_train: np.ndarray, d_holdout: np.ndarray) -> float:
@@ -198,7 +247,7 @@ class Reidentification:
     name = "re-identification"
     thresholds = (
         Threshold("exact_match_p", 0.01, 1e-12, 0.5, False,
-                  help="exact / near matches: train beats holdout (one family of 4 tests)"),
+                  help="exact / near / isolated near matches: train beats holdout (one family of 5 tests)"),
         Threshold("near_match_distance", 0.02, 0.0, 1.0, False,
                   help="a near match: every column within this share of its range, categories equal"),
         Threshold("dcr_share_max", 0.52, 0.5, 1.0, True,
@@ -206,8 +255,8 @@ class Reidentification:
         Threshold("tail_ratio_max", 1.5, 1.0, 1e9, True, help="closest 1%: train hits per holdout hit ..."),
         Threshold("tail_p", 0.01, 1e-12, 0.5, False, help="... with this significance (same family)"),
     )
-    partial_synthesis = ("runs on the replaced columns; exact and near matches stay gates, the rest becomes "
-                         "information (the released rows are the train patients)")
+    partial_synthesis = ("runs on the replaced columns; exact, near and isolated near matches stay gates, the rest "
+                         "becomes information (the released rows are the train patients)")
 
     def applies(self, context: AuditContext) -> bool:
         return True
@@ -228,7 +277,8 @@ def _informative(check: Check, partial: bool) -> Check:
 
 def _checks(found: Sides, policy: Policy, partial: bool) -> tuple[list[Check], dict[str, Any]]:
     """Every re-identification statistic on the sides' distances. In a partial synthesis the
-    exact and near matches stay gates (a copied secret shows there); the rest is information."""
+    exact, near and isolated near matches stay gates (a copied secret shows there); the rest
+    is information."""
     chunks, m, to_chunk, to_holdout = found.chunks, found.m, found.to_chunk, found.to_holdout
     checks: list[Check] = []
     figures: dict = {"train_chunks": chunks}
@@ -255,6 +305,13 @@ def _checks(found: Sides, policy: Policy, partial: bool) -> tuple[list[Check], d
     checks.append(p_check(f"near matches (every column within {near_limit:g}), train per chunk / holdout", near,
                           policy.exact_match_p, ""))
     figures["near_matches"] = asdict(near) | {"p": near.p, "distance": near_limit}
+    isolated = isolated_hits(np.column_stack([mean_t, to_holdout.mean[:, 0]]),
+                             np.column_stack([worst_t, to_holdout.worst]) <= near_limit,
+                             np.column_stack([index_t, to_holdout.index]))
+    checks.append(p_check(f"isolated near matches (under {ISOLATION:g} x the other sides' distance), train per chunk / "
+                          "holdout", isolated, policy.exact_match_p, ""))
+    figures["isolated_near_matches"] = asdict(isolated) | {"p": isolated.p, "distance": near_limit,
+                                                           "ratio": ISOLATION}
 
     first, hold = to_chunk[0], to_holdout
     sides = {"mean": ((first.mean[:, 0], first.mean[:, 1], first.index, m),
