@@ -90,12 +90,14 @@ def main() -> None:
         for run in range(args.runs):
             train, holdout = split_view(view, policy)
             train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
-            clean = Synthesizer(schema, 1.0).fit(train).sample(None, rng=run)
+            model = Synthesizer(schema, 1.0).fit(train)
+            clean = model.sample(None, rng=run)
             variants = {"clean": clean}
             if run < args.leak_runs:
                 variants |= {k: plant(k, clean, train, schema, np.random.default_rng(run)) for k in KINDS}
             for kind, synthetic in variants.items():
-                result = evaluate(train, holdout, synthetic, schema, policy, epsilon=1.0, seed=None)
+                result = evaluate(train, holdout, synthetic, schema, policy, epsilon=1.0, seed=None,
+                                  resample=model.sample)
                 runs[kind] += 1
                 if not result.passed:
                     refusals[kind]["refused"] += 1

@@ -8,6 +8,7 @@ figures are for the data owner; a release carries only the verdicts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,8 @@ from privsynth.schema.model import Schema
 def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema,
              policy: Policy | None = None, *, epsilon: float | None = None, delta: float = 1e-6,
              seed: int | None = 0, workers: int | None = None, progress: Progress | None = None,
-             keep: list[str] | None = None) -> AuditResult:
+             keep: list[str] | None = None,
+             resample: Callable[[int, np.random.Generator], pd.DataFrame] | None = None) -> AuditResult:
     """Audit ``synthetic`` (patient views, one row per patient) against ``train`` (what the
     generator saw) and ``holdout`` (what it never saw) with every registered audit that
     applies. ``epsilon``/``delta``: the claimed guarantee, if any (an empirical lower bound
@@ -35,6 +37,10 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     columns real. Each audit says what it does then (``partial_synthesis``): membership is
     disclosed by design, so distances run on the replaced columns, and attribute inference
     joins the gate.
+
+    ``resample``: fresh draws of the model that made ``synthetic`` (``release`` gives it):
+    the model-consistency audit then checks that the released rows are no closer to training
+    patients than the model's own draws are.
     """
     policy = policy or Policy()
     m = min(len(train), len(holdout))
@@ -47,7 +53,7 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     if len(synthetic) == 0:
         raise AuditError("the synthetic dataset has no rows to audit")
     context = AuditContext(train, holdout, synthetic, schema, policy, np.random.default_rng(seed), epsilon, delta,
-                           tuple(keep or ()), workers)
+                           tuple(keep or ()), workers, resample=resample)
     t0 = time.perf_counter()
     checks = []
     figures: dict = {}

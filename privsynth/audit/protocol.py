@@ -13,6 +13,7 @@ near matches as gates): nothing outside it gates by check name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,6 +64,9 @@ class AuditContext:
     keep: tuple[str, ...] = ()
     workers: int | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    # fresh draws of the model that made ``synthetic`` (n rows, a generator): the release has
+    # them, an audit of another tool's data does not (post-processing; they never leave)
+    resample: Callable[[int, np.random.Generator], pd.DataFrame] | None = None
 
     @property
     def partial(self) -> bool:

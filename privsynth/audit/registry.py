@@ -51,8 +51,8 @@ def unregister(name: str) -> None:
     _AUDITS.pop(name, None)
 
 
-BUILTIN = ("privsynth.audit.reidentification", "privsynth.audit.membership", "privsynth.audit.inference",
-           "privsynth.audit.coherence")
+BUILTIN = ("privsynth.audit.reidentification", "privsynth.audit.consistency", "privsynth.audit.membership",
+           "privsynth.audit.inference", "privsynth.audit.coherence")
 
 
 def builtin() -> None:

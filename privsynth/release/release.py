@@ -235,7 +235,7 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
 
     t0 = time.perf_counter()
     audit = evaluate(train, holdout, sample, schema, policy, epsilon=spec.epsilon, delta=spec.delta, seed=None,
-                     progress=progress, keep=keep or None)
+                     progress=progress, keep=keep or None, resample=lambda n, rng: synth.sample(n, rng=rng))
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     internal: dict[str, Any] = {
