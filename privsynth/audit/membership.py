@@ -28,7 +28,7 @@ from privsynth.audit.neighbours import nearest
 from privsynth.audit.policy import Policy
 from privsynth.audit.protocol import AuditContext, Threshold
 from privsynth.audit.registry import register
-from privsynth.audit.reidentification import _informative, sides
+from privsynth.audit.reidentification import informative, sides
 from privsynth.audit.result import Check
 from privsynth.audit.space import AuditSpace
 from privsynth.audit.stats import auc, auc_interval, epsilon_lower_bound, roc, tpr_at_fpr, tpr_at_fpr_interval
@@ -90,7 +90,7 @@ class MembershipInference:
                                             found.holdout_to_synthetic, context.policy, context.rng,
                                             context.epsilon, context.delta, context.workers)
         if context.partial:
-            checks = [_informative(c, True) for c in checks]
+            checks = [informative(c, True) for c in checks]
         return checks, figures
 
 

@@ -268,7 +268,7 @@ class Reidentification:
 PARTIAL_INFO = "information only: in a partial synthesis the released rows are the train patients"
 
 
-def _informative(check: Check, partial: bool) -> Check:
+def informative(check: Check, partial: bool) -> Check:
     """In a partial synthesis, a check of closeness is information: the rows ARE the train patients."""
     if not partial or check.passed is None:
         return check
@@ -322,11 +322,11 @@ def _checks(found: Sides, policy: Policy, partial: bool) -> tuple[list[Check], d
     for metric, d_t, d_h in (("mean", mean_t, to_holdout.mean[:, 0]), ("worst-column", worst_t, to_holdout.worst)):
         share = closer_share(d_t[:, 0], d_h)
         lo, hi = closer_share_interval(*sides[metric])
-        checks.append(_informative(Check(audit, f"share closer to train ({metric} distance)", share, (lo, hi),
+        checks.append(informative(Check(audit, f"share closer to train ({metric} distance)", share, (lo, hi),
                                          f"fails if lower bound > {policy.dcr_share_max:g}",
                                          lo <= policy.dcr_share_max), partial))
         q, hits = tail(d_t, d_h, TAIL_QUANTILE, *indices[metric])
-        checks.append(_informative(p_check(f"closest-1% tail, train vs holdout ({metric} distance)", hits,
+        checks.append(informative(p_check(f"closest-1% tail, train vs holdout ({metric} distance)", hits,
                                            policy.tail_p, f"threshold {q:.4f}, ", policy.tail_ratio_max), partial))
         figures[f"dcr_{metric}"] = {
             "share_closer_to_train": share, "interval": [lo, hi],
