@@ -126,20 +126,11 @@ def measure(root: Path) -> dict[str, object]:
                 count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
                 count -= 1 if a.args and a.args[0].arg in ("self", "cls") else 0
                 params.append((count, f"{rel}:{node.lineno} {node.name}"))
-        for module, names in _imports(tree, name, deferred=False):
-            for target in _targets(module, names, modules):
-                if target != name:
-                    graph[name].add(target)
-            for n in names:
-                if n.startswith("_") and not n.startswith("__") and module.startswith(root.name):
-                    private.append(f"{rel}: {module}.{n}")
-        for module, names in _imports(tree, name, deferred=True):
-            for target in _targets(module, names, modules):
-                if target != name:
-                    deferred[name].add(target)
-            for n in names:
-                if n.startswith("_") and not n.startswith("__") and module.startswith(root.name):
-                    private.append(f"{rel}: {module}.{n} (deferred)")
+        for later, edges, note in ((False, graph, ""), (True, deferred, " (deferred)")):
+            for module, names in _imports(tree, name, deferred=later):
+                edges[name] |= _targets(module, names, modules) - {name}
+                private += [f"{rel}: {module}.{n}{note}" for n in names
+                            if n.startswith("_") and not n.startswith("__") and module.startswith(root.name)]
         if _tests_summary_by_string(tree):
             by_string.append(rel)
     both = {k: graph[k] | deferred[k] for k in set(graph) | set(deferred)}
