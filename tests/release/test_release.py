@@ -130,7 +130,7 @@ def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_cappe
     need_rhc()
     from click.testing import CliRunner
 
-    import privsynth.release.release as release_module
+    import privsynth.pipeline as pipeline_module
     from privsynth.cli import main
     from privsynth.generator import Synthesizer
 
@@ -142,7 +142,7 @@ def test_a_memorising_generator_is_refused_writes_no_data_and_attempts_are_cappe
         def sample(self, n_rows=None, rng=None):
             return self.seen_.copy()
 
-    monkeypatch.setattr(release_module, "Synthesizer", Memorising)
+    monkeypatch.setattr(pipeline_module, "Synthesizer", Memorising)  # the one fit step release uses
     policy = tmp_path / "strict.yaml"
     policy.write_text("max_attempts: 2\nallow_row_hash_key: 1\n")
     ledger = tmp_path / "ledger.sqlite3"
