@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.domain import is_missing
-from privsynth.fhir.instant import instant
+from privsynth.fhir.record import LOINC, UTC, Concept, Condition, Encounter, Observation, Order, Quantity, Record
 from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
@@ -34,13 +34,7 @@ from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
 RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 ETHNICITY_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 OMB_SYSTEM = "urn:oid:2.16.840.1.113883.6.238"
-UCUM = "http://unitsofmeasure.org"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 FHIR_GENDERS = ("male", "female", "other", "unknown")
-UTC = dt.UTC
 COUNTED = ("MedicationRequest", "Procedure")  # whole-record counts written as that many resources
 UNSPECIFIED = {"MedicationRequest": "Medication not specified (a count of medication requests in this synthetic "
                                     "record; the schema names no medication)",
@@ -140,9 +134,10 @@ def _display(col: Column, code: str) -> str | None:
     return None
 
 
-def _instant(day: dt.date, rng: np.random.Generator) -> str:
+def _moment(day: dt.date, rng: np.random.Generator) -> dt.datetime:
+    """A moment during ``day``'s working hours (UTC, whole seconds)."""
     seconds = int(rng.integers(8 * 3600, 18 * 3600))
-    return instant(dt.datetime.combine(day, dt.time(), tzinfo=UTC) + dt.timedelta(seconds=seconds))
+    return dt.datetime.combine(day, dt.time(), tzinfo=UTC) + dt.timedelta(seconds=seconds)
 
 
 def _day_between(start: dt.date, end: dt.date, rng: np.random.Generator) -> dt.date:
@@ -223,36 +218,40 @@ class FhirWriter:
         deceased = plan.patient.get("deceased")
         if deceased is not None and row.get(deceased.name) is True:
             patient["deceasedBoolean"] = True
-        ref = {"reference": f"Patient/{who.id}"}
-        resources: list[dict[str, Any]] = [patient]
+        record = Record(patient, birth)
         for present_col, onset_col in plan.conditions:
             if row.get(present_col.name) is not True:
                 continue
-            resources.append(self._condition(present_col, onset_col, row, birth, ref))
+            record.events.append(self._condition(present_col, onset_col, row, birth))
         for col in plan.observations:
             value = row.get(col.name)
             if value is not None and _present(value):
-                resources.append(self._observation(col, float(value), birth, ref))
+                record.events.append(self._observation(col, float(value), birth))
         for cols in plan.panels:
             values = {c.name: float(row[c.name]) for c in cols if row.get(c.name) is not None
                       and _present(row[c.name])}
             if values:
-                resources.append(self._panel(cols, values, birth, ref))
+                record.events.append(self._panel(cols, values, birth))
         for col in plan.encounters:
             count = row.get(col.name)
             if count is not None and _present(count):
                 for _ in range(int(count)):
-                    resources.append(self._encounter(col, birth, ref))
+                    record.events.append(self._encounter(col, birth))
         for col in plan.counts:
             count = row.get(col.name)
             if count is not None and _present(count):
-                resources += [self._counted(col, birth, ref) for _ in range(int(count))]
+                record.events += [self._counted(col, birth) for _ in range(int(count))]
         if self.history is not None:
-            resources = self.history.place(row, birth, resources, ref)
-        return who, {"birth_date": birth.isoformat()}, resources
+            self.history.place(row, record)
+        return who, {"birth_date": birth.isoformat()}, record.resources()
 
-    def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date,
-                   ref: dict[str, str]) -> dict[str, Any]:
+    def _recent(self, birth: dt.date, years: int) -> dt.datetime:
+        """A moment in the last ``years`` years before the reference date, not before birth."""
+        ref_date = self.schema.reference
+        return _moment(_day_between(max(birth, ref_date - dt.timedelta(days=years * 365)), ref_date, self.rng),
+                       self.rng)
+
+    def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date) -> Condition:
         ref_date = self.schema.reference
         group = self.schema.code_groups[col.source.codes or ""]
         first = group.codes[0]
@@ -268,85 +267,36 @@ class FhirWriter:
                 onset_day = _day_between(dt.date(value, 1, 1), dt.date(value, 12, 31), self.rng)
         if onset_day is None or not birth <= onset_day <= ref_date:
             onset_day = _day_between(birth, ref_date, self.rng)
-        return {
-            "resourceType": "Condition",
-            "id": self.identities.new_id(),
-            "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
-            "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
-            "code": {"coding": [{"system": group.system, "code": first.code, "display": first.display or col.name}],
-                     "text": first.display or col.name},
-            "subject": dict(ref),
-            "onsetDateTime": _instant(onset_day, self.rng),
-        }
+        return Condition(self.identities.new_id(), Concept(group.system, first.code, first.display or col.name),
+                         _moment(onset_day, self.rng), col.name)
 
-    def _observation(self, col: Column, value: float, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
-        ref_date = self.schema.reference
-        start = max(birth, ref_date - dt.timedelta(days=730))
-        unit = col.output.get("unit", col.source.unit or "1")
-        category = col.output.get("category", "laboratory")
-        return {
-            "resourceType": "Observation",
-            "id": self.identities.new_id(),
-            "status": "final",
-            "category": [{"coding": [{"system": OBS_CATEGORY, "code": category}]}],
-            "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"), "code": col.output["code"],
-                                 "display": col.output.get("display", col.name)}],
-                     "text": col.output.get("display", col.name)},
-            "subject": dict(ref),
-            "effectiveDateTime": _instant(_day_between(start, ref_date, self.rng), self.rng),
-            "valueQuantity": {"value": round(value, 1), "unit": unit, "system": UCUM, "code": unit},
-        }
+    def _observation(self, col: Column, value: float, birth: dt.date) -> Observation:
+        return Observation(self.identities.new_id(), _concept(col), col.output.get("category", "laboratory"),
+                           self._recent(birth, 2), value=_quantity(col, value))
 
-    def _panel(self, cols: list[Column], values: dict[str, float], birth: dt.date,
-               ref: dict[str, str]) -> dict[str, Any]:
+    def _panel(self, cols: list[Column], values: dict[str, float], birth: dt.date) -> Observation:
         """One Observation of a panel's code group, a component per column (as the schema reads them)."""
-        ref_date = self.schema.reference
-        start = max(birth, ref_date - dt.timedelta(days=730))
         group = self.schema.code_groups[cols[0].source.codes or ""]
         panel = group.codes[0]
-        components = []
-        for col in cols:
-            if col.name not in values:
-                continue
-            unit = col.output.get("unit", col.source.unit or "1")
-            components.append({
-                "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"), "code": col.output["code"],
-                                     "display": col.output.get("display", col.name)}],
-                         "text": col.output.get("display", col.name)},
-                "valueQuantity": {"value": round(values[col.name], 1), "unit": unit, "system": UCUM, "code": unit}})
-        return {
-            "resourceType": "Observation",
-            "id": self.identities.new_id(),
-            "status": "final",
-            "category": [{"coding": [{"system": OBS_CATEGORY, "code": cols[0].output.get("category", "vital-signs")}]}],
-            "code": {"coding": [{"system": group.system, "code": panel.code, "display": panel.display or panel.code}],
-                     "text": panel.display or panel.code},
-            "subject": dict(ref),
-            "effectiveDateTime": _instant(_day_between(start, ref_date, self.rng), self.rng),
-            "component": components,
-        }
+        oid = self.identities.new_id()
+        return Observation(oid, Concept(group.system, panel.code, panel.display or panel.code),
+                           cols[0].output.get("category", "vital-signs"), self._recent(birth, 2),
+                           components=tuple(_quantity(c, values[c.name]) for c in cols if c.name in values))
 
-    def _counted(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
+    def _counted(self, col: Column, birth: dt.date) -> Order:
         """One resource of a whole-record count (a MedicationRequest, a Procedure): the group's
         first code when the column names a code group, else a text saying what it stands for."""
-        ref_date = self.schema.reference
         rtype = col.source.resource or ""
         if col.source.codes:
             group = self.schema.code_groups[col.source.codes]
             first = group.codes[0]
-            concept: dict[str, Any] = {"coding": [{"system": group.system, "code": first.code,
-                                                   "display": first.display or first.code}],
-                                       "text": first.display or first.code}
+            concept = Concept(group.system, first.code, first.display or first.code)
         else:
-            concept = {"text": UNSPECIFIED[rtype]}
-        when = _instant(_day_between(max(birth, ref_date - dt.timedelta(days=5 * 365)), ref_date, self.rng), self.rng)
-        base = {"resourceType": rtype, "id": self.identities.new_id(), "subject": dict(ref)}
-        if rtype == "MedicationRequest":
-            return {**base, "status": "completed", "intent": "order", "medicationCodeableConcept": concept,
-                    "authoredOn": when}
-        return {**base, "status": "completed", "code": concept, "performedDateTime": when}
+            concept = Concept(None, None, UNSPECIFIED[rtype])
+        when = self._recent(birth, 5)
+        return Order(self.identities.new_id(), rtype, concept, when)
 
-    def _encounter(self, col: Column, birth: dt.date, ref: dict[str, str]) -> dict[str, Any]:
+    def _encounter(self, col: Column, birth: dt.date) -> Encounter:
         ref_date = self.schema.reference
         code = col.output.get("code")
         if code is None:
@@ -356,14 +306,16 @@ class FhirWriter:
         start += dt.timedelta(minutes=int(self.rng.integers(0, 480)))
         hours = 72 if code in ("IMP", "ACUTE", "NONAC") else 1
         end = start + dt.timedelta(hours=hours, minutes=int(self.rng.integers(0, 60)))
-        return {
-            "resourceType": "Encounter",
-            "id": self.identities.new_id(),
-            "status": "finished",
-            "class": {"system": ACT_CODE, "code": code, "display": col.output.get("display", code)},
-            "subject": dict(ref),
-            "period": {"start": instant(start), "end": instant(end)},
-        }
+        return Encounter(self.identities.new_id(), code, col.output.get("display", code), start, end)
+
+
+def _concept(col: Column) -> Concept:
+    """The coded concept a value column writes (its ``output`` code)."""
+    return Concept(col.output.get("system", LOINC), col.output["code"], col.output.get("display", col.name))
+
+
+def _quantity(col: Column, value: float) -> Quantity:
+    return Quantity(_concept(col), value, col.output.get("unit", col.source.unit or "1"))
 
 
 def _identity_elements(who: Identity, kinds: frozenset[str]) -> dict[str, Any]:

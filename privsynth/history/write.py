@@ -32,16 +32,23 @@ from typing import Any
 import numpy as np
 
 from privsynth.domain import is_missing
-from privsynth.fhir.instant import instant
+from privsynth.fhir.record import (
+    LOINC,
+    SNOMED,
+    UTC,
+    Concept,
+    Condition,
+    Encounter,
+    Event,
+    Observation,
+    Order,
+    Quantity,
+    Record,
+)
 from privsynth.schema.model import Column, Schema
 from privsynth.schema.timeline import EventGroup, Stream
 
-UTC = dt.UTC
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-UCUM = "http://unitsofmeasure.org"
-SNOMED = "http://snomed.info/sct"
-PROBLEM = ("185347001", "Encounter for problem (procedure)")
+PROBLEM = Concept(SNOMED, "185347001", "Encounter for problem (procedure)")
 HOURS = {"AMB": (0.25, 1.0), "EMER": (1.0, 8.0), "IMP": (24.0, 240.0)}
 
 
@@ -56,7 +63,7 @@ def _day_in(start: dt.date, end: dt.date, rng: np.random.Generator) -> dt.date:
 
 
 class HistoryWriter:
-    """Places one synthetic patient's timeline cells as linked FHIR resources."""
+    """Places one synthetic patient's timeline cells as linked events of their record."""
 
     def __init__(self, schema: Schema, rng: np.random.Generator, new_id: Any) -> None:
         if schema.timeline is None:
@@ -66,33 +73,21 @@ class HistoryWriter:
         self.stats: Counter[str] = Counter()
         self.first_code = {g.name: schema.code_groups[g.codes].codes[0] for s in self.timeline.streams
                            for g in s.groups if g.codes}
-        self.series_codes = {schema.column(s.columns(g)[0]).output.get("code") for s in self.timeline.streams
-                             if s.kind == "value" for g in s.groups}
         self.flags = {c.name: c.codes for c in schema.conditions if c.flag.learned}
 
     # -- encounters ---------------------------------------------------------------------
-    def _encounter(self, start: dt.datetime, code: str, display: str, ref: dict[str, str],
-                   kind: tuple[str, str] | None = None) -> dict[str, Any]:
+    def _encounter(self, start: dt.datetime, code: str, display: str, kind: Concept | None = None) -> Encounter:
         short, long = HOURS.get(code, (0.5, 2.0))
         end = min(start + dt.timedelta(hours=float(self.rng.uniform(short, long))),
                   dt.datetime.combine(self.schema.reference, dt.time(), tzinfo=UTC))
-        out: dict[str, Any] = {
-            "resourceType": "Encounter", "id": self.new_id(), "status": "finished",
-            "class": {"system": ACT_CODE, "code": code, "display": display},
-            "subject": dict(ref), "period": {"start": instant(start), "end": instant(max(end, start))}}
-        if kind is not None:
-            out["type"] = [{"coding": [{"system": SNOMED, "code": kind[0], "display": kind[1]}], "text": kind[1]}]
-        return out
+        return Encounter(self.new_id(), code, display, start, max(end, start), kind)
 
-    def place(self, row: dict[str, Any], birth: dt.date, resources: list[dict[str, Any]],
-              ref: dict[str, str]) -> list[dict[str, Any]]:
-        """``resources`` (the Patient first, then the patient columns' Conditions and
-        Observations) with the timeline's events added and everything linked to encounters."""
-        reference = self.schema.reference
-        encounters: list[dict[str, Any]] = []
-        by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        onsets = {r["code"]["coding"][0]["code"]: dt.datetime.fromisoformat(r["onsetDateTime"])
-                  for r in resources if r["resourceType"] == "Condition"}
+    def place(self, row: dict[str, Any], record: Record) -> None:
+        """Add the timeline's events of ``row`` to ``record`` (whose events are the patient
+        columns' Conditions and Observations) and link everything to encounters."""
+        reference, birth = self.schema.reference, record.birth
+        encounters: list[Encounter] = []
+        onsets = {c.concept.code or "": c.onset for c in record.conditions}
         counts = [s for s in self.timeline.streams if s.resource == "Encounter"]
         for stream in counts:
             for group in stream.groups:
@@ -116,76 +111,64 @@ class HistoryWriter:
                         moment = _moment(_day_in(start, end, self.rng), self.rng)
                         if after is not None and moment <= after:  # the onset's own day, before its hour
                             moment = after + dt.timedelta(minutes=int(self.rng.integers(30, 240)))
-                        enc = self._encounter(moment, code, display, ref)
-                        encounters.append(enc)
-                        by_cell.setdefault((stream.name, k), []).append(enc)
-        for r in resources[1:]:
-            if r["resourceType"] == "Condition":
-                onset = self._at_a_visit(r, birth, encounters)
-                onsets[r["code"]["coding"][0]["code"]] = onset
-                self._link(r, onset, encounters, ref)
-        clinical: list[dict[str, Any]] = []
+                        encounters.append(self._encounter(moment, code, display))
+        for condition in record.conditions:
+            onsets[condition.concept.code or ""] = self._at_a_visit(condition, birth, encounters)
+            self._link(condition, condition.onset, encounters)
+        clinical: list[Event] = []
         for stream in self.timeline.streams:
             if stream.resource == "Encounter":
                 continue
             for group in stream.groups:
                 for k, name in enumerate(stream.columns(group)):
-                    clinical += self._events(stream, group, k, row.get(name), birth, ref, encounters, onsets)
+                    clinical += self._events(stream, group, k, row.get(name), birth, encounters, onsets)
                 if group.around is not None:
-                    clinical += self._around(stream, group, row, ref, encounters, onsets)
-        out = [resources[0]]
-        series = {r["code"]["coding"][0]["code"] for r in clinical if r["resourceType"] == "Observation"}
-        latest = max((e for e in encounters if e["class"]["code"] == "AMB"), key=lambda e: e["period"]["start"],
-                     default=None)
-        for r in resources[1:]:
-            if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] in series:
+                    clinical += self._around(stream, group, row, encounters, onsets)
+        series = {r.concept.code for r in clinical if isinstance(r, Observation)}
+        latest = max((e for e in encounters if e.code == "AMB"), key=lambda e: e.start, default=None)
+        kept: list[Event] = []
+        for r in record.events:
+            if isinstance(r, Observation) and r.concept.code in series:
                 self.stats["last values carried by a lab series instead"] += 1
                 continue
-            if r["resourceType"] == "Observation" and latest is not None:
-                r["effectiveDateTime"] = latest["period"]["start"]
-                r["encounter"] = {"reference": f"Encounter/{latest['id']}"}
-            elif r["resourceType"] == "Observation":
-                self._link(r, dt.datetime.fromisoformat(r["effectiveDateTime"]), encounters, ref)
-            out.append(r)
-        encounters.sort(key=lambda e: e["period"]["start"])
-        return out[:1] + encounters + out[1:] + clinical
+            if isinstance(r, Observation) and latest is not None:
+                r.moment, r.encounter = latest.start, latest
+            elif isinstance(r, Observation):
+                self._link(r, r.moment, encounters)
+            kept.append(r)
+        record.events, record.visits, record.history = kept, encounters, clinical
 
-    def _at_a_visit(self, condition: dict[str, Any], birth: dt.date, encounters: list[dict[str, Any]]) -> dt.datetime:
+    def _at_a_visit(self, condition: Condition, birth: dt.date, encounters: list[Encounter]) -> dt.datetime:
         """The condition's onset moved to the latest ambulatory visit of the same year of life
         that is not after it, if the history has one: a diagnosis is made at a visit, and the
         visit the row already counts records it (no encounter is added). Moving it earlier
         inside its year keeps the onset age, and what was placed after it stays after it."""
-        onset = dt.datetime.fromisoformat(condition["onsetDateTime"])
+        onset = condition.onset
         years = onset.year - birth.year - ((onset.month, onset.day) < (birth.month, birth.day))
-        year_start = _anniversary(birth, years).isoformat()
-        visits = [e for e in encounters if e["class"]["code"] == "AMB"
-                  and year_start <= e["period"]["start"][:10]
-                  and dt.datetime.fromisoformat(e["period"]["start"]) <= onset]
+        year_start = _anniversary(birth, years)
+        visits = [e for e in encounters if e.code == "AMB" and year_start <= e.day and e.start <= onset]
         if not visits:
             return onset
-        moved = dt.datetime.fromisoformat(max(visits, key=lambda e: e["period"]["start"])["period"]["start"])
-        condition["onsetDateTime"] = instant(moved)
+        condition.onset = max(visits, key=lambda e: e.start).start
         self.stats["onsets moved to a visit earlier in their year of life"] += 1
-        return moved
+        return condition.onset
 
-    def _link(self, resource: dict[str, Any], moment: dt.datetime, encounters: list[dict[str, Any]],
-              ref: dict[str, str]) -> None:
-        """Record ``resource`` at an encounter on its day, or at a new one for the problem."""
-        found = self._visit(moment, encounters, ref, "a condition or a value", PROBLEM)
-        resource["encounter"] = {"reference": f"Encounter/{found['id']}"}
+    def _link(self, event: Condition | Observation, moment: dt.datetime, encounters: list[Encounter]) -> None:
+        """Record ``event`` at an encounter on its day, or at a new one for the problem."""
+        event.encounter = self._visit(moment, encounters, "a condition or a value", PROBLEM)
 
-    def _visit(self, moment: dt.datetime, encounters: list[dict[str, Any]], ref: dict[str, str], why: str,
-               kind: tuple[str, str] | None = None) -> dict[str, Any]:
+    def _visit(self, moment: dt.datetime, encounters: list[Encounter], why: str,
+               kind: Concept | None = None) -> Encounter:
         """The patient's encounter on ``moment``'s day, or a new ambulatory one then (counted)."""
         found = _on_day(moment, encounters)
         if found is None:
-            found = self._encounter(moment, "AMB", "ambulatory", ref, kind)
+            found = self._encounter(moment, "AMB", "ambulatory", kind)
             encounters.append(found)
             self.stats[f"encounters added to record {why}"] += 1
         return found
 
-    def _events(self, stream: Stream, group: EventGroup, k: int, value: Any, birth: dt.date, ref: dict[str, str],
-                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime]) -> list[dict[str, Any]]:
+    def _events(self, stream: Stream, group: EventGroup, k: int, value: Any, birth: dt.date,
+                encounters: list[Encounter], onsets: dict[str, dt.datetime]) -> list[Event]:
         n = _count(value) if stream.kind == "count" else int(not is_missing(value))
         if n == 0:
             return []
@@ -194,30 +177,29 @@ class HistoryWriter:
         if start >= end:
             self.stats[f"{stream.name} outside the patient's life, not written"] += n
             return []
-        lo, hi = start.isoformat(), end.isoformat()
-        here = [e for e in encounters if lo <= e["period"]["start"][:10] < hi]
+        here = [e for e in encounters if start <= e.day < end]
         if stream.resource == "Observation":
-            here = [e for e in here if e["class"]["code"] == "AMB"] or here
+            here = [e for e in here if e.code == "AMB"] or here
         onset = self._onset(group.treats, onsets) if group.treats is not None else None
         out = []
         for _ in range(n):
             if here:
                 enc = here[int(self.rng.integers(len(here)))]
             else:
-                enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), "AMB", "ambulatory", ref)
+                enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), "AMB", "ambulatory")
                 encounters.append(enc)
                 here.append(enc)
                 self.stats[f"encounters added to record {stream.name}"] += 1
-            moment = dt.datetime.fromisoformat(enc["period"]["start"])
+            moment = enc.start
             if onset is not None and moment < onset:  # a treatment never precedes its diagnosis
                 self.stats["treatments moved to their condition's onset"] += 1
                 moment = onset
                 enc = _on_day(onset, encounters) or enc  # the diagnosis's encounter (recorded before)
-            out.append(self._resource(stream, group, value, moment, enc, ref))
+            out.append(self._resource(stream, group, value, moment, enc))
         return out
 
-    def _around(self, stream: Stream, group: EventGroup, row: dict[str, Any], ref: dict[str, str],
-                encounters: list[dict[str, Any]], onsets: dict[str, dt.datetime]) -> list[dict[str, Any]]:
+    def _around(self, stream: Stream, group: EventGroup, row: dict[str, Any], encounters: list[Encounter],
+                onsets: dict[str, dt.datetime]) -> list[Event]:
         """A lab's values around a condition's onset: the value at the onset on the diagnosis's
         day (diagnosed on it), the value after it on a day drawn in its span of days; none
         past the reference date (counted)."""
@@ -237,8 +219,8 @@ class HistoryWriter:
             if moment >= end:
                 self.stats[f"{stream.name} after an onset past the reference date, not written"] += 1
                 continue
-            enc = self._visit(moment, encounters, ref, f"{stream.name} around an onset")
-            out.append(self._resource(stream, group, value, moment, enc, ref))
+            enc = self._visit(moment, encounters, f"{stream.name} around an onset")
+            out.append(self._resource(stream, group, value, moment, enc))
         return out
 
     def _onset(self, flag: str, onsets: dict[str, dt.datetime]) -> dt.datetime | None:
@@ -246,37 +228,27 @@ class HistoryWriter:
         group_codes = self.schema.code_groups[self.flags[flag] or ""].code_set
         return min((t for c, t in onsets.items() if c in group_codes), default=None)
 
-    def _resource(self, stream: Stream, group: EventGroup, value: Any, moment: dt.datetime, enc: dict[str, Any],
-                  ref: dict[str, str]) -> dict[str, Any]:
-        base = {"id": self.new_id(), "subject": dict(ref), "encounter": {"reference": f"Encounter/{enc['id']}"}}
+    def _resource(self, stream: Stream, group: EventGroup, value: Any, moment: dt.datetime,
+                  enc: Encounter) -> Event:
+        rid = self.new_id()
         if stream.resource == "Observation":
             col: Column = self.schema.column(stream.columns(group)[0])
-            unit = col.output.get("unit", col.source.unit or "1")
-            return {"resourceType": "Observation", **base, "status": "final",
-                    "category": [{"coding": [{"system": OBS_CATEGORY,
-                                              "code": col.output.get("category", "laboratory")}]}],
-                    "code": {"coding": [{"system": col.output.get("system", "http://loinc.org"),
-                                         "code": col.output["code"],
-                                         "display": col.output.get("display", group.name)}],
-                             "text": col.output.get("display", group.name)},
-                    "effectiveDateTime": instant(moment),
-                    "valueQuantity": {"value": round(float(value), 1), "unit": unit, "system": UCUM, "code": unit}}
+            concept = Concept(col.output.get("system", LOINC), col.output["code"],
+                              col.output.get("display", group.name))
+            return Observation(rid, concept, col.output.get("category", "laboratory"), moment,
+                               value=Quantity(concept, float(value), col.output.get("unit", col.source.unit or "1")),
+                               encounter=enc)
         code = self.first_code[group.name]
         system = self.schema.code_groups[group.codes or ""].system
-        concept = {"coding": [{"system": system, "code": code.code, "display": code.display or group.name}],
-                   "text": code.display or group.name}
-        if stream.resource == "MedicationRequest":
-            return {"resourceType": "MedicationRequest", **base, "status": "completed", "intent": "order",
-                    "medicationCodeableConcept": concept, "authoredOn": instant(moment)}
-        return {"resourceType": "Procedure", **base, "status": "completed", "code": concept,
-                "performedPeriod": {"start": instant(moment),
-                                    "end": instant(moment + dt.timedelta(minutes=30))}}
+        concept = Concept(system, code.code, code.display or group.name)
+        return Order(rid, stream.resource, concept, moment, enc, minutes=None if stream.resource ==
+                     "MedicationRequest" else 30)
 
 
-def _on_day(moment: dt.datetime, encounters: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _on_day(moment: dt.datetime, encounters: list[Encounter]) -> Encounter | None:
     """The first of ``encounters`` that starts on ``moment``'s day."""
-    day = moment.date().isoformat()
-    return next((e for e in encounters if e["period"]["start"][:10] == day), None)
+    day = moment.date()
+    return next((e for e in encounters if e.day == day), None)
 
 
 def _count(value: Any) -> int:

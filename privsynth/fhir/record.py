@@ -1,0 +1,174 @@
+"""One synthetic patient's clinical record as typed events, turned into FHIR R4 once.
+
+The writers (:mod:`privsynth.fhir.write` for the patient columns, :mod:`privsynth.history.write`
+for timeline cells) build and move these events -- an onset is a ``datetime``, an encounter is
+an object a resource points to -- and :meth:`Record.resources` serialises the whole record at
+the end, so nothing is ever parsed back from a resource that was just built. The code systems
+FHIR needs are named here once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from privsynth.fhir.instant import instant
+
+UTC = dt.UTC
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A CodeableConcept: one coding and its text, or a text alone (``code`` None)."""
+
+    system: str | None
+    code: str | None
+    display: str
+
+    def json(self) -> dict[str, Any]:
+        if self.code is None:
+            return {"text": self.display}
+        return {"coding": [{"system": self.system, "code": self.code, "display": self.display}], "text": self.display}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A coded value with its UCUM unit (an Observation's value or one of its components)."""
+
+    concept: Concept
+    value: float
+    unit: str
+
+    def json(self) -> dict[str, Any]:
+        return {"value": round(self.value, 1), "unit": self.unit, "system": UCUM, "code": self.unit}
+
+
+@dataclass
+class Encounter:
+    id: str
+    code: str  # the v3 ActCode class (AMB, EMER, IMP, ...)
+    display: str
+    start: dt.datetime
+    end: dt.datetime
+    kind: Concept | None = None  # Encounter.type
+
+    @property
+    def day(self) -> dt.date:
+        return self.start.date()
+
+    def json(self, ref: dict[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "resourceType": "Encounter", "id": self.id, "status": "finished",
+            "class": {"system": ACT_CODE, "code": self.code, "display": self.display},
+            "subject": dict(ref), "period": {"start": instant(self.start), "end": instant(self.end)}}
+        if self.kind is not None:
+            out["type"] = [self.kind.json()]
+        return out
+
+
+def _at(encounter: Encounter | None) -> dict[str, Any]:
+    return {} if encounter is None else {"encounter": {"reference": f"Encounter/{encounter.id}"}}
+
+
+@dataclass
+class Condition:
+    id: str
+    concept: Concept
+    onset: dt.datetime
+    column: str  # the schema's presence flag it was written for
+    encounter: Encounter | None = None
+
+    def json(self, ref: dict[str, str]) -> dict[str, Any]:
+        return {
+            "resourceType": "Condition", "id": self.id,
+            "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
+            "code": self.concept.json(), "subject": dict(ref), **_at(self.encounter),
+            "onsetDateTime": instant(self.onset)}
+
+
+@dataclass
+class Observation:
+    """A value (``value``) or a panel of components (``components``, ``concept`` the panel's)."""
+
+    id: str
+    concept: Concept
+    category: str
+    moment: dt.datetime
+    value: Quantity | None = None
+    components: tuple[Quantity, ...] = ()
+    encounter: Encounter | None = None
+
+    def json(self, ref: dict[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "resourceType": "Observation", "id": self.id, "status": "final",
+            "category": [{"coding": [{"system": OBS_CATEGORY, "code": self.category}]}],
+            "code": self.concept.json(), "subject": dict(ref), **_at(self.encounter),
+            "effectiveDateTime": instant(self.moment)}
+        if self.value is not None:
+            out["valueQuantity"] = self.value.json()
+        if self.components:
+            out["component"] = [{"code": c.concept.json(), "valueQuantity": c.json()} for c in self.components]
+        return out
+
+
+@dataclass
+class Order:
+    """A MedicationRequest or a Procedure; a Procedure with ``minutes`` has a performed period."""
+
+    id: str
+    resource: str
+    concept: Concept
+    moment: dt.datetime
+    encounter: Encounter | None = None
+    minutes: int | None = None
+
+    def json(self, ref: dict[str, str]) -> dict[str, Any]:
+        base = {"resourceType": self.resource, "id": self.id, "subject": dict(ref), **_at(self.encounter)}
+        if self.resource == "MedicationRequest":
+            return {**base, "status": "completed", "intent": "order", "medicationCodeableConcept": self.concept.json(),
+                    "authoredOn": instant(self.moment)}
+        if self.minutes is not None:
+            return {**base, "status": "completed", "code": self.concept.json(),
+                    "performedPeriod": {"start": instant(self.moment),
+                                        "end": instant(self.moment + dt.timedelta(minutes=self.minutes))}}
+        return {**base, "status": "completed", "code": self.concept.json(), "performedDateTime": instant(self.moment)}
+
+
+Event = Encounter | Condition | Observation | Order
+
+
+@dataclass
+class Record:
+    """A synthetic patient: the Patient resource, the events the patient columns give
+    (``events``, in the writer's order) and, with a timeline, the placed history
+    (``visits``, written first in time order, and ``history``, written last)."""
+
+    patient: dict[str, Any]
+    birth: dt.date
+    events: list[Event] = field(default_factory=list)
+    visits: list[Encounter] = field(default_factory=list)
+    history: list[Event] = field(default_factory=list)
+
+    @property
+    def ref(self) -> dict[str, str]:
+        return {"reference": f"Patient/{self.patient['id']}"}
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return [e for e in self.events if isinstance(e, Condition)]
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The record as R4 resources: the Patient, the history's encounters by start, the
+        patient columns' events, then the history's other events."""
+        ref = self.ref
+        visits = sorted(self.visits, key=lambda e: e.start)
+        return [self.patient] + [e.json(ref) for e in (*visits, *self.events, *self.history)]
