@@ -229,18 +229,38 @@ def schema_draft(dictionary: str, name: str | None, out_file: str | None) -> Non
                   f"{', '.join(quasi) or 'none'}. Then run: privsynth schema check {out_file}", highlight=False)
 
 
-def _run_synthesize(inputs: tuple[str, ...], schema_file: Path, epsilon: float, delta: float,
-                    rows: int | None, seed: int | None, out_dir: str, fmt: str, validate_input: bool,
-                    skip_bad: bool, method: str = "aim", max_model_cells: int | None = None) -> None:
+SPEC_NAMES = {"fmt": "output_format"}  # click option names that differ from RunSpec fields
+
+
+def _spec(options: dict[str, Any]) -> Any:
+    """The run's :class:`~privsynth.run.RunSpec` from a command's options (the options that are
+    not the spec's -- output paths, --json, the ledger -- are popped first by the command).
+    A new option of a run is a field of RunSpec and a click option here: nothing else."""
+    from privsynth.audit import load_policy
     from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
-    from privsynth.pipeline import run_synthesis
     from privsynth.run import RunSpec
     from privsynth.schema import load_schema
 
-    spec = RunSpec(load_schema(schema_file), epsilon, delta, inputs=tuple(Path(p) for p in inputs), seed=seed,
-                   output_format=fmt, method=method, rows=rows, validate_input=validate_input,
-                   on_error="skip" if skip_bad else "raise",
-                   max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS)
+    options = {SPEC_NAMES.get(k, k): v for k, v in options.items()}
+    schema = load_schema(options.pop("schema_file"))
+    inputs = options.pop("inputs")
+    if "policy_file" in options:
+        options["policy"] = load_policy(options.pop("policy_file"))
+    if "skip_bad_input" in options:
+        options["on_error"] = "skip" if options.pop("skip_bad_input") else "raise"
+    if isinstance(options.get("keep"), str):
+        options["keep"] = tuple(k.strip() for k in options["keep"].split(",") if k.strip())
+    if options.get("max_model_cells") is None:
+        options["max_model_cells"] = DEFAULT_MAX_MODEL_CELLS
+    return RunSpec.of(schema, inputs, options)
+
+
+def _run_synthesize(options: dict[str, Any]) -> None:
+    from privsynth.pipeline import run_synthesis
+
+    out_dir = options.pop("out_dir")
+    spec = _spec(options)
+    rows = spec.rows
     with _progress() as progress:
         result = run_synthesis(spec, out_dir, progress=progress, notice=_notice)
     table = Table(title="privsynth synthesize")
@@ -283,16 +303,13 @@ SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, date
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
-def synthesize(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float, rows: int | None,
-               seed: int | None, out_dir: str, fmt: str, method: str, validate_input: bool, skip_bad_input: bool,
-               max_model_cells: int | None) -> None:
+def synthesize(**options: Any) -> None:
     """Turn FHIR R4 files or directories, or CSV/Parquet tables (INPUTS), into DP synthetic data.
 
     A FHIR schema writes FHIR R4 (and the patient view as CSV); a table schema writes CSV
     and Parquet.
     """
-    _run_synthesize(inputs, Path(schema_file), epsilon, delta, rows, seed, out_dir, fmt,
-                    validate_input, skip_bad_input, method, max_model_cells)
+    _run_synthesize(options)
 
 
 @main.command()
@@ -323,8 +340,7 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str
         with _progress() as progress:
             write_example_export(Path(tmp), patients, seed,
                                  progress=lambda d, t: progress("example export", d, t))
-        _run_synthesize((tmp,), DEFAULT_SCHEMA, epsilon, 1e-6, None, None, out_dir, "ndjson",
-                        False, False)
+        _run_synthesize({"inputs": (tmp,), "schema_file": DEFAULT_SCHEMA, "epsilon": epsilon, "out_dir": out_dir})
 
 
 def _verdict_table(result: Any, title: str) -> Table:
@@ -412,26 +428,17 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
               help="Print the outcome (the manifest, paths, budget) as one JSON document on stdout.")
 @click.option("--ledger-key", "ledger_key", type=click.Path(dir_okay=False), default=None, help=LEDGER_KEY_HELP)
 @click.option("--show-counts", is_flag=True, help=SHOW_COUNTS_HELP)
-def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, delta: float,
-                    policy_file: str | None, ledger_file: str | None, dataset: str, out_dir: str, seed: int | None,
-                    fmt: str, method: str, keep: str, target: str | None, max_model_cells: int | None,
-                    as_json: bool, ledger_key: str | None, show_counts: bool) -> None:
+def release_command(**options: Any) -> None:
     """Charge the patients, split, fit on train, sample, audit and gate: a release directory, or a refusal (exit 3)."""
-    from privsynth.audit import load_policy
-    from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
     from privsynth.privacy.keyfile import default_ledger_path
     from privsynth.privacy.ledger import Ledger
     from privsynth.release.release import run_release
-    from privsynth.run import RunSpec
-    from privsynth.schema import load_schema
 
-    s = load_schema(schema_file)
-    policy = load_policy(policy_file)
-    spec = RunSpec(s, epsilon, delta, inputs=tuple(Path(p) for p in inputs), seed=seed, output_format=fmt,
-                   method=method, max_model_cells=max_model_cells or DEFAULT_MAX_MODEL_CELLS, policy=policy,
-                   keep=tuple(k.strip() for k in keep.split(",") if k.strip()), target=target, dataset=dataset,
-                   show_counts=show_counts)
+    out_dir, as_json = options.pop("out_dir"), options.pop("as_json")
+    ledger_file, ledger_key = options.pop("ledger_file"), options.pop("ledger_key")
+    spec = _spec(options)  # a bad option is refused before the ledger is opened
     ledger = Ledger(ledger_file or default_ledger_path(), ledger_key)
+    s, policy, show_counts = spec.schema, spec.policy, spec.show_counts
     text = console if as_json else out
     if ledger.origin.warning():
         console.print(f"[yellow]warning:[/] {ledger.origin.warning()}", highlight=False)
@@ -439,7 +446,8 @@ def release_command(inputs: tuple[str, ...], schema_file: str, epsilon: float, d
         result = run_release(spec, out_dir, ledger=ledger, progress=progress, notice=_notice)
     text.print(_verdict_table(result.audit, "release audit"))
     m = result.manifest
-    text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({epsilon:g}, {delta:g}), rho {m.rho:.6g}); "
+    text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({spec.epsilon:g}, {spec.delta:g}), "
+               f"rho {m.rho:.6g}); "
               f"budget '{result.budget}': the worst-off patient has now spent epsilon {result.worst_epsilon_spent:.3g} "
               f"of {result.epsilon_budget:.3g} (delta {result.delta_budget:g})")
     if s.patient_id.is_row_hash(s.input_format):
