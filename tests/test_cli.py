@@ -171,12 +171,12 @@ def test_a_huge_domain_is_refused_by_schema_check_and_before_reading(tmp_path):
 def test_progress_off_a_terminal_prints_a_line_every_few_seconds_with_an_eta(monkeypatch, capsys):
     """A piped run shows where it is: a line per stage every PROGRESS_EVERY seconds (a fake
     clock here, no waiting) with the time left, and one when the stage ends."""
-    import privsynth.cli as cli
+    import privsynth.cli.app as cli
 
     clock = iter([0.0, 1.0, 6.0, 7.0, 12.5, 13.0])
     monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
     monkeypatch.delenv("PRIVSYNTH_PROGRESS", raising=False)
-    with cli._progress() as progress:
+    with cli.progress_bar() as progress:
         for done in (0, 10, 30, 40, 60, 100):
             progress("write FHIR", done, 100)
     lines = [line.strip() for line in capsys.readouterr().err.splitlines() if line.strip()]
