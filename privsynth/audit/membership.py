@@ -30,6 +30,7 @@ from privsynth.audit.protocol import AuditContext, Threshold
 from privsynth.audit.registry import register
 from privsynth.audit.reidentification import informative, sides
 from privsynth.audit.result import Check
+from privsynth.audit.section import ReportInfo, Roc, Section, Text
 from privsynth.audit.space import AuditSpace
 from privsynth.audit.stats import auc, auc_interval, epsilon_lower_bound, roc, tpr_at_fpr, tpr_at_fpr_interval
 
@@ -92,6 +93,18 @@ class MembershipInference:
         if context.partial:
             checks = [informative(c, True) for c in checks]
         return checks, figures
+
+    def section(self, figures: dict[str, Any], info: ReportInfo) -> Section:
+        """Each attack's ROC curve against the DP envelope (none in a partial synthesis:
+        the guarantee does not cover the kept columns)."""
+        curves = tuple((name.replace("_", " "), tuple(f["roc_fpr"]), tuple(f["roc_tpr"]))
+                       for name, f in figures.items())
+        return Section("membership", "Membership inference", (
+            Text(("An attacker who holds the synthetic data tries to tell training patients from held-out ones. "
+                  "Each curve shows, on log axes, how many training patients (TPR) the attack flags for a given "
+                  "share of false alarms (FPR). The black line is the most any attack can achieve under the DP "
+                  "guarantee; curves near the dashed chance line mean the attack learns nothing.",)),
+            Roc(curves, None if info.partial else info.epsilon, info.delta)))
 
 
 def membership_checks(synthetic: AuditSpace, train: AuditSpace, holdout: AuditSpace,

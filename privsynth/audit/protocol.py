@@ -6,6 +6,12 @@ a partial synthesis, ``applies(context)`` and ``run(context) -> (checks, figures
 registry (:mod:`privsynth.audit.registry`) lists them; ``evaluate``, the policy, the CLI and
 the report read the registry, so adding an audit is one module and one ``register`` call.
 
+An audit may also show its figures in the release report: a method
+``section(figures, info) -> Section | None`` (:class:`HasSection`) describes its section in
+the typed, HTML-free blocks of :mod:`privsynth.audit.section`; the report draws the
+sections of the registered audits in registry order. Without the method, or when it returns
+None, the audit has no section (its checks still appear in the gate table).
+
 A check whose ``passed`` is None is information. An audit decides that itself, from the
 context (e.g. in a partial synthesis the re-identification audit keeps only its exact and
 near matches as gates): nothing outside it gates by check name.
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -25,6 +31,7 @@ from privsynth.schema.model import Schema
 if TYPE_CHECKING:
     from privsynth.audit.policy import Policy
     from privsynth.audit.result import Check
+    from privsynth.audit.section import ReportInfo, Section
     from privsynth.audit.space import AuditSpace
 
 
@@ -121,4 +128,14 @@ class Audit(Protocol):
 
     def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
         """Its checks (``audit`` = its name) and its figures (JSON-serialisable)."""
+        ...
+
+
+@runtime_checkable
+class HasSection(Protocol):
+    """An audit that shows a section in the release report (optional: see the module docstring)."""
+
+    def section(self, figures: dict[str, Any], info: ReportInfo) -> Section | None:
+        """Its report section, from the figures its ``run`` made (``{}`` when it did not run:
+        it did not apply, or the audit file predates it) and ``info``; None for no section."""
         ...

@@ -2,8 +2,9 @@
 
 ``evaluate`` runs every registered audit that applies; the policy's thresholds are the
 release's own (below) plus every registered audit's; the report and the CLI list checks in
-this order. Register a new audit with :func:`register` in its module and import that module
-in :func:`builtin` -- that is the whole of adding one.
+this order, and the report shows their sections (if any) in it. Register a new audit with
+:func:`register` in its module and import that module in :func:`builtin` -- that is the
+whole of adding one.
 """
 
 from __future__ import annotations
@@ -64,14 +65,16 @@ def builtin() -> None:
 
 
 def audits() -> list[Audit]:
+    """Every registered audit: the builtin ones in ``BUILTIN`` order (whichever module was
+    imported first), then the others in the order they were registered."""
     builtin()
-    return list(_AUDITS.values())
+    rank = {module: k for k, module in enumerate(BUILTIN)}
+    return sorted(_AUDITS.values(), key=lambda audit: rank.get(type(audit).__module__, len(BUILTIN)))
 
 
 def thresholds() -> tuple[Threshold, ...]:
     """Every policy threshold: the release's, then each registered audit's."""
-    builtin()
     out = list(RELEASE_THRESHOLDS)
-    for audit in _AUDITS.values():
+    for audit in audits():
         out.extend(audit.thresholds)
     return tuple(out)

@@ -30,6 +30,7 @@ from privsynth.audit.policy import Policy
 from privsynth.audit.protocol import AuditContext, Threshold
 from privsynth.audit.registry import register
 from privsynth.audit.result import Check
+from privsynth.audit.section import Bars, Grid, ReportInfo, Section, Text
 from privsynth.audit.stats import Z95
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
@@ -263,6 +264,25 @@ class Reidentification:
 
     def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
         return _checks(sides(context), context.policy, context.partial)
+
+    def section(self, figures: dict[str, Any], info: ReportInfo) -> Section:
+        """Closest records: histograms of each synthetic row's distance to the closest train
+        and holdout patient (shares of rows), for the mean and the worst-column distance."""
+        charts = []
+        for key, title in (("dcr_mean", "mean distance over columns"), ("dcr_worst-column", "worst single column")):
+            d = figures.get(key)
+            if not d:
+                continue
+            edges = d["histogram_edges"]
+            labels = tuple(f"{edges[i]:.2f}–{edges[i + 1]:.2f}" for i in range(len(edges) - 1))
+            n_t, n_h = max(1, sum(d["histogram_train"])), max(1, sum(d["histogram_holdout"]))
+            charts.append(Bars(title, labels, (("train", tuple(x / n_t for x in d["histogram_train"])),
+                                               ("holdout", tuple(x / n_h for x in d["histogram_holdout"])))))
+        return Section("distances", "Closest records", (
+            Text(("How far each synthetic patient is from the closest real patient, among training patients and "
+                  "among held-out patients (same number of each). If the generator copied or memorised patients, "
+                  "the training bars would pile up near 0.",)),
+            Grid(tuple(charts))))
 
 
 PARTIAL_INFO = "information only: in a partial synthesis the released rows are the train patients"

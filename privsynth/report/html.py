@@ -9,9 +9,13 @@ without touching the real data.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
+from privsynth.audit.protocol import HasSection
+from privsynth.audit.registry import audits
+from privsynth.audit.section import Bars, Block, Grid, ReportInfo, Roc, Section, Strong, Table, Text
 from privsynth.report import svg
 
 CSS = """
@@ -31,9 +35,9 @@ border:1px solid #e0c060;padding:8px 12px;border-radius:4px}.grid{display:flex;f
 .small{font-size:12px;color:#555}
 """
 
-SECTIONS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates"), ("distances", "Closest records"),
-            ("membership", "Membership inference"), ("coherence", "Coherence"), ("utility", "Utility"),
-            ("bias", "Bias check"), ("patients", "Synthetic patients")]
+# the report's own sections; each registered audit's section goes between them, in registry order
+BEFORE_AUDITS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates")]
+AFTER_AUDITS = [("utility", "Utility"), ("bias", "Bias check"), ("patients", "Synthetic patients")]
 
 
 def _verdict(passed: bool | None) -> str:
@@ -104,62 +108,60 @@ def _gates(audit: dict[str, Any]) -> str:
             + _table(["verdict", "audit", "check", "value", "95% interval", "rule", "detail"], rows))
 
 
-def _distances(figures: dict[str, Any]) -> str:
-    out = ["<p>How far each synthetic patient is from the closest real patient, among training patients and "
-           "among held-out patients (same number of each). If the generator copied or memorised patients, the "
-           "training bars would pile up near 0.</p><div class='grid'>"]
-    reid = figures.get("re-identification", {})
-    for key, title in (("dcr_mean", "mean distance over columns"), ("dcr_worst-column", "worst single column")):
-        d = reid.get(key)
-        if not d:
-            continue
-        edges = d["histogram_edges"]
-        labels = [f"{edges[i]:.2f}–{edges[i + 1]:.2f}" for i in range(len(edges) - 1)]
-        n_t, n_h = max(1, sum(d["histogram_train"])), max(1, sum(d["histogram_holdout"]))
-        out.append(f"<div><h3>{escape(title)}</h3>" + svg.bars(labels, {
-            "train": [x / n_t for x in d["histogram_train"]], "holdout": [x / n_h for x in d["histogram_holdout"]]})
-            + "</div>")
-    return "".join(out) + "</div>"
+def _text(block: Text) -> str:
+    # text content: &, < and > escaped (quotes only matter inside attributes)
+    return "<p>" + "".join(f"<b>{escape(part.text, quote=False)}</b>" if isinstance(part, Strong)
+                           else escape(part, quote=False) for part in block.parts) + "</p>"
 
 
-def _membership(figures: dict[str, Any], m: dict[str, Any]) -> str:
-    mia = figures.get("membership inference", {})
-    curves = {name.replace("_", " "): (f["roc_fpr"], f["roc_tpr"]) for name, f in mia.items()}
-    return ("<p>An attacker who holds the synthetic data tries to tell training patients from held-out ones. "
-            "Each curve shows, on log axes, how many training patients (TPR) the attack flags for a given share of "
-            "false alarms (FPR). The black line is the most any attack can achieve under the DP guarantee; "
-            "curves near the dashed chance line mean the attack learns nothing.</p>"
-            + svg.roc(curves, None if m.get("real_columns") else m["epsilon"], m["delta"], size=480))
+def _table_block(block: Table) -> str:
+    return _table(list(block.head), [[escape(cell) for cell in row] for row in block.rows],
+                  ["flag" if flagged else "" for flagged in block.flagged] or None)
 
 
-def _coherence(figures: dict[str, Any], min_cell: int) -> str:
-    rules = figures.get("coherence", {}).get("rules", [])
-    if not rules:
-        return "<p>The schema declares no rules between columns (docs/schema.md: constraints, plausibility).</p>"
+def _bars(block: Bars) -> str:
+    return (f"<div><h3>{escape(block.title)}</h3>"
+            + svg.bars(list(block.labels), {name: list(values) for name, values in block.series}) + "</div>")
 
-    def real_rate(count: list[int]) -> str:
-        broken, among = count
-        if 0 < broken < min_cell:
-            return f"under {min_cell} of about {int(round(among / min_cell)) * min_cell}"
-        return f"{100 * broken / among:.1f}%" if among else "–"
 
-    rows, classes = [], []
-    for r in rules:
-        broken, among = r["synthetic"]
-        verdict = ("flagged" if r["flagged"] else "ok") if r["kind"] == "plausibility" else (
-            "FAIL" if broken else "holds")
-        rows.append([escape(r["rule"]), escape({"declared": "hard (declared)", "implied": "hard (implied)",
-                                                 "plausibility": "panel"}[r["kind"]]),
-                     real_rate(r["real"]), f"{100 * broken / among:.1f}% ({broken} of {among})" if among else "–",
-                     verdict])
-        classes.append("flag" if r["flagged"] else "")
-    return ("<p>Rules a real record never breaks. <b>Hard</b> rules, declared in the schema or implied by it (an onset "
-            "age at most the age; a condition with an onset exactly when present; a derived value inside its bounds), "
-            "hold in every synthetic row by construction, and one breaking row would refuse the release. The "
-            "<b>panel</b> is what a clinician would check: each rule's share of breaking rows among the patients its "
-            "premise concerns, real beside synthetic, flagged when the synthetic share is well above the real one.</p>"
-            + _table(["rule", "kind", "real patients breaking it", "synthetic patients breaking it", ""], rows,
-                     classes))
+def _roc(block: Roc) -> str:
+    return svg.roc({name: (list(fpr), list(tpr)) for name, fpr, tpr in block.curves}, block.epsilon, block.delta,
+                   size=480)
+
+
+def _grid(block: Grid) -> str:
+    return "<div class='grid'>" + "".join(_block(b) for b in block.blocks) + "</div>"
+
+
+DRAW: dict[type, Callable[[Any], str]] = {Text: _text, Table: _table_block, Bars: _bars, Roc: _roc, Grid: _grid}
+
+
+def _block(block: Block) -> str:
+    draw = DRAW.get(type(block))
+    if draw is None:
+        raise TypeError(f"the report cannot draw a {type(block).__name__} block (privsynth.audit.section)")
+    return draw(block)
+
+
+def _section(key: str, title: str, body: str) -> str:
+    return f'<section id="{escape(key)}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def section_html(section: Section) -> str:
+    """One section, drawn: its anchor, its heading and its blocks."""
+    return _section(section.key, section.title, "".join(_block(b) for b in section.blocks))
+
+
+def audit_sections(figures: dict[str, Any], info: ReportInfo) -> list[Section]:
+    """The section of every registered audit that shows one, in registry order; each reads
+    the figures filed under its name."""
+    out = []
+    for audit in audits():
+        if isinstance(audit, HasSection):
+            section = audit.section(figures.get(audit.name, {}), info)
+            if section is not None:
+                out.append(section)
+    return out
 
 
 def _utility(report: dict[str, Any]) -> str:
@@ -254,19 +256,20 @@ def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
 
 def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None,
            ledger_line: str = "") -> str:
-    figures = audit.get("figures", {})
-    body = {
+    info = ReportInfo(manifest["epsilon"], manifest["delta"], tuple(manifest.get("real_columns") or ()),
+                      (report or {}).get("min_cell", 10))
+    own = {
         "guarantee": _guarantee(manifest, ledger_line),
         "gates": _gates(audit),
-        "distances": _distances(figures),
-        "membership": _membership(figures, manifest),
-        "coherence": _coherence(figures, (report or {}).get("min_cell", 10)),
         "utility": _utility(report) if report else "<p>No utility figures were recorded.</p>",
         "bias": _bias(report) if report else "",
         "patients": _patients(report, manifest.get("real_columns") or []) if report else "",
     }
-    nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS)
-    sections = "".join(f'<section id="{key}"><h2>{escape(title)}</h2>{body[key]}</section>' for key, title in SECTIONS)
+    body = ([(key, title, _section(key, title, own[key])) for key, title in BEFORE_AUDITS]
+            + [(s.key, s.title, section_html(s)) for s in audit_sections(audit.get("figures", {}), info)]
+            + [(key, title, _section(key, title, own[key])) for key, title in AFTER_AUDITS])
+    nav = "".join(f'<a href="#{escape(key)}">{escape(title)}</a>' for key, title, _ in body)
+    sections = "".join(html for _, _, html in body)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>privsynth release report"
             f"</title><style>{CSS}</style></head><body><header><h1>privsynth release report</h1>"
             f"<div>{escape(manifest['schema']['name'])} · "

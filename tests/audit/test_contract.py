@@ -1,7 +1,8 @@
 """The contract every registered audit keeps: well-formed thresholds that the policy knows,
 checks carrying its name with a rule, JSON-serialisable figures, a clean verdict on data
-that cannot leak, and a clear stance in partial synthesis. A toy audit registered here
-shows that adding one needs nothing but registering it."""
+that cannot leak, a clear stance in partial synthesis, and a report section (if any) made of
+the known blocks only. A toy audit registered here shows that adding one needs nothing but
+registering it (tests/report/test_report.py: nor does its report section)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pandas as pd
 import pytest
 
 from privsynth.audit import Check, Policy, evaluate, load_policy
-from privsynth.audit.protocol import AuditContext, Threshold
+from privsynth.audit.protocol import AuditContext, HasSection, Threshold
 from privsynth.audit.registry import RELEASE_THRESHOLDS, audits, register, thresholds, unregister
+from privsynth.audit.section import BLOCKS, ReportInfo, Section
 from privsynth.schema import load_schema
 
 SCHEMA = load_schema({"name": "toy", "input": "table", "constraints": ["lab >= 0"],
@@ -75,6 +77,40 @@ def test_each_audit_runs_reports_and_passes_data_that_cannot_leak(audit, frames,
     assert checks and all(isinstance(c, Check) and c.audit.startswith(audit.name) and c.rule for c in checks)
     json.dumps(figures)  # the internal audit file is JSON
     assert [c.line() for c in checks if c.passed is False] == []
+    check_section(audit, figures, ReportInfo(1.0, 1e-6, keep, min_cell=10))
+
+
+REPORT_OWN_KEYS = {"guarantee", "gates", "utility", "bias", "patients"}
+
+
+def check_section(audit: Any, figures: dict[str, Any], info: ReportInfo) -> None:
+    """No section, or a Section of known blocks only, under an anchor of its own, that the
+    report draws."""
+    from privsynth.report.html import section_html
+
+    if not isinstance(audit, HasSection):
+        return
+    section = audit.section(figures, info)
+    if section is None:
+        return
+    assert isinstance(section, Section) and section.key and section.title
+    assert section.key not in REPORT_OWN_KEYS
+    assert all(type(block) in BLOCKS for block in section.walk())
+    assert section_html(section).startswith(f'<section id="{section.key}">')
+
+
+@pytest.mark.parametrize("audit", audits(), ids=lambda a: a.name)
+def test_a_section_draws_without_figures(audit):
+    """An audit that did not run (it did not apply; an audit file older than the audit)
+    leaves no figures: its section, if any, still draws."""
+    check_section(audit, {}, ReportInfo(1.0, 1e-6))
+    check_section(audit, {}, ReportInfo(1.0, 1e-6, ("sex",), min_cell=5))
+
+
+def test_section_anchors_are_unique():
+    sections = [a.section({}, ReportInfo(1.0, 1e-6)) for a in audits() if isinstance(a, HasSection)]
+    keys = [s.key for s in sections if s is not None]
+    assert len(keys) == len(set(keys))
 
 
 def test_evaluate_and_the_policy_read_the_registry(frames):

@@ -3,16 +3,20 @@ never reach it."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from privsynth.report.html import SECTIONS
-
 RARE = "zz-held-by-three"
+# the report's sections in order: its own, then each registered audit's (registry order), then its own
+SECTIONS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates"), ("distances", "Closest records"),
+            ("membership", "Membership inference"), ("coherence", "Coherence"), ("utility", "Utility"),
+            ("bias", "Bias check"), ("patients", "Synthetic patients")]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,8 @@ def test_report_has_every_section_and_the_figures(released):
     html = released.report_file.read_text()
     for key, title in SECTIONS:
         assert f'id="{key}"' in html and title in html
+    assert re.findall(r'<section id="([^"]+)">', html) == [key for key, _ in SECTIONS]
+    assert re.findall(r'<a href="#([^"]+)">', html) == [key for key, _ in SECTIONS]  # the nav lists them all
     assert "ε = 1" in html and "Train on synthetic, test on real" in html and "<svg" in html
     assert "The audit gate is not part of the guarantee" in html and "at most 3 charged attempts" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
@@ -118,3 +124,72 @@ def test_cards_list_conditions_held_as_numpy_booleans(core_schema):
     [card] = patients(frame.head(1), codes, codes[:1], core_schema, min_cell=1, rng=np.random.default_rng(0))
     text = repr(card)
     assert "diabetes (onset at 60)" in text and "heart failure" not in text and "deceased" in text
+
+
+def test_a_registered_audit_shows_its_section_without_touching_the_report():
+    """A toy audit registered here, with a section of every kind of block, appears in the
+    page and its nav after the builtin audits' sections and before the report's own; one
+    whose section is None, or that has none, does not. Text and cells are escaped."""
+    from privsynth.audit.registry import register, unregister
+    from privsynth.audit.section import Bars, Grid, ReportInfo, Roc, Section, Strong, Table, Text
+    from privsynth.report.html import render
+
+    class Toy:
+        name = "toy audit"
+        thresholds = ()
+        partial_synthesis = "the same"
+
+        def applies(self, context: Any) -> bool:
+            return True
+
+        def run(self, context: Any) -> tuple[list, dict[str, Any]]:
+            return [], {}
+
+        def section(self, figures: dict[str, Any], info: ReportInfo) -> Section | None:
+            if not figures:
+                return None
+            return Section("toy", "Toy <audit>", (
+                Text(("rows & ", Strong(f"{figures['rows']} <rows>"), f", min cell {info.min_cell}")),
+                Table(("rule", "value"), (("a < b", "1"), ("c", "2")), (True, False)),
+                Grid((Bars("shares", ("x", "y"), (("train", (0.25, 0.75)), ("holdout", (0.5, 0.5)))),)),
+                Roc((("toy attack", (0.0, 0.5, 1.0), (0.0, 0.6, 1.0)),), None if info.partial else info.epsilon,
+                    info.delta)))
+
+    class Silent(Toy):
+        name = "silent audit"
+
+        def section(self, figures: dict[str, Any], info: ReportInfo) -> Section | None:
+            return None
+
+    class Bare:  # no section method at all
+        name = "bare audit"
+        thresholds = ()
+        partial_synthesis = "the same"
+
+    manifest = {"epsilon": 1.0, "delta": 1e-6, "rho": 0.02, "holdout": {"fraction": 0.2}, "schema":
+                {"name": "toy", "sha256": "0"}, "seed": 1}
+    audit = {"passed": True, "checks": [], "figures": {"toy audit": {"rows": 3}, "silent audit": {"rows": 3}}}
+    for toy in (Toy(), Silent(), Bare()):
+        register(toy)  # type: ignore[arg-type]
+    try:
+        html = render(manifest, audit, None, "")
+        without_figures = render(manifest, {**audit, "figures": {}}, None, "")
+    finally:
+        for name in ("toy audit", "silent audit", "bare audit"):
+            unregister(name)
+    keys = ["guarantee", "gates", "distances", "membership", "coherence", "toy", "utility", "bias", "patients"]
+    assert re.findall(r'<section id="([^"]+)">', html) == keys
+    assert re.findall(r'<a href="#([^"]+)">', html) == keys
+    assert '<a href="#toy">Toy &lt;audit&gt;</a>' in html and "<h2>Toy &lt;audit&gt;</h2>" in html
+    assert "<p>rows &amp; <b>3 &lt;rows&gt;</b>, min cell 10</p>" in html
+    assert '<tr class="flag"><td>a &lt; b</td><td>1</td></tr><tr><td>c</td><td>2</td></tr>' in html
+    assert "<div class='grid'><div><h3>shares</h3><svg" in html and "toy attack" in html
+    assert "DP envelope at epsilon 1" in html.split('id="toy"')[1]
+    assert 'id="toy"' not in without_figures and "silent" not in html and "bare" not in html
+
+
+def test_the_report_draws_every_kind_of_block():
+    from privsynth.audit.section import BLOCKS
+    from privsynth.report.html import DRAW
+
+    assert set(DRAW) == set(BLOCKS)
