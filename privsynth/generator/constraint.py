@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,40 +29,146 @@ from privsynth.domain import code_box, decode_numeric, decode_one, rule_rows
 from privsynth.errors import InputError
 from privsynth.generator.compress import Compression
 from privsynth.generator.factor import Clique
-from privsynth.schema.model import NumericDomain, Schema
-from privsynth.schema.rule import Node, Rule, substitute
+from privsynth.schema.model import Column, NumericDomain, Schema
+from privsynth.schema.rule import Flag, Implies, IsMissing, Node, Not, Rule, substitute
 
 MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
 VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
 ROW_ROUNDS = 60
 PAIR_TRIES = 32  # joint draws per pair of columns in the last-resort repair
+SOFT_KEEP = 0.05  # what a row breaking a panel rule keeps with this public probability per round ...
+NARROW_TRIES = 8  # narrow draws (an onset alone) before a wide one (with its condition)
+SOFT_ROUNDS = 8  # ... over this many rounds (docs/generator.md, "The panel as a prior")
+
+
+def rule_mask(rule: Rule, schema: Schema) -> tuple[Clique, np.ndarray] | None:
+    """The learned columns of ``rule`` (derived numbers replaced by their formulas) and a
+    boolean table over their public codes: False where every value of the cell breaks the
+    rule. None when the rule reads a column that is not learned or its table is too large."""
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    # a rule on a derived number is a rule on the numbers it is computed from
+    rule = Rule(rule.text, substitute(rule.node, _formulas(schema)), rule.kind)
+    if not rule.columns or not rule.columns <= set(index):
+        return None
+    clique = tuple(sorted(index[name] for name in rule.columns))
+    cols = [schema.learned_columns[j] for j in clique]
+    shape = tuple(c.domain.size for c in cols if c.domain is not None)
+    if int(np.prod(shape)) > MAX_MASK_CELLS:
+        return None
+    boxes = [[code_box(c, k) for k in range(size)] for c, size in zip(cols, shape)]
+    possible = np.ones(shape, dtype=bool)
+    for cell in itertools.product(*(range(s) for s in shape)):
+        box = {c.name: boxes[a][k] for a, (c, k) in enumerate(zip(cols, cell))}
+        if rule.surely_violated(box):
+            possible[cell] = False
+    return clique, possible
+
+
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Schema, list[Any]]] = {}
+
+
+def _plans(schema: Schema, fixed: tuple[str, ...]) -> list[Any]:
+    """Each panel rule's mask over its cells and its narrow and wide blocks, made once per
+    schema and fixed columns (a sampler calls :func:`tilt` for every redraw)."""
+    key = (id(schema), fixed)
+    if key in _PLANS and _PLANS[key][0] is schema:
+        return _PLANS[key][1]
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    plans = []
+    for rule in schema.plausibility:
+        found = rule_mask(rule, schema) or _lazy_mask(rule, schema)
+        if found is None or (isinstance(found[1], np.ndarray) and found[1].all()):
+            continue
+        steps = [tuple(tuple(index[n] for n in block) for block in movable(rule, schema, fixed, wide))
+                 for wide in (False, True)]
+        if steps[0] or steps[1]:
+            plans.append((found, steps))
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (schema, plans)
+    return plans
+
+
+class _LazyMask:
+    """A rule's 'possible' table over too many cells to build (ten yearly counts): each cell
+    asked for is worked out once, by the rule's interval logic, and kept."""
+
+    def __init__(self, rule: Rule, cols: list[Column]) -> None:
+        self.rule, self.cols = rule, cols
+        self.known: dict[tuple[int, ...], bool] = {}
+
+    def __getitem__(self, cells: tuple[np.ndarray, ...]) -> np.ndarray:
+        stacked = np.stack([np.asarray(c, dtype=np.int64) for c in cells], axis=1)
+        if len(stacked) == 0:
+            return np.ones(0, dtype=bool)
+        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        out = np.empty(len(unique), dtype=bool)
+        for k, cell in enumerate(map(tuple, unique.tolist())):
+            if cell not in self.known:
+                box = {c.name: code_box(c, v) for c, v in zip(self.cols, cell)}
+                self.known[cell] = not self.rule.surely_violated(box)
+            out[k] = self.known[cell]
+        return out[inverse.ravel()]
+
+
+def _lazy_mask(rule: Rule, schema: Schema) -> tuple[Clique, _LazyMask] | None:
+    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    rule = Rule(rule.text, substitute(rule.node, _formulas(schema)), rule.kind)
+    if not rule.columns or not rule.columns <= set(index):
+        return None
+    clique = tuple(sorted(index[name] for name in rule.columns))
+    return clique, _LazyMask(rule, [schema.learned_columns[j] for j in clique])
 
 
 def zero_masks(schema: Schema) -> dict[Clique, np.ndarray]:
     """For each group of learned columns that rules tie together, a boolean table over their
     public codes: False where every value of the cell breaks a rule (a structural zero)."""
-    index = {c.name: j for j, c in enumerate(schema.learned_columns)}
-    formulas = _formulas(schema)
     masks: dict[Clique, np.ndarray] = {}
-    for declared in schema.rules:
-        # a rule on a derived number is a rule on the numbers it is computed from
-        rule = Rule(declared.text, substitute(declared.node, formulas), declared.kind)
-        if not rule.columns or not rule.columns <= set(index):
+    for rule in schema.rules:
+        found = rule_mask(rule, schema)
+        if found is None:
             continue
-        clique = tuple(sorted(index[name] for name in rule.columns))
-        cols = [schema.learned_columns[j] for j in clique]
-        shape = tuple(c.domain.size for c in cols if c.domain is not None)
-        if int(np.prod(shape)) > MAX_MASK_CELLS:
-            continue
-        boxes = [[code_box(c, k) for k in range(size)] for c, size in zip(cols, shape)]
-        possible = np.ones(shape, dtype=bool)
-        for cell in itertools.product(*(range(s) for s in shape)):
-            box = {c.name: boxes[a][k] for a, (c, k) in enumerate(zip(cols, cell))}
-            if rule.surely_violated(box):
-                possible[cell] = False
+        clique, possible = found
         if not possible.all():
             masks[clique] = masks[clique] & possible if clique in masks else possible
     return masks
+
+
+def tilt(codes: np.ndarray, schema: Schema, resample: Callable[[np.ndarray, Sequence[Clique]], np.ndarray],
+         rng: np.random.Generator, fixed: Sequence[str] = ()) -> np.ndarray:
+    """The plausibility panel as a public prior, on the model's codes before decoding: in a
+    row whose cells surely break a panel rule, the columns the rule's conclusion names
+    (:func:`movable`) are kept with probability ``SOFT_KEEP`` and otherwise drawn again from
+    the model given the rest of the row (``resample(codes, blocks)``), for ``SOFT_ROUNDS``
+    rounds; rows a narrow move cannot mend (an onset rule in a child) move wide. The output
+    is the model tilted by a public factor of about ``SOFT_KEEP`` against what a clinician
+    calls rare (heart failure in a child, a diagnosis decades before the age it is lived
+    with): what the noise of a small count adds to such cells is cut twentyfold, a rare real
+    case stays possible, and the premise (the age, the condition) keeps the model's share.
+    Rows that only may break a rule (a bin across its threshold) are steered inside their
+    bins after decoding. Post-processing of the model and the schema's public rules."""
+    plans = _plans(schema, tuple(fixed))
+    codes = np.array(codes, copy=True)
+    stuck = [np.zeros(len(codes), dtype=bool) for _ in plans]  # rows no draw of a rule's blocks mended
+    for _ in range(SOFT_ROUNDS):
+        moved = False
+        for k, ((clique, possible), steps) in enumerate(plans):
+            broken = ~possible[tuple(codes[:, j] for j in clique)] & ~stuck[k]
+            rows = np.flatnonzero(broken)
+            rows = rows[rng.random(len(rows)) >= SOFT_KEEP]
+            for blocks, tries in zip(steps, (NARROW_TRIES, 1)):
+                for _ in range(tries):
+                    if len(rows) == 0 or not blocks:
+                        break
+                    moved = True
+                    codes[rows] = resample(codes[rows], blocks)
+                    rows = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
+            # what neither move mended (the rule's conclusion is fixed: a conditioned COPD in a
+            # conditioned child) is not tried again: the model's draw stands
+            stuck[k][rows] = True
+        if not moved:
+            break
+    return codes
 
 
 def compress_masks(masks: dict[Clique, np.ndarray], compressions: Sequence[Compression]) -> dict[Clique, np.ndarray]:
@@ -99,7 +206,8 @@ def violations(frame: pd.DataFrame, schema: Schema, rules: Sequence[Rule]) -> np
     """One boolean per row: does the row break any of ``rules``?"""
     if not rules or len(frame) == 0:
         return np.zeros(len(frame), dtype=bool)
-    rows = rule_rows(frame, schema)
+    needed: set[str] = set().union(*(r.columns for r in rules))
+    rows = rule_rows(frame, schema, [c for c in schema.view_columns if c.name in needed])
     bad = np.zeros(len(frame), dtype=bool)
     for rule in rules:
         bad |= rule.violated(rows)
@@ -111,7 +219,8 @@ def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     for integer columns."""
     if not schema.derived_columns:
         return frame
-    rows = rule_rows(frame, schema, list(schema.learned_columns))
+    inputs: set[str] = set().union(*(c.derived.columns for c in schema.derived_columns if c.derived is not None))
+    rows = rule_rows(frame, schema, [c for c in schema.learned_columns if c.name in inputs])
     for col in schema.derived_columns:
         assert col.derived is not None
         values = col.derived.evaluate(rows)
@@ -159,6 +268,68 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     if soft:
         frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)
     return frame
+
+
+def movable(rule: Rule, schema: Schema, fixed: Sequence[str] = (),
+            wide: bool = False) -> tuple[tuple[str, ...], ...]:
+    """The columns the panel prior moves when a row breaks ``rule``, in blocks drawn jointly:
+    what its conclusion names (never a fixed column or who the patient is: the age and the
+    other quasi-identifiers stay the model's). A yes/no column (a condition) moves with the
+    columns the hard rules tie to it (its onset); a number the conclusion names (an onset)
+    moves alone, unless ``wide``: then with what ties to it, the premise's condition too
+    (an onset rule a child cannot meet is met by not having the condition)."""
+    node = substitute(rule.node, _formulas(schema))  # a derived number moves through its inputs
+    premise = node.premise.columns() if isinstance(node, Implies) else frozenset()
+    names = node.conclusion.columns() - premise if isinstance(node, Implies) else node.columns()
+    who = {c.name for c in schema.learned_columns if c.role == "quasi_identifier"}  # the age, the sex, ...
+    ties = _ties(schema, set(fixed) | who)
+    still = set(fixed) | who | (set() if wide else set(premise))
+    blocks: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    order = [c.name for c in schema.learned_columns]
+    for name in order:
+        if name not in names or name in still or name in seen:
+            continue
+        tied = ties.get(name, {name})
+        block = tied if wide or schema.column(name).kind == "boolean" else {name}
+        if block & still:
+            continue
+        blocks.append(tuple(n for n in order if n in block))
+        seen |= block
+    return tuple(blocks)
+
+
+def _ties(schema: Schema, still: set[str]) -> dict[str, set[str]]:
+    """Learned columns that a hard rule makes present together (a condition and its onset, a
+    death and its date; the quasi-identifiers and fixed columns left out): each column's
+    group. Rules between values (an onset at most the age at death) tie nothing: the moved
+    block is then redrawn inside them."""
+    learned = {c.name for c in schema.learned_columns}
+    parent = {n: n for n in learned}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            n = parent[n]
+        return n
+
+    for rule in schema.rules:
+        node = rule.node
+        if not (isinstance(node, Implies) and _presence(node.premise) and _presence(node.conclusion)):
+            continue
+        cols = sorted((node.columns() & learned) - still)
+        for other in cols[1:]:
+            parent[root(other)] = root(cols[0])
+    groups: dict[str, set[str]] = {}
+    for n in learned:
+        groups.setdefault(root(n), set()).add(n)
+    return {n: groups[root(n)] for n in learned}
+
+
+def _presence(node: Node) -> bool:
+    """Whether ``node`` only says that one column is there (a flag, 'is present', 'is missing')."""
+    while isinstance(node, Not):
+        node = node.inner
+    return isinstance(node, IsMissing | Flag)
 
 
 def _redraw_numbers(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str], codes: np.ndarray, schema: Schema,
@@ -255,8 +426,11 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
     formulas = _formulas(schema)
     reads = {r.text: substitute(r.node, formulas).columns() for r in rules}  # derived: what they are made of
 
+    needed: set[str] = set().union(*(r.columns for r in rules)) if rules else set()
+    reading = [c for c in schema.view_columns if c.name in needed]
+
     def broken(one: pd.DataFrame) -> list[Rule]:
-        rows = rule_rows(one, schema)
+        rows = rule_rows(one, schema, reading)
         return [r for r in rules if r.violated(rows).any()]
 
     left = []
@@ -344,24 +518,41 @@ def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Sch
 def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
            refinements: dict[str, np.ndarray], hard: Sequence[Rule], soft: Sequence[Rule],
            numbers: dict[str, int]) -> pd.DataFrame:
+    """Panel rule by panel rule, the numbers of a row that breaks it are drawn again inside
+    their bins; a draw is kept when the rule then holds, no other panel rule breaks that held
+    and every hard rule holds (a row the panel cannot fully mend is still mended where it can)."""
     formulas = _formulas(schema)
-    involved = sorted({name for r in soft for name in substitute(r.node, formulas).columns() if name in numbers})
-    if not involved:
-        return frame
-    bad = np.flatnonzero(violations(frame, schema, soft))
-    for _ in range(VALUE_ROUNDS):
-        if len(bad) == 0:
-            break
-        trial = frame.iloc[bad].reset_index(drop=True)
-        _redraw_numbers(trial, np.arange(len(bad)), involved, codes[bad], schema, rng, refinements, numbers)
-        trial = derive(_restore_types(trial, schema), schema)
-        ok = ~violations(trial, schema, soft) & ~violations(trial, schema, hard)
-        if ok.any():
-            keep = bad[ok]
-            for name in [*involved, *(c.name for c in schema.derived_columns)]:
-                frame.loc[keep, name] = trial.loc[np.flatnonzero(ok), name].array
-        bad = bad[~ok]
+    derived = [c.name for c in schema.derived_columns]
+    for rule in soft:
+        names = sorted(n for n in substitute(rule.node, formulas).columns() if n in numbers)
+        if not names:
+            continue
+        bad = np.flatnonzero(violations(frame, schema, (rule,)))
+        for _ in range(VALUE_ROUNDS):
+            if len(bad) == 0:
+                break
+            before = frame.iloc[bad].reset_index(drop=True)
+            trial = before.copy()
+            _redraw_numbers(trial, np.arange(len(bad)), names, codes[bad], schema, rng, refinements, numbers)
+            trial = derive(_restore_types(trial, schema), schema)
+            others = [r for r in soft if r is not rule]
+            ok = (~violations(trial, schema, (rule,)) & ~violations(trial, schema, hard)
+                  & (_broken(trial, schema, others) <= _broken(before, schema, others)))
+            if ok.any():
+                keep = bad[ok]
+                for name in [*names, *derived]:
+                    frame.loc[keep, name] = trial.loc[np.flatnonzero(ok), name].array
+            bad = bad[~ok]
     return _restore_types(frame, schema)
+
+
+def _broken(frame: pd.DataFrame, schema: Schema, rules: Sequence[Rule]) -> np.ndarray:
+    """How many of ``rules`` each row breaks."""
+    if not rules or len(frame) == 0:
+        return np.zeros(len(frame), dtype=np.int64)
+    needed: set[str] = set().union(*(r.columns for r in rules))
+    rows = rule_rows(frame, schema, [c for c in schema.view_columns if c.name in needed])
+    return np.sum([r.violated(rows) for r in rules], axis=0).astype(np.int64)
 
 
 def _restore_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

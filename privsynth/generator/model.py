@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,46 @@ class MarginalModel:
         out = np.empty(small.shape, dtype=code_dtype(self.domain_sizes))
         for j, comp in enumerate(self.compressions):
             out[:, j] = comp.expand(small[:, j], rng)
+        return out
+
+    def resample(self, codes: np.ndarray, blocks: Sequence[tuple[int, ...]], rng: np.random.Generator) -> np.ndarray:
+        """``codes`` with each block of columns drawn again, block after block, from the model
+        conditioned on every other column of the row: the product of the log-potentials
+        that touch the block, evaluated at the row (one block-Gibbs sweep from the row). A
+        row whose block has no possible value keeps it."""
+        out = np.array(codes, copy=True)
+        n = len(out)
+        if n == 0:
+            return out
+        small = np.stack([comp.to_small[np.asarray(out[:, j], dtype=np.int64)]
+                          for j, comp in enumerate(self.compressions)], axis=1)
+        for block in blocks:
+            block = tuple(block)
+            shape = tuple(self.sizes[j] for j in block)
+            logits = np.zeros((n, *shape))
+            for clique, table in self.potentials.items():
+                inside = [a for a in clique if a in block]
+                if not inside:
+                    continue
+                others = [a for a in clique if a not in block]
+                # the table's block axes in the block's order, its other axes indexed by each row
+                order = [clique.index(a) for a in others] + [clique.index(a) for a in block if a in clique]
+                moved = np.transpose(table, order)
+                picked = moved[tuple(small[:, a] for a in others)] if others else np.broadcast_to(
+                    moved, (n, *moved.shape))
+                logits += picked.reshape((n, *(self.sizes[a] if a in clique else 1 for a in block)))
+            flat = logits.reshape(n, -1)
+            top = flat.max(axis=1, keepdims=True)
+            possible = np.isfinite(top[:, 0])
+            weights = np.where(possible[:, None], np.exp(flat - np.where(possible[:, None], top, 0.0)), 0.0)
+            cumulative = np.cumsum(weights, axis=1)
+            u = rng.random(n) * cumulative[:, -1]
+            pick = np.minimum((cumulative < u[:, None]).sum(axis=1), flat.shape[1] - 1)
+            cells = np.unravel_index(pick, shape)
+            for a, values in zip(block, cells):
+                chosen = possible
+                small[chosen, a] = values[chosen]
+                out[chosen, a] = self.compressions[a].expand(values[chosen], rng)
         return out
 
     def sample_given(self, given: dict[int, np.ndarray], rng: np.random.Generator) -> np.ndarray:
