@@ -59,6 +59,8 @@ class Encounter:
     start: dt.datetime
     end: dt.datetime
     kind: Concept | None = None  # Encounter.type
+    reasons: list[str] = field(default_factory=list)  # ids of the Conditions it was for
+    reason_code: Concept | None = None
 
     @property
     def day(self) -> dt.date:
@@ -71,6 +73,10 @@ class Encounter:
             "subject": dict(ref), "period": {"start": instant(self.start), "end": instant(self.end)}}
         if self.kind is not None:
             out["type"] = [self.kind.json()]
+        if self.reason_code is not None:
+            out["reasonCode"] = [self.reason_code.json()]
+        if self.reasons:
+            out["reasonReference"] = [{"reference": f"Condition/{r}"} for r in self.reasons]
         return out
 
 
@@ -80,19 +86,34 @@ def _at(encounter: Encounter | None) -> dict[str, Any]:
 
 @dataclass
 class Condition:
+    """A diagnosis; ``onset`` None when the model has no onset for it (then only when it was
+    ``recorded``)."""
+
     id: str
     concept: Concept
-    onset: dt.datetime
+    onset: dt.datetime | None
     column: str  # the schema's presence flag it was written for
     encounter: Encounter | None = None
+    recorded: dt.datetime | None = None
+
+    @property
+    def moment(self) -> dt.datetime:
+        """When it enters the record: its onset, else when it was recorded."""
+        when = self.onset or self.recorded
+        assert when is not None, "a Condition has an onset or a recorded date"
+        return when
 
     def json(self, ref: dict[str, str]) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "resourceType": "Condition", "id": self.id,
             "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
             "verificationStatus": {"coding": [{"system": VERIFICATION, "code": "confirmed"}]},
-            "code": self.concept.json(), "subject": dict(ref), **_at(self.encounter),
-            "onsetDateTime": instant(self.onset)}
+            "code": self.concept.json(), "subject": dict(ref), **_at(self.encounter)}
+        if self.onset is not None:
+            out["onsetDateTime"] = instant(self.onset)
+        if self.recorded is not None:
+            out["recordedDate"] = instant(self.recorded)
+        return out
 
 
 @dataclass
@@ -157,6 +178,7 @@ class Record:
     events: list[Event] = field(default_factory=list)
     visits: list[Encounter] = field(default_factory=list)
     history: list[Event] = field(default_factory=list)
+    end: dt.date | None = None  # the death's day, if the patient died: nothing happens after it
 
     @property
     def ref(self) -> dict[str, str]:

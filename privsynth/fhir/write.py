@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.domain import is_missing
+from privsynth.fhir.instant import instant
 from privsynth.fhir.record import LOINC, UTC, Concept, Condition, Encounter, Observation, Order, Quantity, Record
 from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
@@ -78,6 +79,8 @@ def _plan(schema: Schema) -> _Plan:
                 patient["state"] = col
             elif path.startswith("maritalStatus"):
                 patient["marital"] = col
+            elif path.startswith("deceased") and src.transform == "age":
+                patient["death_years"] = col
             elif path.startswith("deceased"):
                 patient["deceased"] = col
         elif src.resource == "Observation" and src.summary_kind.keeps == "latest" and col.output.get("code"):
@@ -155,6 +158,7 @@ class FhirWriter:
         self.kinds = frozenset(c.faker for c in schema.identifier_columns if c.faker)
         self.rng = np.random.default_rng(seed + 1)
         self.history = HistoryWriter(schema, self.rng, self.identities.new_id) if schema.timeline else None
+        self._end = dt.date.min  # the last day of the record being written (set per patient)
 
     def patients(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], list[dict[str, Any]]]]:
         """Yield ``(identity, birth/row facts, resources)`` per synthetic row."""
@@ -215,10 +219,21 @@ class FhirWriter:
                 if "system" in marital.output:
                     coding["system"] = marital.output["system"]
                 patient["maritalStatus"] = {"coding": [coding], "text": coding["display"]}
-        deceased = plan.patient.get("deceased")
+        end = ref_date  # the last day of the record: the reference date, or the death
+        deceased, years_dead = plan.patient.get("deceased"), plan.patient.get("death_years")
         if deceased is not None and row.get(deceased.name) is True:
-            patient["deceasedBoolean"] = True
-        record = Record(patient, birth)
+            years = row.get(years_dead.name) if years_dead is not None else None
+            if years is not None and _present(years):
+                # inside the year before the reference that the whole years since the death name
+                start = max(_add_years(ref_date, -int(years) - 1) + dt.timedelta(days=1), birth)
+                end = max(min(_add_years(ref_date, -int(years)), ref_date), start)
+                end = _day_between(start, end, rng)
+                death = dt.datetime.combine(end, dt.time(23, 59), tzinfo=UTC)  # after that day's events
+                patient["deceasedDateTime"] = instant(death)
+            else:
+                patient["deceasedBoolean"] = True  # the model has no date: none is invented
+        self._end = end
+        record = Record(patient, birth, end=end)
         for present_col, onset_col in plan.conditions:
             if row.get(present_col.name) is not True:
                 continue
@@ -246,15 +261,20 @@ class FhirWriter:
         return who, {"birth_date": birth.isoformat()}, record.resources()
 
     def _recent(self, birth: dt.date, years: int) -> dt.datetime:
-        """A moment in the last ``years`` years before the reference date, not before birth."""
-        ref_date = self.schema.reference
+        """A moment in the last ``years`` years of the record (before the reference date or the
+        death), not before birth."""
+        ref_date = self._end
         return _moment(_day_between(max(birth, ref_date - dt.timedelta(days=years * 365)), ref_date, self.rng),
                        self.rng)
 
     def _condition(self, col: Column, onset_col: Column | None, row: dict[str, Any], birth: dt.date) -> Condition:
-        ref_date = self.schema.reference
+        """The condition's first code, its onset inside the year of life (or the calendar year)
+        its onset column names; without one, no onset at all -- never a date drawn over the
+        patient's life -- and the Condition is dated by when it was recorded (recently)."""
+        ref_date = self._end
         group = self.schema.code_groups[col.source.codes or ""]
         first = group.codes[0]
+        concept = Concept(group.system, first.code, first.display or col.name)
         onset_day = None
         if onset_col is not None and _present(row.get(onset_col.name)):
             value = int(row[onset_col.name])
@@ -265,10 +285,11 @@ class FhirWriter:
                 onset_day = _day_between(start, min(start + dt.timedelta(days=364), ref_date), self.rng)
             elif onset_col.source.transform == "year" and dt.MINYEAR <= value <= dt.MAXYEAR:
                 onset_day = _day_between(dt.date(value, 1, 1), dt.date(value, 12, 31), self.rng)
-        if onset_day is None or not birth <= onset_day <= ref_date:
-            onset_day = _day_between(birth, ref_date, self.rng)
-        return Condition(self.identities.new_id(), Concept(group.system, first.code, first.display or col.name),
-                         _moment(onset_day, self.rng), col.name)
+            if onset_day is not None:
+                onset_day = min(max(onset_day, birth), ref_date)
+        if onset_day is None:
+            return Condition(self.identities.new_id(), concept, None, col.name, recorded=self._recent(birth, 2))
+        return Condition(self.identities.new_id(), concept, _moment(onset_day, self.rng), col.name)
 
     def _observation(self, col: Column, value: float, birth: dt.date) -> Observation:
         return Observation(self.identities.new_id(), _concept(col), col.output.get("category", "laboratory"),
@@ -297,7 +318,7 @@ class FhirWriter:
         return Order(self.identities.new_id(), rtype, concept, when)
 
     def _encounter(self, col: Column, birth: dt.date) -> Encounter:
-        ref_date = self.schema.reference
+        ref_date = self._end
         code = col.output.get("code")
         if code is None:
             code = sorted(col.source.where[0].values)[0] if col.source.where else "AMB"

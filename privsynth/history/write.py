@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,10 @@ from privsynth.schema.model import Column, Schema
 from privsynth.schema.timeline import EventGroup, Stream
 
 PROBLEM = Concept(SNOMED, "185347001", "Encounter for problem (procedure)")
-HOURS = {"AMB": (0.25, 1.0), "EMER": (1.0, 8.0), "IMP": (24.0, 240.0)}
+HOURS = {"AMB": (0.25, 1.0), "EMER": (1.0, 8.0)}
+# an inpatient stay: a median of 3 days, rarely past 2 weeks (HCUP: mean US stay 4.5-4.7 days)
+STAY_MEDIAN_HOURS, STAY_SIGMA, STAY_HOURS = 72.0, 0.8, (24.0, 30 * 24.0)
+NO_REASON = Concept(None, None, "Admission; its reason is not part of this synthetic history")
 
 
 def _moment(day: dt.date, rng: np.random.Generator) -> dt.datetime:
@@ -71,23 +75,34 @@ class HistoryWriter:
         self.schema, self.rng, self.new_id = schema, rng, new_id
         self.timeline = schema.timeline
         self.stats: Counter[str] = Counter()
-        self.first_code = {g.name: schema.code_groups[g.codes].codes[0] for s in self.timeline.streams
-                           for g in s.groups if g.codes}
+        self._last = schema.reference + dt.timedelta(days=1)  # the day after the record's end (per patient)
+        self._stop = dt.datetime.combine(schema.reference, dt.time(), tzinfo=UTC)  # no moment after it
         self.flags = {c.name: c.codes for c in schema.conditions if c.flag.learned}
 
     # -- encounters ---------------------------------------------------------------------
     def _encounter(self, start: dt.datetime, code: str, display: str, kind: Concept | None = None) -> Encounter:
-        short, long = HOURS.get(code, (0.5, 2.0))
-        end = min(start + dt.timedelta(hours=float(self.rng.uniform(short, long))),
-                  dt.datetime.combine(self.schema.reference, dt.time(), tzinfo=UTC))
+        if code == "IMP":
+            hours = float(np.clip(STAY_MEDIAN_HOURS * np.exp(STAY_SIGMA * self.rng.standard_normal()), *STAY_HOURS))
+        else:
+            short, long = HOURS.get(code, (0.5, 2.0))
+            hours = float(self.rng.uniform(short, long))
+        end = min(start + dt.timedelta(hours=hours), self._stop)
         return Encounter(self.new_id(), code, display, start, max(end, start), kind)
 
     def place(self, row: dict[str, Any], record: Record) -> None:
         """Add the timeline's events of ``row`` to ``record`` (whose events are the patient
         columns' Conditions and Observations) and link everything to encounters."""
         reference, birth = self.schema.reference, record.birth
+        self._sex = record.patient.get("gender")
+        self._birth = birth
+        self._done: dict[str, dt.datetime] = {}  # the last time each scheduled code was done
+        self._drug: dict[str, Any] = {}  # the drug a patient takes from each group (renewed, not switched)
+        # the record ends at the reference date or at the death: no event after it
+        self._last = (record.end or reference) + dt.timedelta(days=1)
+        self._stop = (dt.datetime.combine(record.end, dt.time(23, 59), tzinfo=UTC) if record.end is not None
+                      and record.end < reference else dt.datetime.combine(reference, dt.time(), tzinfo=UTC))
         encounters: list[Encounter] = []
-        onsets = {c.concept.code or "": c.onset for c in record.conditions}
+        onsets = {c.concept.code or "": c.onset for c in record.conditions if c.onset is not None}
         counts = [s for s in self.timeline.streams if s.resource == "Encounter"]
         for stream in counts:
             for group in stream.groups:
@@ -98,7 +113,7 @@ class HistoryWriter:
                 for k, name in enumerate(stream.columns(group)):
                     n = _count(row.get(name))
                     start, end = stream.span(k, reference)
-                    start = max(start, birth)
+                    start, end = max(start, birth), min(end, self._last)
                     after = None  # in the onset's cell, these events follow the diagnosis
                     if n and cause is not None and start <= cause.date() < end:
                         after = cause
@@ -113,8 +128,9 @@ class HistoryWriter:
                             moment = after + dt.timedelta(minutes=int(self.rng.integers(30, 240)))
                         encounters.append(self._encounter(moment, code, display))
         for condition in record.conditions:
-            onsets[condition.concept.code or ""] = self._at_a_visit(condition, birth, encounters)
-            self._link(condition, condition.onset, encounters)
+            if condition.onset is not None:
+                onsets[condition.concept.code or ""] = self._at_a_visit(condition, birth, encounters)
+            self._link(condition, condition.moment, encounters)
         clinical: list[Event] = []
         for stream in self.timeline.streams:
             if stream.resource == "Encounter":
@@ -136,14 +152,40 @@ class HistoryWriter:
             elif isinstance(r, Observation):
                 self._link(r, r.moment, encounters)
             kept.append(r)
+        self._reasons(encounters, record.conditions)
         record.events, record.visits, record.history = kept, encounters, clinical
+
+    def _reasons(self, encounters: list[Encounter], conditions: list[Condition]) -> None:
+        """Each admission's reason: the latest-diagnosed condition it follows (heart failure,
+        COPD, stroke) or else any condition diagnosed before it; with none, a text that says
+        the reason is not part of the synthetic history (counted), never a silent blank."""
+        follows = {g.output_code: g.follows for s in self.timeline.streams if s.resource == "Encounter"
+                   for g in self._groups(s)}
+        for enc in encounters:
+            if enc.code != "IMP":
+                continue
+            before = [c for c in conditions if c.moment <= enc.start]
+            preferred = [c for c in before if c.column in follows.get(enc.code, ())]
+            pick = max(preferred or before, key=lambda c: c.moment, default=None)
+            if pick is None:
+                enc.reason_code = NO_REASON
+                self.stats["admissions without a condition before them (reason: not recorded)"] += 1
+            else:
+                enc.reasons.append(pick.id)
+
+    def _groups(self, stream: Stream) -> list[Any]:
+        out = []
+        for g in stream.groups:
+            first = self.schema.column(stream.columns(g)[0])
+            out.append(_Group(first.output.get("code", "AMB"), g.follows))
+        return out
 
     def _at_a_visit(self, condition: Condition, birth: dt.date, encounters: list[Encounter]) -> dt.datetime:
         """The condition's onset moved to the latest ambulatory visit of the same year of life
         that is not after it, if the history has one: a diagnosis is made at a visit, and the
         visit the row already counts records it (no encounter is added). Moving it earlier
         inside its year keeps the onset age, and what was placed after it stays after it."""
-        onset = condition.onset
+        onset = condition.moment
         years = onset.year - birth.year - ((onset.month, onset.day) < (birth.month, birth.day))
         year_start = _anniversary(birth, years)
         visits = [e for e in encounters if e.code == "AMB" and year_start <= e.day and e.start <= onset]
@@ -173,7 +215,7 @@ class HistoryWriter:
         if n == 0:
             return []
         start, end = stream.span(k, self.schema.reference)
-        start = max(start, birth)
+        start, end = max(start, birth), min(end, self._last)
         if start >= end:
             self.stats[f"{stream.name} outside the patient's life, not written"] += n
             return []
@@ -181,22 +223,71 @@ class HistoryWriter:
         if stream.resource == "Observation":
             here = [e for e in here if e.code == "AMB"] or here
         onset = self._onset(group.treats, onsets) if group.treats is not None else None
-        out = []
+        if onset is not None:  # a treatment never precedes its diagnosis: from the onset's day on
+            if onset.date() >= end:
+                self.stats["treatments in a year before their diagnosis, not written"] += n
+                return []
+            if onset.date() > start:
+                self.stats["treatments placed after their condition's onset"] += n
+                start = onset.date()
+                here = [e for e in here if e.day >= start]
+        out: list[Event] = []
+        # one event per day with a visit, as far as they go (two visits on a day are one for this)
+        by_day = {e.day: e for e in sorted(here, key=lambda e: e.start, reverse=True)}
+        days = list(by_day.values())
+        free = [days[int(k)] for k in self.rng.permutation(len(days))]
+        used = set(by_day)
         for _ in range(n):
-            if here:
-                enc = here[int(self.rng.integers(len(here)))]
-            else:
-                enc = self._encounter(_moment(_day_in(start, end, self.rng), self.rng), "AMB", "ambulatory")
+            if free:
+                enc = free.pop()
+            else:  # more events than visits: a new visit on a day without one
+                day = self._free_day(start, end, used)
+                if day is None:
+                    self.stats[f"{stream.name}: more events than days in a cell, not written"] += 1
+                    continue
+                used.add(day)
+                enc = self._encounter(_moment(day, self.rng), "AMB", "ambulatory")
                 encounters.append(enc)
-                here.append(enc)
                 self.stats[f"encounters added to record {stream.name}"] += 1
-            moment = enc.start
-            if onset is not None and moment < onset:  # a treatment never precedes its diagnosis
-                self.stats["treatments moved to their condition's onset"] += 1
-                moment = onset
-                enc = _on_day(onset, encounters) or enc  # the diagnosis's encounter (recorded before)
-            out.append(self._resource(stream, group, value, moment, enc))
+            moment = max(enc.start, onset) if onset is not None else enc.start
+            concept = self._concept(stream, group, moment)
+            if concept is None:
+                self.stats[f"{group.name}: no test due by its schedule (age, sex, interval), not written"] += 1
+                continue
+            out.append(self._resource(stream, group, value, moment, enc, concept))
         return out
+
+    def _free_day(self, start: dt.date, end: dt.date, used: set[dt.date]) -> dt.date | None:
+        for _ in range(20):
+            day = _day_in(start, end, self.rng)
+            if day not in used:
+                return day
+        return None
+
+    def _concept(self, stream: Stream, group: EventGroup, moment: dt.datetime) -> Concept | None:
+        """The code an event is written with: a scheduled group's codes that are due (age, sex,
+        interval since the patient's last one); a medication group's drug the patient takes
+        (one per group, renewed); another group's codes at random. None: nothing due."""
+        if stream.resource == "Observation" or group.codes is None:
+            return None if stream.resource != "Observation" else Concept(None, None, group.name)
+        code_group = self.schema.code_groups[group.codes]
+        if group.schedule:
+            age = (moment.date() - self._birth).days / 365.25
+            due = [s for s in group.schedule
+                   if s.allows(age, self._sex, None if s.code not in self._done
+                               else (moment - self._done[s.code]).days / 365.25)]
+            if not due:
+                return None
+            pick = due[int(self.rng.integers(len(due)))]
+            self._done[pick.code] = moment
+            code = next(c for c in code_group.codes if c.code == pick.code)
+        elif stream.resource == "MedicationRequest":
+            if group.name not in self._drug:
+                self._drug[group.name] = code_group.codes[int(self.rng.integers(len(code_group.codes)))]
+            code = self._drug[group.name]
+        else:
+            code = code_group.codes[int(self.rng.integers(len(code_group.codes)))]
+        return Concept(code_group.system, code.code, code.display or group.name)
 
     def _around(self, stream: Stream, group: EventGroup, row: dict[str, Any], encounters: list[Encounter],
                 onsets: dict[str, dt.datetime]) -> list[Event]:
@@ -205,7 +296,7 @@ class HistoryWriter:
         past the reference date (counted)."""
         assert group.around is not None
         onset = self._onset(group.around.condition, onsets)
-        end = dt.datetime.combine(self.schema.reference, dt.time(), tzinfo=UTC)
+        end = self._stop
         out = []
         for name, (first, last) in zip(stream.anchored(group), ((0, 0), group.around.after_days)):
             value = row.get(name)
@@ -219,8 +310,13 @@ class HistoryWriter:
             if moment >= end:
                 self.stats[f"{stream.name} after an onset past the reference date, not written"] += 1
                 continue
+            if moment.date() < stream.span(stream.cells - 1, self.schema.reference)[0]:
+                # the stream's public window is where its values exist (an HbA1c at a diagnosis
+                # in 1975 predates the test's use): none is dated before it
+                self.stats[f"{stream.name} around an onset before the stream's window, not written"] += 1
+                continue
             enc = self._visit(moment, encounters, f"{stream.name} around an onset")
-            out.append(self._resource(stream, group, value, moment, enc))
+            out.append(self._resource(stream, group, value, moment, enc, Concept(None, None, group.name)))
         return out
 
     def _onset(self, flag: str, onsets: dict[str, dt.datetime]) -> dt.datetime | None:
@@ -229,20 +325,22 @@ class HistoryWriter:
         return min((t for c, t in onsets.items() if c in group_codes), default=None)
 
     def _resource(self, stream: Stream, group: EventGroup, value: Any, moment: dt.datetime,
-                  enc: Encounter) -> Event:
+                  enc: Encounter, concept: Concept) -> Event:
         rid = self.new_id()
         if stream.resource == "Observation":
             col: Column = self.schema.column(stream.columns(group)[0])
-            concept = Concept(col.output.get("system", LOINC), col.output["code"],
-                              col.output.get("display", group.name))
-            return Observation(rid, concept, col.output.get("category", "laboratory"), moment,
-                               value=Quantity(concept, float(value), col.output.get("unit", col.source.unit or "1")),
+            lab = Concept(col.output.get("system", LOINC), col.output["code"], col.output.get("display", group.name))
+            return Observation(rid, lab, col.output.get("category", "laboratory"), moment,
+                               value=Quantity(lab, float(value), col.output.get("unit", col.source.unit or "1")),
                                encounter=enc)
-        code = self.first_code[group.name]
-        system = self.schema.code_groups[group.codes or ""].system
-        concept = Concept(system, code.code, code.display or group.name)
         return Order(rid, stream.resource, concept, moment, enc, minutes=None if stream.resource ==
                      "MedicationRequest" else 30)
+
+
+@dataclass(frozen=True)
+class _Group:
+    output_code: str
+    follows: tuple[str, ...]
 
 
 def _on_day(moment: dt.datetime, encounters: list[Encounter]) -> Encounter | None:

@@ -42,18 +42,21 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> Schema:
     data, doc = read_yaml(source, "schema")
     if not isinstance(data, dict):
         raise doc.error((), "a schema must be a mapping with 'name' and 'columns'")
+    base: tuple[dict[str, Any], Document] | None = None
     if "extends" in data:
-        data = _extend(data, doc)
+        data, base = _extend(data, doc)
     elif "drop_columns" in data:
         raise doc.error(("drop_columns",), "only a schema that 'extends' another drops columns")
-    schema = _build(data, doc)
+    schema = _build(data, doc, base)
     return schema
 
 
-def _extend(data: dict[str, Any], doc: Document) -> dict[str, Any]:
+def _extend(data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], tuple[dict[str, Any], Document]]:
     """A schema written as another (``extends: FILE``, relative to this one) with its own
-    name, description, code groups added, columns dropped (``drop_columns``) and a timeline.
-    The base is validated on its own first, so its errors name its own file and line."""
+    name, description, code groups added, columns dropped (``drop_columns``), a timeline,
+    and rules added to the base's (``constraints``, ``plausibility``). The base is validated
+    on its own first, so its errors name its own file and line; it is returned with its
+    document, so its rules keep their own lines."""
     base_name = data["extends"]
     if not isinstance(base_name, str) or not base_name:
         raise doc.error(("extends",), "must be the path of a schema file, relative to this one")
@@ -61,7 +64,7 @@ def _extend(data: dict[str, Any], doc: Document) -> dict[str, Any]:
     if not base_path.is_file():
         raise doc.error(("extends",), f"no schema file '{base_name}' next to this one")
     load_schema(base_path)
-    base, _ = read_yaml(base_path, "schema")
+    base, base_doc = read_yaml(base_path, "schema")
     if "extends" in base:
         raise doc.error(("extends",), f"'{base_name}' extends another schema itself; extend one level only")
     drop = data.get("drop_columns", [])
@@ -71,15 +74,15 @@ def _extend(data: dict[str, Any], doc: Document) -> dict[str, Any]:
     for i, name in enumerate(drop):
         if name not in names:
             raise doc.error(("drop_columns", i), f"'{name}' is not a column of '{base_name}'")
-    merged = {k: v for k, v in base.items() if k not in ("name", "description")}
+    merged = {k: v for k, v in base.items() if k not in ("name", "description", "constraints", "plausibility")}
     merged.update({k: v for k, v in data.items() if k not in ("extends", "drop_columns", "code_groups", "columns")})
     merged["code_groups"] = {**base.get("code_groups", {}), **data.get("code_groups", {})}
     merged["columns"] = [c for c in base["columns"] if not (isinstance(c, dict) and c.get("name") in drop)]
     merged["columns"] += data.get("columns", [])
-    return merged
+    return merged, (base, base_doc)
 
 
-def _build(data: dict[str, Any], doc: Document) -> Schema:
+def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Document] | None = None) -> Schema:
     check_keys(doc, data, (), SCHEMA_KEYS, "the schema")
     version = data.get("privsynth_schema", 1)
     if version != 1:
@@ -130,13 +133,25 @@ def _build(data: dict[str, Any], doc: Document) -> Schema:
             raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
     patient_id = parse_patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
     columns = _formulas(doc, data["columns"], columns[:len(data["columns"])]) + columns[len(data["columns"]):]
-    constraints = _rules(doc, data.get("constraints", []), "constraints", columns, "declared")
+    def inherited(field_name: str, kind: str) -> tuple[rules.Rule, ...]:
+        """The base schema's rules of a field (it was validated on its own), less those on a
+        column this schema drops."""
+        if base is None:
+            return ()
+        raw, base_doc = base[0].get(field_name, []), base[1]
+        names = {c.name for c in columns}
+        kept = [r for r in raw if rules.parse_rule(r, kind).columns <= names]
+        return _rules(base_doc, kept, field_name, columns, kind)
+
+    constraints = inherited("constraints", "declared") + _rules(doc, data.get("constraints", []), "constraints",
+                                                                columns, "declared")
     if timeline is not None:  # a value anchored to an onset exists only with its condition
         constraints += tuple(rules.parse_rule(f"{name} is present -> {group.around.condition}", "declared",
                                               doc.where(("timeline",)))
                              for stream in timeline.streams for group in stream.groups if group.around is not None
                              for name in stream.anchored(group))
-    plausibility = _rules(doc, data.get("plausibility", []), "plausibility", columns, "plausibility")
+    plausibility = inherited("plausibility", "plausibility") + _rules(doc, data.get("plausibility", []),
+                                                                       "plausibility", columns, "plausibility")
     structure = _structure(doc, data.get("structure"), columns)
     if timeline is not None:
         structure = timeline_structure(timeline, columns, structure)

@@ -360,23 +360,32 @@ class Schema:
     def age_column(self) -> Column | None:
         """The patient's age at the reference date (Patient.birthDate, transform age), if any."""
         return next((c for c in self.learned_columns if c.source.resource == "Patient"
-                     and c.source.transform == "age"), None)
+                     and c.source.transform == "age" and (c.source.path or "").startswith("birthDate")), None)
+
+    @property
+    def death_column(self) -> Column | None:
+        """Whole years since the death (Patient.deceased[x], transform age), if any."""
+        return next((c for c in self.learned_columns if c.source.resource == "Patient"
+                     and c.source.transform == "age" and (c.source.path or "").startswith("deceased")), None)
 
     @functools.cached_property
     def rules(self) -> tuple[Rule, ...]:
         """Every rule a synthetic row must satisfy: the declared ones, and those the schema's
-        own semantics imply (an onset age is at most the age; a condition has an onset age
-        exactly when it is present; a derived number lies within its public bounds)."""
+        own semantics imply (an onset age is at most the age, and at most the age at death; a
+        condition has an onset age exactly when it is present; a derived number lies within
+        its public bounds)."""
         from privsynth.schema.rule import parse_rule
 
         implied: list[Rule] = []
-        age = self.age_column
+        age, death = self.age_column, self.death_column
         for condition in self.conditions:
             col = condition.onset
             if col is None or col.source.transform != "age_at_event" or not col.learned:
                 continue
             if age is not None:
                 implied.append(parse_rule(f"{col.name} <= {age.name}", "implied"))
+                if death is not None:  # no diagnosis after the death
+                    implied.append(parse_rule(f"{col.name} <= {age.name} - {death.name}", "implied"))
             if condition.flag.learned:
                 implied.append(parse_rule(f"{col.name} is present -> {condition.name}", "implied"))
                 implied.append(parse_rule(f"{condition.name} -> {col.name} is present", "implied"))

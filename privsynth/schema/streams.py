@@ -21,6 +21,7 @@ from privsynth.schema.timeline import (
     STREAM_RESOURCES,
     Around,
     EventGroup,
+    Schedule,
     Stream,
     Timeline,
 )
@@ -32,7 +33,9 @@ STREAM_KEYS = ("name", "resource", "kind", "window_years", "grain", "max_events"
                "groups")
 
 
-EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats", "follows", "around")
+EVENT_GROUP_KEYS = ("name", "codes", "where", "path", "unit", "domain", "output", "treats", "follows", "around",
+                    "schedule")
+SCHEDULE_KEYS = ("min_age", "max_age", "sex", "every_years")
 
 
 AROUND_KEYS = ("condition", "at_days", "after_days")
@@ -137,7 +140,9 @@ def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], 
                 raise doc.error(gkey + ("follows", i), f"'{flag}' is not a condition column of this schema (name "
                                 f"a Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
         around = _around(doc, g["around"], gkey + ("around",), kind, onsets) if "around" in g else None
-        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)), around)
+        schedule = _schedule(doc, g["schedule"], gkey + ("schedule",), groups.get(g.get("codes") or "")) \
+            if "schedule" in g else ()
+        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)), around, schedule)
         if any(e.name == gname for e in event_groups):
             raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
         event_groups.append(group)
@@ -163,6 +168,29 @@ def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], 
                 columns.append(_group_column(doc, gkey, "around", "the column", {**raw_col, "name": cname}, groups,
                                              taken, anchor=(around.onset_column, *span)))
     return dataclasses.replace(stream, groups=tuple(event_groups)), columns
+
+
+def _schedule(doc: Document, raw: Any, key: Key, group: CodeGroup | None) -> tuple[Schedule, ...]:
+    """``schedule: {CODE: {min_age, max_age, sex, every_years}}``: codes of the group's own
+    code group, ages and an interval in years (public guidance)."""
+    if group is None:
+        raise doc.error(key, "a schedule needs the group's 'codes' (a code group)")
+    if not isinstance(raw, dict) or not raw:
+        raise doc.error(key, "must map codes of the group to {min_age, max_age, sex, every_years}")
+    out = []
+    for code, spec in raw.items():
+        ckey = key + (code,)
+        if str(code) not in group.code_set:
+            raise doc.error(ckey, f"'{code}' is not a code of code group '{group.name}'")
+        data = check_keys(doc, spec, ckey, SCHEDULE_KEYS, "a schedule entry")
+        low = whole(doc, data.get("min_age", 0), ckey + ("min_age",), 0)
+        high = whole(doc, data.get("max_age", 200), ckey + ("max_age",), low)
+        sex = choice(doc, data["sex"], ckey + ("sex",), ("female", "male")) if "sex" in data else None
+        every = number(doc, data.get("every_years", 0), ckey + ("every_years",))
+        if every < 0:
+            raise doc.error(ckey + ("every_years",), "must be at least 0")
+        out.append(Schedule(str(code), low, high, sex, float(every)))
+    return tuple(out)
 
 
 def _group_column(doc: Document, gkey: Key, field_name: str, what: str, raw_col: dict[str, Any],

@@ -62,17 +62,35 @@ class Around:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """When one code of a group may be done (public guidance, e.g. USPSTF screening): from
+    ``min_age`` to ``max_age``, for ``sex`` only if given, at most once every ``every_years``."""
+
+    code: str
+    min_age: int = 0
+    max_age: int = 200
+    sex: str | None = None
+    every_years: float = 0.0
+
+    def allows(self, age: float, sex: str | None, years_since_last: float | None) -> bool:
+        return (self.min_age <= age <= self.max_age and (self.sex is None or sex == self.sex)
+                and (years_since_last is None or years_since_last >= self.every_years))
+
+
+@dataclass(frozen=True)
 class EventGroup:
     """One kind of event in a stream: a code group (``codes``) or, for encounters, a class
     filter; ``treats`` names the patient column of the condition it treats, if any;
     ``follows`` the condition columns whose onset these events follow (admissions after a
-    heart-failure diagnosis): public clinical knowledge the prior and the writer use."""
+    heart-failure diagnosis); ``schedule`` when each code may be done (a screening's ages
+    and interval): public clinical knowledge the prior and the writer use."""
 
     name: str
     codes: str | None
     treats: str | None = None
     follows: tuple[str, ...] = ()
     around: Around | None = None
+    schedule: tuple[Schedule, ...] = ()  # when each code may be done; none: any code, any time
 
 
 @dataclass(frozen=True)

@@ -273,8 +273,8 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
                  "at_days: 90, after_days: [180, 545]}}]}]}", "only a value stream's group", id="around-a-count"),
     pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, groups: "
                  "[{name: a, codes: hba1c, path: valueQuantity, domain: {lower: 3, upper: 20, bins: 4}, around: "
-                 "{condition: prediabetes, at_days: 90, after_days: [180, 545]}}]}]}",
-                 "'prediabetes' is not a condition column with an onset column", id="around-no-onset"),
+                 "{condition: deceased, at_days: 90, after_days: [180, 545]}}]}]}",
+                 "'deceased' is not a condition column with an onset column", id="around-no-onset"),
     pytest.param("timeline: {streams: [{name: l, resource: Observation, window_years: 5, max_events: 4, groups: "
                  "[{name: a, codes: hba1c, path: valueQuantity, domain: {lower: 3, upper: 20, bins: 4}, around: "
                  "{condition: diabetes, at_days: 400, after_days: [500, 545]}}]}]}", "at most 366",
