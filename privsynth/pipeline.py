@@ -29,6 +29,7 @@ from privsynth.fhir.output import FhirSink
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row
 from privsynth.generator.footprint import check_footprint
+from privsynth.generator.learnability import Learnability
 from privsynth.generator.synthesizer import Synthesizer
 from privsynth.history.bound import bound_view
 from privsynth.ingest import Ingest
@@ -144,7 +145,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     timings["ingest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    synth = fit_model(spec, view, progress)
+    synth = fit_model(spec, view, progress, notice)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -169,6 +170,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
         if schema.source_file else None,
         "ingest": ingest.as_dict(),
         "encoding": synth.encode_report_.as_dict(),
+        "model": {"learnability": synth.model_.metadata["learnability"], "empty_streams": list(synth.empty_streams)},
         "seconds": timings,
     }
     if schema.timeline is not None:
@@ -180,10 +182,30 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
                            tuple(f.as_dict() for f in ingest.data_quality))
 
 
-def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None) -> Synthesizer:
-    """The DP model of ``train`` as the spec asks (the one place synthesize and release fit)."""
-    return Synthesizer(spec.schema, spec.epsilon, spec.delta, method=spec.method,
-                       max_model_cells=spec.max_model_cells).fit(train, progress=progress)
+def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None,
+              notice: Callable[[Finding], None] | None = None) -> Synthesizer:
+    """The DP model of ``train`` as the spec asks (the one place synthesize and release fit).
+    What the model could not learn (too few patients for the schema; streams it fills with
+    noise only, written empty) is passed to ``notice`` as findings: DP quantities only."""
+    synth = Synthesizer(spec.schema, spec.epsilon, spec.delta, method=spec.method,
+                        max_model_cells=spec.max_model_cells).fit(train, progress=progress)
+    if notice is not None:
+        for finding in model_findings(synth, spec.schema):
+            notice(finding)
+    return synth
+
+
+def model_findings(synth: Synthesizer, schema: Schema) -> list[Finding]:
+    """What the fitted model says of itself (from its DP measurements; shareable)."""
+    out = []
+    learned = Learnability.of(synth.model_.metadata["learnability"])
+    if not learned.learnable:
+        out.append(Finding("too few patients", schema.name, learned.sentence(schema)))
+    for name in synth.empty_streams:
+        out.append(Finding("empty stream", name, "the model holds no more events of this stream than the noise of "
+                           "its measurements: it is most likely empty in the export, and none of its events is "
+                           "written", "check the export has these resources and codes"))
+    return out
 
 
 def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample: pd.DataFrame, spec: RunSpec,

@@ -24,6 +24,9 @@ RELEASE_THRESHOLDS = (
     Threshold("allow_row_hash_key", 0, 0, 1, True, whole=True,
               help="1 lets a table without a stable patient id be released (patients keyed by a hash of their row: "
                    "a patient whose values change in a re-export is a new patient to the budget)"),
+    Threshold("max_noise_share", 0.25, 0.01, 1.0, True,
+              help="refuse when, by the model's own DP measurements, more than this share of what it learned of a "
+                   "column is noise on average (too few patients for the schema at this epsilon)"),
     Threshold("min_cell_patients", 10, 1, 10**6, False, whole=True,
               help="reports suppress categories and bins with fewer real patients"),
     Threshold("bias_shift_max", 0.05, 0.0, 1.0, True, help="the bias check flags a protected group shifting more"),

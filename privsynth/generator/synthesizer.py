@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ import pandas as pd
 from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encode, sub_bin_index
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator import registry
-from privsynth.generator.constraint import satisfy
+from privsynth.generator.constraint import satisfy, tilt
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
+from privsynth.generator.learnability import assess, empty_streams
 from privsynth.generator.measure import SAFETY
 from privsynth.generator.model import MarginalModel
 from privsynth.generator.prior import PublicPrior
@@ -109,6 +111,10 @@ class Synthesizer:
         }
         self.model_ = MarginalModel(names, small_sizes, est.potentials, est.total, compressions, metadata,
                                     self.max_cells, refinements)
+        # what the model could learn (from its DP measurements): said on screen, and a stream the
+        # model fills with no more than noise is written empty (learnability.py)
+        self.model_.metadata["learnability"] = assess(self.schema, self.model_, delta).as_dict()
+        self.model_.metadata["empty_streams"] = list(empty_streams(self.schema, self.model_))
         self.accountant_ = accountant
         self.encode_report_: EncodeReport = report
         return self
@@ -157,14 +163,41 @@ class Synthesizer:
         ``numpy.random.Generator``. Every writer reads these rows."""
         model = self._check_fitted()
         generator = np.random.default_rng(rng)
-        codes = self.sample_codes(n_rows, generator)
+        codes = self._tilted(self.sample_codes(n_rows, generator), generator)
         frame = decode(codes, self.schema, generator, model.refinements)
 
         def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            fresh = model.sample(len(rows), generator)
+            fresh = self._tilted(model.sample(len(rows), generator), generator)
             return decode(fresh, self.schema, generator, model.refinements), fresh
 
-        return satisfy(frame, codes, self.schema, generator, model.refinements, redraw, one_way=model.one_way)
+        return self._quiet(satisfy(frame, codes, self.schema, generator, model.refinements, redraw,
+                                   one_way=model.one_way))
+
+    @property
+    def empty_streams(self) -> tuple[str, ...]:
+        """Timeline streams the model fills with noise only: none of their events is drawn."""
+        return tuple(self._check_fitted().metadata.get("empty_streams", ()))
+
+    def _quiet(self, frame: pd.DataFrame, fixed: Sequence[str] = ()) -> pd.DataFrame:
+        """``frame`` with the cells of the empty streams set to no event (0, or no value)."""
+        timeline = self.schema.timeline
+        if timeline is None or not self.empty_streams:
+            return frame
+        for stream in timeline.streams:
+            if stream.name not in self.empty_streams:
+                continue
+            for group in stream.groups:
+                names = list(stream.columns(group)) + (list(stream.anchored(group)) if group.around else [])
+                for name in names:
+                    if name in frame.columns and name not in fixed:
+                        frame[name] = pd.array([0] * len(frame), dtype="Int64") if stream.kind == "count" and \
+                            name in stream.columns(group) else pd.array([None] * len(frame), dtype=frame[name].dtype)
+        return frame
+
+    def _tilted(self, codes: np.ndarray, generator: np.random.Generator, fixed: Sequence[str] = ()) -> np.ndarray:
+        """``codes`` under the schema's plausibility panel as a public prior (constraint.tilt)."""
+        model = self._check_fitted()
+        return tilt(codes, self.schema, lambda c, blocks: model.resample(c, blocks, generator), generator, fixed)
 
     def sample_partial(self, real: pd.DataFrame, keep: list[str] | tuple[str, ...], rng: Any = None, *,
                        allow_sensitive: bool = False) -> pd.DataFrame:
@@ -219,7 +252,8 @@ class Synthesizer:
         n = len(next(iter(given.values())))
 
         def draw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            drawn = model.sample_given({j: v[rows] for j, v in by_index.items()}, generator)
+            drawn = self._tilted(model.sample_given({j: v[rows] for j, v in by_index.items()}, generator), generator,
+                                 fixed)
             out = decode(drawn, self.schema, generator, model.refinements)
             for name, values in kept.items():
                 out[name] = values[rows]
@@ -231,8 +265,9 @@ class Synthesizer:
             out, fresh = draw(rows)
             return (out, fresh) if pinned else (out.drop(columns=fixed), fresh)
 
-        return satisfy(frame, drawn, self.schema, generator, model.refinements, redraw, one_way=model.one_way,
-                       fixed=() if pinned else fixed, pinned=fixed if pinned else ())
+        return self._quiet(satisfy(frame, drawn, self.schema, generator, model.refinements, redraw,
+                                   one_way=model.one_way, fixed=() if pinned else fixed,
+                                   pinned=fixed if pinned else ()), fixed)
 
     # -- persistence -------------------------------------------------------------------
 

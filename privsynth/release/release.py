@@ -43,6 +43,7 @@ from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
 from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
 from privsynth.generator.footprint import check_footprint
+from privsynth.generator.learnability import Learnability
 from privsynth.generator.synthesizer import Synthesizer, check_keep
 from privsynth.ingest import Ingest
 from privsynth.pipeline import fit_model, post_processing_seed, read_view, versions, write_model_directory
@@ -189,7 +190,7 @@ def run_release(spec: RunSpec, out: str | Path, *, ledger: Ledger, progress: Pro
     stage: list[str] = []  # "fit" once the generator has touched the data, "released" once out exists
     try:
         result = _run(spec, out, _Input(view, ingest, fingerprint, time.perf_counter() - t0), ledger, reservation,
-                      progress, stage)
+                      progress, stage, notice)
     except AuditFailed:
         status = "refused"
         raise
@@ -214,7 +215,7 @@ class _Input:
 
 
 def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Reservation,
-         progress: Progress | None, stage: list[str]) -> ReleaseResult:
+         progress: Progress | None, stage: list[str], notice: Callable[[Finding], None] | None = None) -> ReleaseResult:
     schema, policy, seed = spec.schema, spec.policy, spec.seed
     assert seed is not None  # run_release fixed it
     keep = list(spec.keep)
@@ -226,7 +227,13 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
 
     t0 = time.perf_counter()
     stage.append("fit")
-    synth = fit_model(spec, train, progress)
+    synth = fit_model(spec, train, progress, notice)
+    learned = synth.model_.metadata["learnability"]
+    if learned["noise_share"] > policy.max_noise_share:
+        raise AuditFailed(
+            f"release refused: the model could not learn schema '{schema.name}' from these patients at this epsilon "
+            f"(policy max_noise_share {policy.max_noise_share:g}): {Learnability.of(learned).sentence(schema)}. "
+            "No data was written; this attempt's rho stays spent in the ledger.")
     if keep:
         sample = partial_sample(synth, train, keep, seed, bool(policy.allow_keep_sensitive))
     else:
@@ -253,6 +260,7 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
         "show_counts": spec.show_counts,
         "ingest": ingest.as_dict(),
         "encoding": synth.encode_report_.as_dict(),
+        "model": {"learnability": learned, "empty_streams": list(synth.empty_streams)},
         "audit": audit.as_dict(),
         "seconds": timings,
     }
