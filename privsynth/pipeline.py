@@ -179,7 +179,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     write_bytes(internal, json.dumps(report, indent=2).encode())
     return SynthesisResult(out, internal, len(view), len(sample), dict(counts), spec.epsilon, spec.delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
-                           tuple(f.as_dict() for f in ingest.data_quality))
+                           tuple(f.as_dict() for f in (*ingest.data_quality, *model_findings(synth, schema))))
 
 
 def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None,

@@ -74,6 +74,7 @@ def _plans(schema: Schema, fixed: tuple[str, ...]) -> list[Any]:
     if key in _PLANS and _PLANS[key][0] is schema:
         return _PLANS[key][1]
     index = {c.name: j for j, c in enumerate(schema.learned_columns)}
+    who = {c.name for c in schema.learned_columns if c.role == "quasi_identifier"}
     plans = []
     for rule in schema.plausibility:
         found = rule_mask(rule, schema) or _lazy_mask(rule, schema)
@@ -81,8 +82,15 @@ def _plans(schema: Schema, fixed: tuple[str, ...]) -> list[Any]:
             continue
         steps = [tuple(tuple(index[n] for n in block) for block in movable(rule, schema, fixed, wide))
                  for wide in (False, True)]
-        if steps[0] or steps[1]:
-            plans.append((found, steps))
+        # the last move, for a rule whose premise is who the patient is (an age): the rest of the
+        # row drawn again given the premise (and fixed columns), so correlated cells (a child's
+        # yearly labs) move together
+        node = substitute(rule.node, _formulas(schema))
+        premise = node.premise.columns() if isinstance(node, Implies) else frozenset()
+        keep = tuple(sorted(index[n] for n in premise | set(fixed) if n in index))
+        last = keep if premise and premise <= who | set(fixed) and keep else None
+        if steps[0] or steps[1] or last:
+            plans.append((found, steps, last))
     if len(_PLANS) > 64:
         _PLANS.clear()
     _PLANS[key] = (schema, plans)
@@ -135,7 +143,8 @@ def zero_masks(schema: Schema) -> dict[Clique, np.ndarray]:
 
 
 def tilt(codes: np.ndarray, schema: Schema, resample: Callable[[np.ndarray, Sequence[Clique]], np.ndarray],
-         rng: np.random.Generator, fixed: Sequence[str] = ()) -> np.ndarray:
+         rng: np.random.Generator, fixed: Sequence[str] = (),
+         given: Callable[[np.ndarray, tuple[int, ...]], np.ndarray] | None = None) -> np.ndarray:
     """The plausibility panel as a public prior, on the model's codes before decoding: in a
     row whose cells surely break a panel rule, the columns the rule's conclusion names
     (:func:`movable`) are kept with probability ``SOFT_KEEP`` and otherwise drawn again from
@@ -152,7 +161,7 @@ def tilt(codes: np.ndarray, schema: Schema, resample: Callable[[np.ndarray, Sequ
     stuck = [np.zeros(len(codes), dtype=bool) for _ in plans]  # rows no draw of a rule's blocks mended
     for _ in range(SOFT_ROUNDS):
         moved = False
-        for k, ((clique, possible), steps) in enumerate(plans):
+        for k, ((clique, possible), steps, last) in enumerate(plans):
             broken = ~possible[tuple(codes[:, j] for j in clique)] & ~stuck[k]
             rows = np.flatnonzero(broken)
             rows = rows[rng.random(len(rows)) >= SOFT_KEEP]
@@ -163,7 +172,11 @@ def tilt(codes: np.ndarray, schema: Schema, resample: Callable[[np.ndarray, Sequ
                     moved = True
                     codes[rows] = resample(codes[rows], blocks)
                     rows = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
-            # what neither move mended (the rule's conclusion is fixed: a conditioned COPD in a
+            if len(rows) and last is not None and given is not None:
+                moved = True
+                codes[rows] = given(codes[rows], last)
+                rows = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
+            # what no move mended (the rule's conclusion is fixed: a conditioned COPD in a
             # conditioned child) is not tried again: the model's draw stands
             stuck[k][rows] = True
         if not moved:

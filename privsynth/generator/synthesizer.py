@@ -197,7 +197,12 @@ class Synthesizer:
     def _tilted(self, codes: np.ndarray, generator: np.random.Generator, fixed: Sequence[str] = ()) -> np.ndarray:
         """``codes`` under the schema's plausibility panel as a public prior (constraint.tilt)."""
         model = self._check_fitted()
-        return tilt(codes, self.schema, lambda c, blocks: model.resample(c, blocks, generator), generator, fixed)
+
+        def given(rows: np.ndarray, keep: tuple[int, ...]) -> np.ndarray:
+            return model.sample_given({j: rows[:, j] for j in keep}, generator)
+
+        return tilt(codes, self.schema, lambda c, blocks: model.resample(c, blocks, generator), generator, fixed,
+                    given)
 
     def sample_partial(self, real: pd.DataFrame, keep: list[str] | tuple[str, ...], rng: Any = None, *,
                        allow_sensitive: bool = False) -> pd.DataFrame:
