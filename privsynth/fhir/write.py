@@ -227,6 +227,10 @@ class FhirWriter:
                 # inside the year before the reference that the whole years since the death name
                 start = max(_add_years(ref_date, -int(years) - 1) + dt.timedelta(days=1), birth)
                 end = max(min(_add_years(ref_date, -int(years)), ref_date), start)
+                # not before the year of life of its latest onset begins (the rule holds by whole years)
+                onsets = [int(row[o.name]) for f, o in plan.conditions if o is not None
+                          and row.get(f.name) is True and _present(row.get(o.name))]
+                start = min(max(start, _add_years(birth, max(onsets, default=0))), end)
                 end = _day_between(start, end, rng)
                 death = dt.datetime.combine(end, dt.time(23, 59), tzinfo=UTC)  # after that day's events
                 patient["deceasedDateTime"] = instant(death)

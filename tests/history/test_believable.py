@@ -89,7 +89,7 @@ def test_screening_follows_its_schedule_and_admissions_carry_a_reason():
     frame["copd_onset_age"] = frame["copd_onset_age"].astype("Int64")
     writer, records = _written(schema, frame)
     screened = 0
-    for (_, row), resources in zip(frame.iterrows(), records):
+    for resources in records:
         birth = dt.date.fromisoformat(resources[0]["birthDate"])
         sex = resources[0]["gender"]
         done: dict[str, list[dt.datetime]] = {}
