@@ -217,14 +217,7 @@ def enforced(schema: Schema, fixed: Sequence[str] = ()) -> tuple[Rule, ...]:
 
 def violations(frame: pd.DataFrame, schema: Schema, rules: Sequence[Rule]) -> np.ndarray:
     """One boolean per row: does the row break any of ``rules``?"""
-    if not rules or len(frame) == 0:
-        return np.zeros(len(frame), dtype=bool)
-    needed: set[str] = set().union(*(r.columns for r in rules))
-    rows = rule_rows(frame, schema, [c for c in schema.view_columns if c.name in needed])
-    bad = np.zeros(len(frame), dtype=bool)
-    for rule in rules:
-        bad |= rule.violated(rows)
-    return bad
+    return _broken(frame, schema, rules) > 0
 
 
 def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
