@@ -90,16 +90,21 @@ def _keys(series: pd.Series) -> pd.Series:
         keyed[~finite] = None
         return pd.Series(keyed, index=series.index, dtype=object)
 
-    def one(value: object) -> object:
-        if is_missing(value):
-            return None
-        if isinstance(value, bool | np.bool_):
-            return "true" if value else "false"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
+    return series.map(_key)
 
-    return series.map(one)
+
+def _key(value: object) -> str | None:
+    """One value as the string its category code is written as (None when missing)."""
+    if is_missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+SMALL = 16  # rows: a frame this short is encoded value by value (pandas' per-call cost dominates)
 
 
 def _lookup_integers(series: pd.Series, table: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +131,12 @@ def _encode_categorical(
         table = {"false": 0, "true": 1, "False": 0, "True": 1, "0": 0, "1": 1}
     if domain.integer_codes and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         looked, missing = _lookup_integers(series, table)
+    elif len(series) <= SMALL:  # one row of a repair: the same keys, without pandas' per-call cost
+        keyed = [_key(v) for v in series.tolist()]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            keyed = [None if k in ("inf", "-inf", "nan") else k for k in keyed]  # as the vectorised path reads them
+        missing = np.array([k is None for k in keyed], dtype=bool)
+        looked = np.array([np.nan if k is None else table.get(k, np.nan) for k in keyed], dtype=np.float64)
     else:
         keys = _keys(series)
         missing = keys.isna().to_numpy()

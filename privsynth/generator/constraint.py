@@ -34,10 +34,15 @@ from privsynth.schema.rule import Flag, Implies, IsMissing, Node, Not, Rule, sub
 
 MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
 VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
+STEER_ROUNDS = 48  # redraws inside their bins of the numbers of a row that breaks a panel rule
+SOFT_RENEWALS = 6  # whole-row redraws of a row that still breaks one after that
 ROW_ROUNDS = 60
+IDLE_ROUNDS = 10  # whole-row rounds that mend no row before the last-resort repair
 PAIR_TRIES = 32  # joint draws per pair of columns in the last-resort repair
 SOFT_KEEP = 0.05  # what a row breaking a panel rule keeps with this public probability per round ...
-NARROW_TRIES = 8  # narrow draws (an onset alone) before a wide one (with its condition)
+NARROW_TRIES = 8  # narrow draws (an onset alone) before wide ones (with its condition) ...
+WIDE_TRIES = 4  # ... of which there are this many, and then of the last move (the rest of the row) ...
+LAST_TRIES = 8  # ... this many
 SOFT_ROUNDS = 8  # ... over this many rounds (docs/generator.md, "The panel as a prior")
 
 
@@ -82,13 +87,11 @@ def _plans(schema: Schema, fixed: tuple[str, ...]) -> list[Any]:
             continue
         steps = [tuple(tuple(index[n] for n in block) for block in movable(rule, schema, fixed, wide))
                  for wide in (False, True)]
-        # the last move, for a rule whose premise is who the patient is (an age): the rest of the
-        # row drawn again given the premise (and fixed columns), so correlated cells (a child's
-        # yearly labs) move together
-        node = substitute(rule.node, _formulas(schema))
-        premise = node.premise.columns() if isinstance(node, Implies) else frozenset()
-        keep = tuple(sorted(index[n] for n in premise | set(fixed) if n in index))
-        last = keep if premise and premise <= who | set(fixed) and keep else None
+        # the last move: the rest of the row drawn again given who the patient is (the age and
+        # the other quasi-identifiers) and the fixed columns, so correlated cells (a child's
+        # yearly labs; a child's diabetes with its HbA1c and its drug) move together
+        keep = tuple(sorted(index[n] for n in who | set(fixed) if n in index))
+        last = keep or None
         if steps[0] or steps[1] or last:
             plans.append((found, steps, last))
     if len(_PLANS) > 64:
@@ -165,17 +168,24 @@ def tilt(codes: np.ndarray, schema: Schema, resample: Callable[[np.ndarray, Sequ
             broken = ~possible[tuple(codes[:, j] for j in clique)] & ~stuck[k]
             rows = np.flatnonzero(broken)
             rows = rows[rng.random(len(rows)) >= SOFT_KEEP]
-            for blocks, tries in zip(steps, (NARROW_TRIES, 1)):
+            for blocks, tries in zip(steps, (NARROW_TRIES, WIDE_TRIES)):
                 for _ in range(tries):
                     if len(rows) == 0 or not blocks:
                         break
                     moved = True
                     codes[rows] = resample(codes[rows], blocks)
                     rows = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
-            if len(rows) and last is not None and given is not None:
+            hopeless = last is None or given is None or set(clique) <= set(last)  # the move keeps the rule's cells
+            for _ in range(0 if hopeless else LAST_TRIES):
+                if len(rows) == 0:
+                    break
                 moved = True
+                assert given is not None and last is not None
                 codes[rows] = given(codes[rows], last)
-                rows = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
+                still = rows[~possible[tuple(codes[rows][:, j] for j in clique)]]
+                if len(still) == len(rows):
+                    break  # no row mended: the kept cells leave the rule no room (partial synthesis)
+                rows = still
             # what no move mended (the rule's conclusion is fixed: a conditioned COPD in a
             # conditioned child) is not tried again: the model's draw stands
             stuck[k][rows] = True
@@ -229,6 +239,8 @@ def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     rows = rule_rows(frame, schema, [c for c in schema.learned_columns if c.name in inputs])
     for col in schema.derived_columns:
         assert col.derived is not None
+        if not col.derived.columns <= set(frame.columns):
+            continue  # a narrow frame (some columns of some rows) carries what it needs only
         values = col.derived.evaluate(rows)
         if col.kind == "integer":
             frame[col.name] = pd.array(np.where(np.isnan(values), np.nan, np.round(values)), dtype="Float64")\
@@ -273,6 +285,34 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     soft = tuple(r for r in schema.plausibility if not r.columns <= set(fixed))
     if soft:
         frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)
+        if not fixed:
+            frame = _renew(frame, codes, schema, rng, refinements, redraw, hard, soft, numbers)
+    return frame
+
+
+def _renew(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
+           refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
+           hard: Sequence[Rule], soft: Sequence[Rule], numbers: dict[str, int]) -> pd.DataFrame:
+    """Rows that still break a panel rule after steering -- a number its bin cannot mend, an
+    age its events pin inside a bin that straddles the rule (a 9-year-old of [5, 10) 105 cm
+    tall, with visits nine years ago) -- are drawn again whole by ``redraw`` (the tilted
+    model, under the same condition), at most ``SOFT_RENEWALS`` times; a fresh row, steered
+    in turn, replaces the old one when it breaks no hard rule and fewer panel rules."""
+    for _ in range(SOFT_RENEWALS):
+        count = _broken(frame, schema, soft)
+        bad = np.flatnonzero(count > 0)
+        if len(bad) == 0:
+            break
+        fresh, fresh_codes = redraw(bad)
+        fresh = derive(_restore_types(fresh.reset_index(drop=True), schema), schema)
+        fresh = _steer(fresh, fresh_codes, schema, rng, refinements, hard, soft, numbers)
+        better = ~violations(fresh, schema, hard) & (_broken(fresh, schema, soft) < count[bad])
+        if better.any():
+            keep, kept = bad[better], np.flatnonzero(better)
+            for name in fresh.columns:
+                frame.loc[keep, name] = fresh.loc[kept, name].array
+            codes[keep] = fresh_codes[kept]
+            frame = _restore_types(frame, schema)
     return frame
 
 
@@ -353,9 +393,13 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
     formulas = _formulas(schema)
     involved = sorted({name for r in rules for name in substitute(r.node, formulas).columns() if name in numbers})
     bad = np.flatnonzero(violations(frame, schema, rules))
+    idle = rounds = 0  # whole-row rounds in a row that mended nothing; rounds run
     for round_ in range(VALUE_ROUNDS + ROW_ROUNDS):
         if len(bad) == 0:
             return frame
+        if idle >= IDLE_ROUNDS:
+            break  # what is left, fresh rows do not mend (real kept values leave no room): the repair's
+        rounds = round_ + 1
         if round_ < VALUE_ROUNDS and involved:
             # a pinned (conditioned) number is drawn uniformly in its bin: its within-bin detail
             # may give the part of the bin the rules allow no weight
@@ -368,6 +412,7 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
             codes[bad] = new_codes
         frame = derive(_restore_types(frame, schema), schema)
         sub = violations(frame.iloc[bad].reset_index(drop=True), schema, rules)
+        idle = idle + 1 if round_ >= VALUE_ROUNDS and sub.all() else 0
         bad = bad[sub]
     if len(bad) == 0:  # the last round may have mended them
         return frame
@@ -391,8 +436,8 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
     broken = sorted({r.text for r in rules if r.violated(rows).any()})
     raise InputError(
         f"{len(bad)} synthetic row(s) still break a rule of schema '{schema.name}' after {VALUE_ROUNDS} redraws of "
-        f"their numbers and {ROW_ROUNDS} of whole rows; the rules leave the model almost no room (do they "
-        f"contradict each other, or the data?): {'; '.join(broken)[:400]}")
+        f"their numbers and {max(rounds - VALUE_ROUNDS, 0)} of whole rows; the rules leave the model almost no "
+        f"room (do they contradict each other, or the data?): {'; '.join(broken)[:400]}")
 
 
 PINNED_TRIES = 200
@@ -528,43 +573,66 @@ def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rando
     their bins; a draw is kept when the rule then holds, no other panel rule breaks that held
     and every hard rule holds (a row the panel cannot fully mend is still mended where it can)."""
     formulas = _formulas(schema)
-    derived = [c.name for c in schema.derived_columns]
+    inputs = {c.name: c.derived.columns for c in schema.derived_columns if c.derived is not None}
+    needed = _needed(schema, [*soft, *hard])
+    rows = {k: np.array(v) for k, v in rule_rows(frame, schema, needed).items()}  # kept in step with the frame
     for rule in soft:
         names = sorted(n for n in substitute(rule.node, formulas).columns() if n in numbers)
         if not names:
             continue
-        bad = np.flatnonzero(violations(frame, schema, (rule,)))
-        for _ in range(VALUE_ROUNDS):
+        touched = set(names) | {d for d, read in inputs.items() if read & set(names)}
+        # only rules that read what moves can change: the others are left as they were
+        others = [r for r in soft if r is not rule and r.columns & touched]
+        watched = [r for r in hard if r.columns & touched]
+        width = sorted(touched | set().union(*(inputs[d] for d in touched if d in inputs)))
+        at = [frame.columns.get_loc(n) for n in width]
+        moved = [c for c in needed if c.name in touched]
+        bad = np.flatnonzero(rule.violated(rows))
+        for _ in range(STEER_ROUNDS):
             if len(bad) == 0:
                 break
-            before = frame.iloc[bad].reset_index(drop=True)
-            trial = before.copy()
+            trial = frame.iloc[bad, at].reset_index(drop=True)  # the columns that move and what they make
             _redraw_numbers(trial, np.arange(len(bad)), names, codes[bad], schema, rng, refinements, numbers)
             trial = derive(_restore_types(trial, schema), schema)
-            others = [r for r in soft if r is not rule]
-            ok = (~violations(trial, schema, (rule,)) & ~violations(trial, schema, hard)
-                  & (_broken(trial, schema, others) <= _broken(before, schema, others)))
+            before = {name: values[bad] for name, values in rows.items()}
+            tried = {**before, **rule_rows(trial, schema, moved)}  # only what moved is encoded again
+            ok = (~rule.violated(tried) & ~_count(tried, watched).astype(bool)
+                  & (_count(tried, others) <= _count(before, others)))
             if ok.any():
-                keep = bad[ok]
-                for name in [*names, *derived]:
-                    frame.loc[keep, name] = trial.loc[np.flatnonzero(ok), name].array
+                keep, kept = bad[ok], np.flatnonzero(ok)
+                for name in sorted(touched):
+                    frame.loc[keep, name] = trial.loc[kept, name].array
+                    if name in rows:
+                        rows[name][keep] = tried[name][kept]
             bad = bad[~ok]
     return _restore_types(frame, schema)
+
+
+def _needed(schema: Schema, rules: Sequence[Rule]) -> list[Column]:
+    """The view columns ``rules`` read."""
+    names: set[str] = set().union(*(r.columns for r in rules)) if rules else set()
+    return [c for c in schema.view_columns if c.name in names]
+
+
+def _count(rows: dict[str, np.ndarray], rules: Sequence[Rule]) -> np.ndarray:
+    """How many of ``rules`` each already-encoded row breaks."""
+    size = len(next(iter(rows.values()))) if rows else 0
+    if not rules:
+        return np.zeros(size, dtype=np.int64)
+    return np.sum([r.violated(rows) for r in rules], axis=0).astype(np.int64)
 
 
 def _broken(frame: pd.DataFrame, schema: Schema, rules: Sequence[Rule]) -> np.ndarray:
     """How many of ``rules`` each row breaks."""
     if not rules or len(frame) == 0:
         return np.zeros(len(frame), dtype=np.int64)
-    needed: set[str] = set().union(*(r.columns for r in rules))
-    rows = rule_rows(frame, schema, [c for c in schema.view_columns if c.name in needed])
-    return np.sum([r.violated(rows) for r in rules], axis=0).astype(np.int64)
+    return _count(rule_rows(frame, schema, _needed(schema, rules)), rules)
 
 
 def _restore_types(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Writing rows back with .loc can widen dtypes to object; put the decoded types back."""
     for col in schema.learned_columns:
-        if isinstance(col.domain, NumericDomain) and frame[col.name].dtype == object:
+        if col.name in frame.columns and isinstance(col.domain, NumericDomain) and frame[col.name].dtype == object:
             frame[col.name] = pd.array(pd.to_numeric(frame[col.name], errors="coerce"),
                                        dtype="Int64" if col.domain.integer else "Float64")
     return frame

@@ -186,7 +186,7 @@ class JunctionTree:
 
     def sample(
         self, marginals: Sequence[np.ndarray], n: int, rng: np.random.Generator, stratified: bool = True,
-        given: dict[int, np.ndarray] | None = None,
+        given: dict[int, np.ndarray] | None = None, tables: dict[int, tuple[Clique, Clique, np.ndarray]] | None = None,
     ) -> np.ndarray:
         """Draw ``n`` rows (integer codes) from calibrated clique marginals.
 
@@ -199,6 +199,9 @@ class JunctionTree:
 
         ``given`` fixes some columns (index -> codes of every row); the others are drawn
         given them. That is exact when ``marginals`` are calibrated on that evidence.
+
+        ``tables``: a dict kept by the caller with the same ``marginals`` and given columns:
+        each clique's conditional table is made once and read again on the next call.
         """
         d = len(self.sizes)
         largest = max(self.sizes, default=1)
@@ -216,7 +219,8 @@ class JunctionTree:
             visited.add(root)
             while stack:
                 i = stack.pop()
-                _sample_clique(self.cliques[i], marginals[i], done, out, self.sizes, rng, stratified)
+                _sample_clique(self.cliques[i], marginals[i], done, out, self.sizes, rng, stratified,
+                               tables, i)
                 done.update(self.cliques[i])
                 for nb in self.neighbours[i]:
                     if nb not in visited:
@@ -225,15 +229,14 @@ class JunctionTree:
         return out
 
 
-def _sample_clique(
-    clique: Clique, marginal: np.ndarray, done: set[int], out: np.ndarray,
-    sizes: Sequence[int], rng: np.random.Generator, stratified: bool,
-) -> None:
+def _conditional(clique: Clique, marginal: np.ndarray, done: set[int], sizes: Sequence[int]
+                 ) -> tuple[Clique, Clique, np.ndarray]:
+    """A clique's columns already drawn, those to draw, and the cumulative distribution of
+    the latter given the former (a row per configuration of the drawn ones)."""
     given = tuple(a for a in clique if a in done)
     new = tuple(a for a in clique if a not in done)
     if not new:
-        return
-    n = out.shape[0]
+        return given, new, np.zeros((1, 1))
     # reorder axes to (given..., new...) and flatten to a (given configs x new configs) table
     perm = [clique.index(a) for a in given + new]
     table = np.transpose(np.clip(marginal, 0, None), perm)
@@ -243,6 +246,23 @@ def _sample_clique(
     probs = np.where(totals > 0, table / np.where(totals > 0, totals, 1), 1.0 / table.shape[1])
     cdf = np.cumsum(probs, axis=1)
     cdf[:, -1] = 1.0
+    return given, new, cdf
+
+
+def _sample_clique(
+    clique: Clique, marginal: np.ndarray, done: set[int], out: np.ndarray,
+    sizes: Sequence[int], rng: np.random.Generator, stratified: bool,
+    tables: dict[int, tuple[Clique, Clique, np.ndarray]] | None = None, key: int = 0,
+) -> None:
+    found = tables.get(key) if tables is not None else None
+    if found is None:
+        found = _conditional(clique, marginal, done, sizes)
+        if tables is not None:
+            tables[key] = found
+    given, new, cdf = found
+    if not new:
+        return
+    n = out.shape[0]
     if given:
         gidx = np.ravel_multi_index(tuple(out[:, a] for a in given), tuple(sizes[a] for a in given))
     else:
@@ -264,7 +284,7 @@ def _sample_clique(
             m = e - s
             draws = (rng.permutation(m) + draws) / m
         picked[rows] = np.searchsorted(row_cdf, draws, side="right")
-    picked = np.minimum(picked, table.shape[1] - 1)
+    picked = np.minimum(picked, cdf.shape[1] - 1)
     values = np.unravel_index(picked, tuple(sizes[a] for a in new))
     for a, v in zip(new, values):
         out[:, a] = v

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ from privsynth.generator.factor import Clique, project
 from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
 
 FORMAT = "privsynth-model/1"
+
+
+CALIBRATIONS_KEPT = 2**24  # numbers of the calibrations on evidence kept (128 MiB of float64)
 
 
 @dataclass
@@ -49,6 +53,10 @@ class MarginalModel:
         cliques = sorted(self.potentials, key=lambda c: (len(c), c))
         self._tree = JunctionTree(cliques, self.sizes, max_cells=self.max_cells)
         self._marginals = clique_marginals(self._tree, self.potentials, self.total)
+        # sample_given's calibrations on evidence, by (columns, values): the panel's redraws
+        # ask for the same patients' evidence (an age, a sex, a state) again and again
+        self._calibrated: OrderedDict[tuple[tuple[int, ...], bytes], tuple[list[np.ndarray], dict[int, Any]]] = \
+            OrderedDict()
 
     def marginal(self, attrs: Clique) -> np.ndarray:
         """The model's marginal (in counts) over ``attrs`` if a tree clique covers them."""
@@ -135,23 +143,40 @@ class MarginalModel:
         small_given = np.stack([self.compressions[j].to_small[np.asarray(given[j], dtype=np.int64)]
                                 for j in columns], axis=1)
         combos, inverse = np.unique(small_given, axis=0, return_inverse=True)
-        base = clique_log_potentials(self._tree, self.potentials)
+        base: dict[int, np.ndarray] | None = None
         hosts = {j: self._tree.host((j,)) for j in columns}
         small = np.zeros((n, len(self.sizes)), dtype=np.int64)
         order = np.argsort(inverse.ravel(), kind="stable")  # rows grouped by combination, in one sort
         bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(combos) + 1))
         for k, combo in enumerate(combos):
             rows = order[bounds[k]:bounds[k + 1]]
-            logs = dict(base)
-            for j, value in zip(columns, combo.tolist()):
-                logs = self._with_evidence(logs, j, value, hosts[j])
-            marginals = self._tree.calibrate(logs, float(len(rows)))
+            key = (tuple(columns), combo.tobytes())
+            kept = self._calibrated.get(key)
+            if kept is None:
+                base = clique_log_potentials(self._tree, self.potentials) if base is None else base
+                logs = dict(base)
+                for j, value in zip(columns, combo.tolist()):
+                    logs = self._with_evidence(logs, j, value, hosts[j])
+                kept = (self._tree.calibrate(logs, 1.0), {})  # sampling reads proportions only
+                self._remember(key, kept)
+            else:
+                self._calibrated.move_to_end(key)
+            marginals, tables = kept
             fixed = {j: np.full(len(rows), v) for j, v in zip(columns, combo.tolist())}
-            small[rows] = self._tree.sample(marginals, len(rows), rng, given=fixed)
+            small[rows] = self._tree.sample(marginals, len(rows), rng, given=fixed, tables=tables)
         out = np.empty(small.shape, dtype=code_dtype(self.domain_sizes))
         for j, comp in enumerate(self.compressions):
             out[:, j] = given[j] if j in given else comp.expand(small[:, j], rng)
         return out
+
+    def _remember(self, key: tuple[tuple[int, ...], bytes], kept: tuple[list[np.ndarray], dict[int, Any]]) -> None:
+        """Keep a calibration on evidence (exact and deterministic: the same evidence gives the
+        same tree) with its conditional tables, the least recently used first out past
+        ``CALIBRATIONS_KEPT`` numbers (a calibration's tables count as much again)."""
+        cells = 2 * sum(m.size for m in kept[0])
+        self._calibrated[key] = kept
+        while len(self._calibrated) > 1 and len(self._calibrated) * cells > CALIBRATIONS_KEPT:
+            self._calibrated.popitem(last=False)
 
     def _with_evidence(self, logs: dict[int, np.ndarray], j: int, value: int, host: int | None = None
                        ) -> dict[int, np.ndarray]:

@@ -327,6 +327,8 @@ class Arithmetic(Binary):
 
 
 def _numbers(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype(np.float64, copy=False)
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
