@@ -133,14 +133,18 @@ def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Docu
             raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
     patient_id = parse_patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
     columns = _formulas(doc, data["columns"], columns[:len(data["columns"])]) + columns[len(data["columns"]):]
+    document = copy.deepcopy(data)
+
     def inherited(field_name: str, kind: str) -> tuple[rules.Rule, ...]:
         """The base schema's rules of a field (it was validated on its own), less those on a
-        column this schema drops."""
+        column this schema drops; the self-contained document holds them too."""
         if base is None:
             return ()
         raw, base_doc = base[0].get(field_name, []), base[1]
         names = {c.name for c in columns}
         kept = [r for r in raw if rules.parse_rule(r, kind).columns <= names]
+        if kept:
+            document[field_name] = copy.deepcopy(kept) + list(document.get(field_name, []))
         return _rules(base_doc, kept, field_name, columns, kind)
 
     constraints = inherited("constraints", "declared") + _rules(doc, data.get("constraints", []), "constraints",
@@ -170,7 +174,7 @@ def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Docu
         plausibility=plausibility,
         structure=structure,
         timeline=timeline,
-        document=copy.deepcopy(data),
+        document=document,
     )
 
 

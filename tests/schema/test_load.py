@@ -157,3 +157,20 @@ def test_a_model_too_large_for_memory_is_refused_with_its_size(tmp_path):
         check_footprint(schema, limit=100_000_000)  # a larger limit, but one marginal must still fit in the model
     assert check_footprint(load_schema(write(tmp_path, GOOD))).cells < 1_000
 
+
+
+def test_the_saved_schema_of_an_extending_schema_keeps_the_base_rules(tmp_path):
+    """A model directory carries its schema as one document: patient-timeline extends
+    patient-core, and the saved document lost the base's constraints and panel (a sampled
+    timeline model then drew 4-year-olds 38 cm tall)."""
+    from pathlib import Path
+
+    from privsynth.schema.load import dump_schema
+
+    timeline = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "patient-timeline.yaml")
+    saved = tmp_path / "schema.yaml"
+    saved.write_bytes(dump_schema(timeline))
+    again = load_schema(saved)
+    assert [r.text for r in again.rules] == [r.text for r in timeline.rules]
+    assert [r.text for r in again.plausibility] == [r.text for r in timeline.plausibility]
+    assert "age >= 4 -> body_height >= 85" in [r.text for r in again.plausibility]
