@@ -34,12 +34,12 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, table
+from privsynth.history.chart import iter_patients
 from privsynth.history.redflag import (
     FLAGS,
     Comparison,
     Summary,
     compare,
-    iter_patients,
     max_date,
     summarise,
 )

@@ -4,77 +4,48 @@ Each flag is a share among the patients its premise concerns: of the patients wi
 failure, how many have it from childhood; of the patients with an admission, how many have
 one with no reason and nothing recorded; of the children, how many had a cholesterol
 measured; and so on. The same functions run on a real FHIR export and on a synthetic one, so
-the two can be compared side by side (:func:`compare`; ``benchmarks/believability.py``).
-A flag is not an error in itself (real records have early-onset disease, repeat
-colonoscopies after a polyp, metformin for prediabetes); a synthetic rate far above the real
-one is what betrays a generator.
+the two can be compared side by side (:func:`compare`; ``benchmarks/believability.py``; the
+face-validity audit of a release). A flag is not an error in itself (real records have
+early-onset disease, repeat colonoscopies after a polyp, metformin for prediabetes); a
+synthetic rate far above the real one is what betrays a generator.
 
-Input: one patient's resources as plain FHIR R4 JSON dicts (Patient, Encounter, Condition,
-Observation, MedicationRequest, Procedure; other types are ignored) and a reference date
-(the export's "now"). :func:`iter_patients` groups the resources of FHIR files or
-directories (Bulk Data NDJSON or per-patient transaction Bundles, optionally gzipped) by
-patient.
-
-Code lists: the condition groups (heart_failure, coronary_disease, atrial_fibrillation,
-stroke, alzheimers, copd, hypertension, diabetes) and the blood-pressure panel codes are
-the public SNOMED CT / LOINC lists of ``schemas/patient-core.yaml`` (``code_groups``).
-
-The flag functions are pure: ``(resources, reference_date) -> (applies, flagged)``. They
-parse a patient once and reuse the parse for the next flag while the same list object is
-passed (an identity cache of one entry); do not mutate a list between two calls.
+The flag functions are pure: ``(resources, reference_date) -> (applies, flagged)``, reading
+the patient's :class:`~privsynth.history.chart.Chart` (parsed once per patient).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import gzip
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
+from privsynth.history.chart import (
+    BMI,
+    BODY_HEIGHT,
+    BODY_WEIGHT,
+    CHOLESTEROL,
+    COLONOSCOPY,
+    CONDITION_GROUPS,
+    HBA1C,
+    LOINC,
+    MAMMOGRAPHY,
+    RXNORM,
+    SNOMED,
+    Chart,
+    Event,
+    Resource,
+    add_years,
+    age_at,
+    chart_of,
+    code_group,
+    has_code,
+)
 
-Resource = dict[str, Any]
 Check = Callable[[Sequence[Resource], dt.date], tuple[bool, bool]]
 
-RESOURCE_TYPES = frozenset({"Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure"})
-CONDITION_GROUPS: tuple[tuple[str, str], ...] = (
-    ("heart_failure", "heart failure"),
-    ("coronary_disease", "coronary disease"),
-    ("atrial_fibrillation", "atrial fibrillation"),
-    ("stroke", "stroke"),
-    ("alzheimers", "Alzheimer's"),
-    ("copd", "COPD"),
-    ("hypertension", "hypertension"),
-    ("diabetes", "type 2 diabetes"),
-)
-# Type 1 diabetes begins in childhood: the "type 2 diabetes" onset flag and distribution leave
-# it out of patient-core's diabetes group (the antidiabetic flag keeps every diabetes code).
-TYPE_1_DIABETES = frozenset({"46635009"})
-INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
-
-SNOMED, LOINC, RXNORM = "snomed", "loinc", "rxnorm"
-_SYSTEMS = {
-    "http://snomed.info/sct": SNOMED,
-    "http://loinc.org": LOINC,
-    "http://www.nlm.nih.gov/research/umls/rxnorm": RXNORM,
-}
-COLONOSCOPY = frozenset({"73761001"})
-MAMMOGRAPHY = frozenset({"71651007"})
-HBA1C = frozenset({"4548-4"})
-CHOLESTEROL = frozenset({"2093-3"})
-BODY_HEIGHT = frozenset({"8302-2"})
-BODY_WEIGHT = frozenset({"29463-7"})
-BMI = frozenset({"39156-5"})
-# Paperwork after a death is not care after it: a death certification encounter (SNOMED
-# 308646001, as Synthea writes it) and a cause-of-death observation (LOINC 69453-9).
-DEATH_CERTIFICATION = frozenset({"308646001"})
-CAUSE_OF_DEATH = frozenset({"69453-9"})
-SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
 # RxNorm codes of the antidiabetics the example hospital and Synthea prescribe (metformin 500 mg
 # ER and IR, Humulin 70/30); any drug whose name says metformin or insulin counts too.
 ANTIDIABETIC_RXNORM = frozenset({"860975", "861007", "106892"})
@@ -92,414 +63,6 @@ CDC_STATURE_P3: dict[str, tuple[float, ...]] = {  # ages 2, 3, ..., 17
                126.0, 130.7, 137.4, 144.2, 148.1, 149.7, 150.4, 150.7),
 }
 HEIGHT_MARGIN = 0.9
-
-
-# -- reading -------------------------------------------------------------------------------
-
-# The elements the flags read; iter_patients keeps only these (a 6,000-patient export then
-# fits in a few hundred MB).
-_KEEP = frozenset({
-    "resourceType", "id", "_fullUrl", "subject", "patient", "encounter", "code", "medicationCodeableConcept",
-    "class", "type", "period", "reasonCode", "reasonReference", "onsetDateTime", "onsetPeriod", "recordedDate",
-    "effectiveDateTime", "effectivePeriod", "issued", "valueQuantity", "component", "authoredOn",
-    "performedDateTime", "performedPeriod", "birthDate", "gender", "deceasedDateTime", "deceasedBoolean",
-})
-
-
-def _slim(resource: Resource) -> Resource:
-    return {k: v for k, v in resource.items() if k in _KEEP}
-
-
-def ref_id(reference: Any) -> str | None:
-    """The id a reference points at: ``Patient/<id>``, ``urn:uuid:<id>`` or an absolute URL
-    (``.../Patient/<id>/_history/2``) give ``<id>``; a conditional reference gives None.
-
-    >>> ref_id("Patient/p1"), ref_id("urn:uuid:ab-12"), ref_id("http://x/fhir/Encounter/e9/_history/2")
-    ('p1', 'ab-12', 'e9')
-    """
-    if isinstance(reference, dict):
-        reference = reference.get("reference")
-    if not isinstance(reference, str) or not reference or "?" in reference:
-        return None
-    if reference.startswith(("urn:uuid:", "urn:oid:")):
-        return reference.split(":", 2)[2]
-    parts = reference.rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return parts[-1] or None
-
-
-def _patient_ref(resource: Resource) -> str | None:
-    return ref_id(resource.get("subject") or resource.get("patient"))
-
-
-def _aliases(resource: Resource) -> set[str]:
-    out = {str(resource["id"])} if resource.get("id") else set()
-    full = ref_id(resource.get("_fullUrl"))
-    if full:
-        out.add(full)
-    return out
-
-
-def _files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    from privsynth.fhir.read import ReadStats, discover
-
-    items: list[str | Path] = [paths] if isinstance(paths, str | Path) else list(paths)
-    return discover(items, ReadStats())
-
-
-def _load(path: Path) -> bytes:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    return path.read_bytes()
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        yield from fh
-
-
-def _bundle_resources(doc: Any) -> list[Resource]:
-    if not isinstance(doc, dict):
-        return []
-    if doc.get("resourceType") != "Bundle":
-        return [_slim(doc)] if doc.get("resourceType") in RESOURCE_TYPES else []
-    out = []
-    for entry in doc.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") not in RESOURCE_TYPES:
-            continue
-        resource = _slim(resource)
-        full = entry.get("fullUrl")
-        if isinstance(full, str) and ref_id(full) != resource.get("id"):
-            resource["_fullUrl"] = full  # references to it use the fullUrl (privsynth.fhir.read does the same)
-        out.append(resource)
-    return out
-
-
-def iter_patients(paths: str | Path | Iterable[str | Path]) -> Iterator[list[Resource]]:
-    """Each patient's resources (the Patient first), from FHIR files or directories.
-
-    Per-patient Bundles (``*.json[.gz]``, one Patient whose resources all point at it) are
-    yielded as they are read. Everything else (Bulk Data ``<Type>[.<n>].ndjson[.gz]``,
-    multi-patient Bundles) is grouped by ``subject`` / ``patient`` reference
-    (``Patient/<id>``, ``urn:uuid:<id>``) and yielded at the end. Resources of other types,
-    and resources of patients with no Patient resource, are left out. Only the elements the
-    flags read are kept.
-    """
-    # resources waiting for their patient are kept as compact JSON (a third of their size as dicts)
-    pending: dict[str, list[bytes]] = defaultdict(list)
-    patients: list[Resource] = []
-
-    def hold(resource: Resource) -> None:
-        if resource["resourceType"] == "Patient":
-            patients.append(resource)
-        else:
-            key = _patient_ref(resource)
-            if key is not None:
-                # copied: orjson's own output keeps a 4 KiB buffer per resource
-                pending[key].append(bytes(bytearray(orjson.dumps(resource))))
-
-    for path in _files(paths):
-        if path.name.endswith((".ndjson", ".ndjson.gz")):
-            for line in _lines(path):
-                if not line.strip():
-                    continue
-                resource = orjson.loads(line)
-                if isinstance(resource, dict) and resource.get("resourceType") in RESOURCE_TYPES:
-                    hold(_slim(resource))
-            continue
-        resources = _bundle_resources(orjson.loads(_load(path)))
-        own = [r for r in resources if r["resourceType"] == "Patient"]
-        if len(own) == 1:
-            names = _aliases(own[0])
-            if all(_patient_ref(r) in names for r in resources if r is not own[0]):
-                yield [own[0]] + [r for r in resources if r is not own[0]]
-                continue
-        for resource in resources:
-            hold(resource)
-    for patient in patients:
-        group = [patient]
-        for name in sorted(_aliases(patient)):
-            group.extend(orjson.loads(raw) for raw in pending.pop(name, ()))
-        yield group
-
-
-# -- one patient's chart -------------------------------------------------------------------
-
-
-def day_of(value: Any) -> dt.date | None:
-    """The calendar day of a FHIR date or dateTime as written (its local day; a year or a
-    year-month is its first day).
-
-    >>> day_of("2019-05-05T23:38:05-05:00"), day_of("1980-07"), day_of(None)
-    (datetime.date(2019, 5, 5), datetime.date(1980, 7, 1), None)
-    """
-    if not isinstance(value, str) or len(value) < 4:
-        return None
-    try:
-        year = int(value[0:4])
-        month = int(value[5:7]) if len(value) >= 7 else 1
-        day = int(value[8:10]) if len(value) >= 10 else 1
-        return dt.date(year, month, day)
-    except ValueError:
-        return None
-
-
-def _instant(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        d = day_of(value)
-        return dt.datetime(d.year, d.month, d.day) if d else None
-    return moment.replace(tzinfo=None) - (moment.utcoffset() or dt.timedelta())
-
-
-def age_at(birth: dt.date, day: dt.date) -> int:
-    """Completed years of age on ``day``.
-
-    >>> age_at(dt.date(2000, 6, 15), dt.date(2018, 6, 14)), age_at(dt.date(2000, 6, 15), dt.date(2018, 6, 15))
-    (17, 18)
-    """
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-
-
-def add_years(day: dt.date, years: int) -> dt.date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
-Codes = frozenset[tuple[str, str]]
-
-
-def _codes(concept: Any) -> Codes:
-    """(system, code) of every coding; a system this module does not name is kept as written,
-    a missing one as ''."""
-    if not isinstance(concept, dict):
-        return frozenset()
-    out = set()
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, dict) and coding.get("code"):
-            system = coding.get("system") or ""
-            out.add((_SYSTEMS.get(system, system), str(coding["code"])))
-    return frozenset(out)
-
-
-def _has(codes: Codes, system: str, wanted: frozenset[str]) -> bool:
-    return any(code in wanted and sys_ in (system, "") for sys_, code in codes)
-
-
-def _words(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    parts = [str(concept.get("text") or "")]
-    parts += [str(c.get("display") or "") for c in concept.get("coding") or [] if isinstance(c, dict)]
-    return " ".join(parts).lower()
-
-
-def _quantity(q: Any) -> float | None:
-    if isinstance(q, dict) and isinstance(q.get("value"), int | float) and not isinstance(q.get("value"), bool):
-        return float(q["value"])
-    return None
-
-
-def _centimetres(q: Any) -> float | None:
-    value = _quantity(q)
-    if value is None:
-        return None
-    unit = str(q.get("code") or q.get("unit") or "cm")
-    return value * {"m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54, "[in_us]": 2.54}.get(unit, 1.0)
-
-
-def _kilograms(q: Any) -> float | None:
-    value = _quantity(q)
-    if value is None:
-        return None
-    unit = str(q.get("code") or q.get("unit") or "kg")
-    return value * {"g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}.get(unit, 1.0)
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # resourceType
-    codes: Codes
-    day: dt.date | None
-    words: str = ""  # lower-case text and displays (drugs)
-    value: float | None = None
-    systolic: float | None = None
-    diastolic: float | None = None
-    sort_key: str = ""  # the full timestamp, to order events of one day
-    coded: bool = True
-    linked: bool = False  # points at an encounter
-
-
-@dataclass(frozen=True)
-class Stay:
-    ids: frozenset[str]
-    inpatient: bool
-    start: dt.date | None
-    end: dt.date | None
-    hours: float | None
-    has_reason: bool
-
-
-@dataclass(frozen=True)
-class Chart:
-    """What the flags need of one patient, parsed once."""
-
-    has_patient: bool
-    birth: dt.date | None
-    gender: str | None
-    death: dt.date | None
-    deceased_no_date: bool
-    conditions: tuple[Event, ...]
-    observations: tuple[Event, ...]
-    medications: tuple[Event, ...]
-    procedures: tuple[Event, ...]
-    encounters: tuple[Stay, ...]
-    cited_by_findings: frozenset[str]  # encounters a Condition/Procedure/Observation points at
-    cited_by_any: frozenset[str]  # encounters any resource points at
-    event_days: tuple[dt.date, ...]  # every dated event
-    care_days: tuple[dt.date, ...]  # the same without death certification paperwork
-
-    def age(self, day: dt.date) -> int | None:
-        return age_at(self.birth, day) if self.birth else None
-
-    def onset_days(self, group: str) -> list[dt.date]:
-        wanted = code_group(group) - TYPE_1_DIABETES if group == "diabetes" else code_group(group)
-        return [c.day for c in self.conditions if c.day is not None and _has(c.codes, SNOMED, wanted)]
-
-    def has_condition(self, group: str) -> bool:
-        wanted = code_group(group)
-        return any(_has(c.codes, SNOMED, wanted) for c in self.conditions)
-
-    def stays(self) -> list[Stay]:
-        return [s for s in self.encounters if s.inpatient]
-
-
-def _encounter_class(resource: Resource) -> str | None:
-    cls = resource.get("class")
-    if isinstance(cls, list):  # R5 shape: a list of CodeableConcepts
-        codes = [c.get("code") for cc in cls if isinstance(cc, dict) for c in cc.get("coding") or []]
-        return str(codes[0]) if codes else None
-    return str(cls.get("code")) if isinstance(cls, dict) and cls.get("code") else None
-
-
-def _bp(resource: Resource) -> tuple[float | None, float | None]:
-    systolic = diastolic = None
-    for comp in resource.get("component") or []:
-        if not isinstance(comp, dict):
-            continue
-        codes = _codes(comp.get("code"))
-        if _has(codes, LOINC, frozenset({SYSTOLIC})):
-            systolic = _quantity(comp.get("valueQuantity"))
-        elif _has(codes, LOINC, frozenset({DIASTOLIC})):
-            diastolic = _quantity(comp.get("valueQuantity"))
-    return systolic, diastolic
-
-
-def build_chart(resources: Sequence[Resource]) -> Chart:
-    """Parse one patient's resources into a :class:`Chart`."""
-    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
-    conditions: list[Event] = []
-    observations: list[Event] = []
-    medications: list[Event] = []
-    procedures: list[Event] = []
-    encounters: list[Stay] = []
-    findings: set[str] = set()
-    cited: set[str] = set()
-    days: list[dt.date] = []
-    care: list[dt.date] = []
-    paperwork = {alias for r in resources if r.get("resourceType") == "Encounter"
-                 and any(_has(_codes(t), SNOMED, DEATH_CERTIFICATION) for t in r.get("type") or [])
-                 for alias in _aliases(r)}
-    for r in resources:
-        kind = r.get("resourceType")
-        enc = ref_id(r.get("encounter")) if kind != "Encounter" else None
-        if enc is not None:
-            cited.add(enc)
-            if kind in ("Condition", "Procedure", "Observation"):
-                findings.add(enc)
-        if kind == "Encounter":
-            period = r.get("period") or {}
-            start, end = _instant(period.get("start")), _instant(period.get("end"))
-            day = day_of(period.get("start"))
-            encounters.append(Stay(
-                ids=frozenset(_aliases(r)), inpatient=_encounter_class(r) in INPATIENT_CLASSES, start=day,
-                end=day_of(period.get("end")) or day,
-                hours=(end - start).total_seconds() / 3600 if start and end else None,
-                has_reason=bool(r.get("reasonCode") or r.get("reasonReference"))))
-            stamp = period.get("start")
-        elif kind == "Condition":
-            stamp = r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start") or r.get("recordedDate")
-            conditions.append(Event(kind, _codes(r.get("code")), day_of(stamp), sort_key=str(stamp or "")))
-        elif kind == "Observation":
-            stamp = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start") or r.get("issued")
-            codes = _codes(r.get("code"))
-            value = (_centimetres(r.get("valueQuantity")) if _has(codes, LOINC, BODY_HEIGHT)
-                     else _kilograms(r.get("valueQuantity")) if _has(codes, LOINC, BODY_WEIGHT)
-                     else _quantity(r.get("valueQuantity")))
-            systolic, diastolic = _bp(r)
-            observations.append(Event(kind, codes, day_of(stamp), value=value, systolic=systolic,
-                                      diastolic=diastolic, sort_key=str(stamp or ""), linked=enc is not None))
-        elif kind == "MedicationRequest":
-            stamp = r.get("authoredOn")
-            concept = r.get("medicationCodeableConcept")
-            codes = _codes(concept)
-            medications.append(Event(kind, codes, day_of(stamp), words=_words(concept),
-                                     sort_key=str(stamp or ""), coded=bool(codes), linked=enc is not None))
-        elif kind == "Procedure":
-            stamp = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
-            codes = _codes(r.get("code"))
-            procedures.append(Event(kind, codes, day_of(stamp), sort_key=str(stamp or ""), coded=bool(codes),
-                                    linked=enc is not None))
-        else:
-            continue
-        d = day_of(stamp)
-        if d is not None:
-            days.append(d)
-            if not (_aliases(r) & paperwork or enc in paperwork
-                    or (kind == "Observation" and _has(_codes(r.get("code")), LOINC, CAUSE_OF_DEATH))):
-                care.append(d)
-    p = patient or {}
-    death = day_of(p.get("deceasedDateTime"))
-    return Chart(
-        has_patient=patient is not None, birth=day_of(p.get("birthDate")), gender=p.get("gender"),
-        death=death, deceased_no_date=p.get("deceasedBoolean") is True and death is None,
-        conditions=tuple(conditions), observations=tuple(observations), medications=tuple(medications),
-        procedures=tuple(procedures), encounters=tuple(encounters), cited_by_findings=frozenset(findings),
-        cited_by_any=frozenset(cited), event_days=tuple(days), care_days=tuple(care))
-
-
-_LAST: list[tuple[Sequence[Resource], Chart]] = []
-
-
-def chart_of(resources: Sequence[Resource]) -> Chart:
-    """:func:`build_chart`, reused while the same list object is passed again."""
-    if _LAST and _LAST[0][0] is resources:
-        return _LAST[0][1]
-    chart = build_chart(resources)
-    _LAST[:] = [(resources, chart)]
-    return chart
-
-
-@functools.cache
-def _schema_groups() -> dict[str, frozenset[str]]:
-    from privsynth.schema.load import load_schema
-
-    schema = load_schema(Path(__file__).resolve().parents[1] / "schemas" / "patient-core.yaml")
-    return {name: group.code_set for name, group in schema.code_groups.items()}
-
-
-def code_group(name: str) -> frozenset[str]:
-    """The codes of one of patient-core's public code groups (e.g. ``heart_failure``)."""
-    return _schema_groups()[name]
 
 
 # -- the flags -------------------------------------------------------------------------------
@@ -530,7 +93,7 @@ def _onset_before(group: str, years: int) -> Check:
 
 
 def _procedure_days(c: Chart, wanted: frozenset[str]) -> list[dt.date]:
-    return sorted(p.day for p in c.procedures if p.day is not None and _has(p.codes, SNOMED, wanted))
+    return sorted(p.day for p in c.procedures if p.day is not None and has_code(p.codes, SNOMED, wanted))
 
 
 def repeat_colonoscopy(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
@@ -609,7 +172,7 @@ def empty_stay(resources: Sequence[Resource], reference: dt.date) -> tuple[bool,
 
 
 def early_hba1c(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
-    days = [o.day for o in chart_of(resources).observations if o.day and _has(o.codes, LOINC, HBA1C)]
+    days = [o.day for o in chart_of(resources).observations if o.day and has_code(o.codes, LOINC, HBA1C)]
     return bool(days), any(d.year < 1980 for d in days)
 
 
@@ -634,14 +197,14 @@ def undated_death(resources: Sequence[Resource], reference: dt.date) -> tuple[bo
 
 def antidiabetic_without_diabetes(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
     c = chart_of(resources)
-    treated = any(_has(m.codes, RXNORM, ANTIDIABETIC_RXNORM) or any(w in m.words for w in ANTIDIABETIC_WORDS)
+    treated = any(has_code(m.codes, RXNORM, ANTIDIABETIC_RXNORM) or any(w in m.words for w in ANTIDIABETIC_WORDS)
                   for m in c.medications)
     return treated, treated and not c.has_condition("diabetes")
 
 
 def diabetic_hba1c_without_diabetes(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
     c = chart_of(resources)
-    values = [o.value for o in c.observations if o.value is not None and _has(o.codes, LOINC, HBA1C)]
+    values = [o.value for o in c.observations if o.value is not None and has_code(o.codes, LOINC, HBA1C)]
     return bool(values), any(v >= 6.5 for v in values) and not c.has_condition("diabetes")
 
 
@@ -650,12 +213,12 @@ def child_cholesterol(resources: Sequence[Resource], reference: dt.date) -> tupl
     age = c.age(reference)
     if age is None or not 0 <= age < 12:
         return False, False
-    return True, any(_has(o.codes, LOINC, CHOLESTEROL) for o in c.observations)
+    return True, any(has_code(o.codes, LOINC, CHOLESTEROL) for o in c.observations)
 
 
 def _pressures(c: Chart) -> list[Event]:
     panel = code_group("blood_pressure_panel")
-    return [o for o in c.observations if _has(o.codes, LOINC, panel) and o.systolic is not None
+    return [o for o in c.observations if has_code(o.codes, LOINC, panel) and o.systolic is not None
             and o.diastolic is not None]
 
 
@@ -692,7 +255,7 @@ def short_child(resources: Sequence[Resource], reference: dt.date) -> tuple[bool
     if c.birth is None or age is None or not 2 <= age <= 17:
         return False, False
     heights = [o for o in c.observations if o.day is not None and o.value is not None
-               and _has(o.codes, LOINC, BODY_HEIGHT) and 2 <= age_at(c.birth, o.day) <= 17]
+               and has_code(o.codes, LOINC, BODY_HEIGHT) and 2 <= age_at(c.birth, o.day) <= 17]
     if not heights:
         return False, False
     last = max(heights, key=lambda o: (o.day or dt.date.min, o.sort_key))
@@ -702,7 +265,8 @@ def short_child(resources: Sequence[Resource], reference: dt.date) -> tuple[bool
 
 
 def implausible_bmi(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
-    values = [o.value for o in chart_of(resources).observations if o.value is not None and _has(o.codes, LOINC, BMI)]
+    values = [o.value for o in chart_of(resources).observations
+              if o.value is not None and has_code(o.codes, LOINC, BMI)]
     return bool(values), any(not 12 <= v <= 70 for v in values)
 
 
@@ -712,11 +276,14 @@ def bmi_mismatch(resources: Sequence[Resource], reference: dt.date) -> tuple[boo
         if o.day is None or o.value is None:
             continue
         for name, codes in (("bmi", BMI), ("weight", BODY_WEIGHT), ("height", BODY_HEIGHT)):
-            if _has(o.codes, LOINC, codes):
+            if has_code(o.codes, LOINC, codes):
                 by_day[o.day][name] = o.value
     trios = [v for v in by_day.values() if len(v) == 3 and v["height"] > 0]
     mismatched = any(abs(v["weight"] / (v["height"] / 100) ** 2 - v["bmi"]) > 0.1 * v["bmi"] for v in trios)
     return bool(trios), mismatched
+
+
+UNCODED_ORDER = "drug or procedure without a code"
 
 
 def _flags() -> tuple[Flag, ...]:
@@ -741,7 +308,7 @@ def _flags() -> tuple[Flag, ...]:
         Flag("same drug or procedure >=2 times on one day", "Of the patients with a prescription or procedure, "
              "the share with the same coded drug or procedure twice or more on one calendar day.", _same_day(2)),
         Flag("same drug or procedure >=3 times on one day", "As above, three times or more.", _same_day(3)),
-        Flag("drug or procedure without a code", "Of the patients with a prescription or procedure, the share "
+        Flag(UNCODED_ORDER, "Of the patients with a prescription or procedure, the share "
              "with one that names no drug or procedure (no coding).", uncoded_order),
         Flag("lab, drug or procedure outside any encounter", "Of the patients with a dated observation, "
              "prescription or procedure, the share with one that names no encounter and falls on a day no "
@@ -821,6 +388,7 @@ class Summary:
     reference: dt.date
     flags: tuple[FlagCount, ...]
     distributions: tuple[Distribution, ...] = field(default=())
+    any_flagged: int = 0  # patients with at least one flag
 
     def flag(self, name: str) -> FlagCount:
         return next(f for f in self.flags if f.name == name)
@@ -829,7 +397,7 @@ class Summary:
         return next(d for d in self.distributions if d.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"patients": self.patients, "reference": self.reference.isoformat(),
+        return {"patients": self.patients, "reference": self.reference.isoformat(), "any_flagged": self.any_flagged,
                 "flags": [{"name": f.name, "sentence": f.sentence, "premise": f.premise, "flagged": f.flagged,
                            "rate": f.rate} for f in self.flags],
                 "distributions": [vars(d) for d in self.distributions]}
@@ -846,10 +414,10 @@ def summarise(patients: Iterable[Sequence[Resource]], reference: dt.date,
               flags: Sequence[Flag] = FLAGS) -> Summary:
     """Every flag's premise and flagged counts over ``patients``, and the distributions: age at
     the reference date, encounters per patient, inpatient length of stay (days), age at onset
-    per condition (the first onset)."""
+    per condition (the first onset); and how many patients carry at least one flag."""
     premise = [0] * len(flags)
     flagged = [0] * len(flags)
-    n = 0
+    n = anyone = 0
     encounters: list[float] = []
     ages: list[float] = []
     stays: list[float] = []
@@ -859,10 +427,13 @@ def summarise(patients: Iterable[Sequence[Resource]], reference: dt.date,
         if not chart.has_patient:
             continue
         n += 1
+        hits = 0
         for i, flag in enumerate(flags):
             applies, hit = flag(resources, reference)
             premise[i] += applies
             flagged[i] += applies and hit
+            hits += applies and hit
+        anyone += hits > 0
         encounters.append(len(chart.encounters))
         age = chart.age(reference)
         if age is not None:
@@ -879,7 +450,7 @@ def summarise(patients: Iterable[Sequence[Resource]], reference: dt.date,
     dists += [_distribution(f"age at onset: {label}", onsets[group], under_18=True)
               for group, label in CONDITION_GROUPS]
     return Summary(n, reference, tuple(FlagCount(f.name, f.sentence, p, k)
-                                       for f, p, k in zip(flags, premise, flagged)), tuple(dists))
+                                       for f, p, k in zip(flags, premise, flagged)), tuple(dists), anyone)
 
 
 @dataclass(frozen=True)
@@ -900,24 +471,26 @@ class Comparison:
 MISS_FLOOR = 0.01
 
 
-def is_miss(real_rate: float | None, synthetic_rate: float | None) -> bool:
-    """Whether a synthetic rate is a miss against the real one.
+def is_miss(real_rate: float | None, synthetic_rate: float | None, ratio: float = 2.0,
+            floor: float = MISS_FLOOR) -> bool:
+    """Whether a synthetic rate is a miss against the real one: above max(ratio x real, floor).
 
     >>> is_miss(0.0, 0.011), is_miss(0.1, 0.2), is_miss(0.1, 0.21), is_miss(None, None)
     (True, False, True, False)
     """
     if synthetic_rate is None:
         return False
-    return synthetic_rate > max(2 * (real_rate or 0.0), MISS_FLOOR)
+    return synthetic_rate > max(ratio * (real_rate or 0.0), floor)
 
 
-def compare(real: Summary, synthetic: Summary) -> list[Comparison]:
-    """Each flag of ``real`` (in its order) beside the synthetic one of the same name."""
+def compare(real: Summary, synthetic: Summary, ratio: float = 2.0, floor: float = MISS_FLOOR) -> list[Comparison]:
+    """Each flag of ``real`` (in its order) beside the synthetic one of the same name; a miss
+    is a synthetic rate above max(``ratio`` x real, ``floor``)."""
     rows = []
     for r in real.flags:
         s = next((f for f in synthetic.flags if f.name == r.name), FlagCount(r.name, r.sentence, 0, 0))
         rows.append(Comparison(r.name, r.premise, r.flagged, r.rate, s.premise, s.flagged, s.rate,
-                               is_miss(r.rate, s.rate)))
+                               is_miss(r.rate, s.rate, ratio, floor)))
     return rows
 
 

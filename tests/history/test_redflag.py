@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from privsynth.history import chart
 from privsynth.history import redflag as rf
 
 REF = dt.date(2024, 1, 1)
@@ -284,9 +285,9 @@ def test_every_flag_has_a_flagged_a_clean_and_an_outside_case() -> None:
 
 
 def test_condition_groups_come_from_the_schema() -> None:
-    assert {"84114007", "42343007", "88805009"} <= rf.code_group("heart_failure")
-    assert "46635009" in rf.code_group("diabetes")  # left out of the type 2 onset flag only
-    assert rf.code_group("blood_pressure_panel") == {"55284-4", "85354-9"}
+    assert {"84114007", "42343007", "88805009"} <= chart.code_group("heart_failure")
+    assert "46635009" in chart.code_group("diabetes")  # left out of the type 2 onset flag only
+    assert chart.code_group("blood_pressure_panel") == {"55284-4", "85354-9"}
 
 
 def test_height_limit_follows_the_cdc_table() -> None:
@@ -317,7 +318,7 @@ def test_iter_patients_groups_bulk_ndjson(tmp_path: Path) -> None:
     claim = {"resourceType": "Claim", "id": "c1", "patient": {"reference": "Patient/a"}}
     _write_ndjson(tmp_path / "Claim.ndjson", [claim])
     (tmp_path / "log.ndjson").write_text('{"not": "fhir"}\n', encoding="utf-8")
-    groups = {g[0]["id"]: g for g in rf.iter_patients(tmp_path)}
+    groups = {g[0]["id"]: g for g in chart.iter_patients(tmp_path)}
     assert set(groups) == {"a", "b"}  # the ghost's encounter has no Patient: left out
     assert all(g[0]["resourceType"] == "Patient" for g in groups.values())
     assert sorted(r["resourceType"] for r in groups["a"]) == ["Condition", "Encounter", "Encounter", "Patient"]
@@ -343,7 +344,7 @@ def test_iter_patients_reads_bundles_with_urn_references(tmp_path: Path) -> None
         json.dump(doc, fh)
     two = _bundle([patient(pid="p2"), condition(HTN, "2010-01-01", pid="p2")], ["urn:uuid:p2", "urn:uuid:x"])
     (tmp_path / "two.json").write_text(json.dumps(two), encoding="utf-8")
-    groups = {g[0]["id"]: g for g in rf.iter_patients([tmp_path / "one.json.gz", tmp_path / "two.json"])}
+    groups = {g[0]["id"]: g for g in chart.iter_patients([tmp_path / "one.json.gz", tmp_path / "two.json"])}
     assert set(groups) == {"local-id", "p2"}
     one = groups["local-id"]
     assert [r["resourceType"] for r in one] == ["Patient", "Encounter", "Condition"]  # Organization left out
@@ -356,7 +357,7 @@ def test_iter_patients_groups_a_multi_patient_bundle(tmp_path: Path) -> None:
     doc = _bundle([patient(pid="a"), patient(pid="b"), condition(HF, "2020-01-01", pid="b")],
                   ["urn:uuid:a", "urn:uuid:b", "urn:uuid:c1"])
     (tmp_path / "all.json").write_text(json.dumps(doc), encoding="utf-8")
-    groups = {g[0]["id"]: len(g) for g in rf.iter_patients(tmp_path)}
+    groups = {g[0]["id"]: len(g) for g in chart.iter_patients(tmp_path)}
     assert groups == {"a": 1, "b": 2}
 
 
@@ -398,5 +399,5 @@ def test_miss_rule(real: float | None, synthetic: float | None, miss: bool) -> N
 def test_max_date_and_dates() -> None:
     pats = [[patient(), encounter("2021-03-31T23:00:00-05:00")], [patient(pid="p2", deceasedDateTime="2022-01-01")]]
     assert rf.max_date(pats) == dt.date(2022, 1, 1)
-    assert rf.day_of("2019") == dt.date(2019, 1, 1) and rf.day_of("garbage") is None
-    assert rf.ref_id("Practitioner?identifier=x|1") is None
+    assert chart.day_of("2019") == dt.date(2019, 1, 1) and chart.day_of("garbage") is None
+    assert chart.ref_id("Practitioner?identifier=x|1") is None

@@ -1,0 +1,473 @@
+"""One patient's FHIR R4 record read as a clinician reads it: a :class:`Chart`.
+
+Input: one patient's resources as plain FHIR R4 JSON dicts (Patient, Encounter, Condition,
+Observation, MedicationRequest, Procedure; other types are ignored). :func:`iter_patients`
+groups the resources of FHIR files or directories (Bulk Data NDJSON or per-patient
+transaction Bundles, optionally gzipped) by patient, keeping only the elements a chart
+reads. :func:`build_chart` parses one patient once; :func:`chart_of` reuses the parse while
+the same list object is passed again (an identity cache of one entry).
+
+Code lists: the condition groups (heart_failure, coronary_disease, atrial_fibrillation,
+stroke, alzheimers, copd, hypertension, diabetes) and the blood-pressure panel codes are
+the public SNOMED CT / LOINC lists of ``schemas/patient-core.yaml`` (``code_groups``).
+The red flags that read charts are in :mod:`privsynth.history.redflag`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import gzip
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+Resource = dict[str, Any]
+
+RESOURCE_TYPES = frozenset({"Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure"})
+CONDITION_GROUPS: tuple[tuple[str, str], ...] = (
+    ("heart_failure", "heart failure"),
+    ("coronary_disease", "coronary disease"),
+    ("atrial_fibrillation", "atrial fibrillation"),
+    ("stroke", "stroke"),
+    ("alzheimers", "Alzheimer's"),
+    ("copd", "COPD"),
+    ("hypertension", "hypertension"),
+    ("diabetes", "type 2 diabetes"),
+)
+# Type 1 diabetes begins in childhood: the "type 2 diabetes" onset flag and distribution leave
+# it out of patient-core's diabetes group (the antidiabetic flag keeps every diabetes code).
+TYPE_1_DIABETES = frozenset({"46635009"})
+INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
+
+SNOMED, LOINC, RXNORM = "snomed", "loinc", "rxnorm"
+_SYSTEMS = {
+    "http://snomed.info/sct": SNOMED,
+    "http://loinc.org": LOINC,
+    "http://www.nlm.nih.gov/research/umls/rxnorm": RXNORM,
+}
+COLONOSCOPY = frozenset({"73761001"})
+MAMMOGRAPHY = frozenset({"71651007"})
+HBA1C = frozenset({"4548-4"})
+CHOLESTEROL = frozenset({"2093-3"})
+BODY_HEIGHT = frozenset({"8302-2"})
+BODY_WEIGHT = frozenset({"29463-7"})
+BMI = frozenset({"39156-5"})
+# Paperwork after a death is not care after it: a death certification encounter (SNOMED
+# 308646001, as Synthea writes it) and a cause-of-death observation (LOINC 69453-9).
+DEATH_CERTIFICATION = frozenset({"308646001"})
+CAUSE_OF_DEATH = frozenset({"69453-9"})
+SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
+
+
+
+# -- reading -------------------------------------------------------------------------------
+
+# The elements the flags read; iter_patients keeps only these (a 6,000-patient export then
+# fits in a few hundred MB).
+_KEEP = frozenset({
+    "resourceType", "id", "_fullUrl", "subject", "patient", "encounter", "code", "medicationCodeableConcept",
+    "class", "type", "period", "reasonCode", "reasonReference", "onsetDateTime", "onsetPeriod", "recordedDate",
+    "effectiveDateTime", "effectivePeriod", "issued", "valueQuantity", "component", "authoredOn",
+    "performedDateTime", "performedPeriod", "birthDate", "gender", "deceasedDateTime", "deceasedBoolean",
+})
+
+
+def _slim(resource: Resource) -> Resource:
+    return {k: v for k, v in resource.items() if k in _KEEP}
+
+
+def ref_id(reference: Any) -> str | None:
+    """The id a reference points at: ``Patient/<id>``, ``urn:uuid:<id>`` or an absolute URL
+    (``.../Patient/<id>/_history/2``) give ``<id>``; a conditional reference gives None.
+
+    >>> ref_id("Patient/p1"), ref_id("urn:uuid:ab-12"), ref_id("http://x/fhir/Encounter/e9/_history/2")
+    ('p1', 'ab-12', 'e9')
+    """
+    if isinstance(reference, dict):
+        reference = reference.get("reference")
+    if not isinstance(reference, str) or not reference or "?" in reference:
+        return None
+    if reference.startswith(("urn:uuid:", "urn:oid:")):
+        return reference.split(":", 2)[2]
+    parts = reference.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return parts[-1] or None
+
+
+def _patient_ref(resource: Resource) -> str | None:
+    return ref_id(resource.get("subject") or resource.get("patient"))
+
+
+def _aliases(resource: Resource) -> set[str]:
+    out = {str(resource["id"])} if resource.get("id") else set()
+    full = ref_id(resource.get("_fullUrl"))
+    if full:
+        out.add(full)
+    return out
+
+
+def _files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    from privsynth.fhir.read import ReadStats, discover
+
+    items: list[str | Path] = [paths] if isinstance(paths, str | Path) else list(paths)
+    return discover(items, ReadStats())
+
+
+def _load(path: Path) -> bytes:
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    return path.read_bytes()
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        yield from fh
+
+
+def _bundle_resources(doc: Any) -> list[Resource]:
+    if not isinstance(doc, dict):
+        return []
+    if doc.get("resourceType") != "Bundle":
+        return [_slim(doc)] if doc.get("resourceType") in RESOURCE_TYPES else []
+    out = []
+    for entry in doc.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") not in RESOURCE_TYPES:
+            continue
+        resource = _slim(resource)
+        full = entry.get("fullUrl")
+        if isinstance(full, str) and ref_id(full) != resource.get("id"):
+            resource["_fullUrl"] = full  # references to it use the fullUrl (privsynth.fhir.read does the same)
+        out.append(resource)
+    return out
+
+
+def iter_patients(paths: str | Path | Iterable[str | Path]) -> Iterator[list[Resource]]:
+    """Each patient's resources (the Patient first), from FHIR files or directories.
+
+    Per-patient Bundles (``*.json[.gz]``, one Patient whose resources all point at it) are
+    yielded as they are read. Everything else (Bulk Data ``<Type>[.<n>].ndjson[.gz]``,
+    multi-patient Bundles) is grouped by ``subject`` / ``patient`` reference
+    (``Patient/<id>``, ``urn:uuid:<id>``) and yielded at the end. Resources of other types,
+    and resources of patients with no Patient resource, are left out. Only the elements the
+    flags read are kept.
+    """
+    # resources waiting for their patient are kept as compact JSON (a third of their size as dicts)
+    pending: dict[str, list[bytes]] = defaultdict(list)
+    patients: list[Resource] = []
+
+    def hold(resource: Resource) -> None:
+        if resource["resourceType"] == "Patient":
+            patients.append(resource)
+        else:
+            key = _patient_ref(resource)
+            if key is not None:
+                # copied: orjson's own output keeps a 4 KiB buffer per resource
+                pending[key].append(bytes(bytearray(orjson.dumps(resource))))
+
+    for path in _files(paths):
+        if path.name.endswith((".ndjson", ".ndjson.gz")):
+            for line in _lines(path):
+                if not line.strip():
+                    continue
+                resource = orjson.loads(line)
+                if isinstance(resource, dict) and resource.get("resourceType") in RESOURCE_TYPES:
+                    hold(_slim(resource))
+            continue
+        resources = _bundle_resources(orjson.loads(_load(path)))
+        own = [r for r in resources if r["resourceType"] == "Patient"]
+        if len(own) == 1:
+            names = _aliases(own[0])
+            if all(_patient_ref(r) in names for r in resources if r is not own[0]):
+                yield [own[0]] + [r for r in resources if r is not own[0]]
+                continue
+        for resource in resources:
+            hold(resource)
+    for patient in patients:
+        group = [patient]
+        for name in sorted(_aliases(patient)):
+            group.extend(orjson.loads(raw) for raw in pending.pop(name, ()))
+        yield group
+
+
+# -- one patient's chart -------------------------------------------------------------------
+
+
+def day_of(value: Any) -> dt.date | None:
+    """The calendar day of a FHIR date or dateTime as written (its local day; a year or a
+    year-month is its first day).
+
+    >>> day_of("2019-05-05T23:38:05-05:00"), day_of("1980-07"), day_of(None)
+    (datetime.date(2019, 5, 5), datetime.date(1980, 7, 1), None)
+    """
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    try:
+        year = int(value[0:4])
+        month = int(value[5:7]) if len(value) >= 7 else 1
+        day = int(value[8:10]) if len(value) >= 10 else 1
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        d = day_of(value)
+        return dt.datetime(d.year, d.month, d.day) if d else None
+    return moment.replace(tzinfo=None) - (moment.utcoffset() or dt.timedelta())
+
+
+def age_at(birth: dt.date, day: dt.date) -> int:
+    """Completed years of age on ``day``.
+
+    >>> age_at(dt.date(2000, 6, 15), dt.date(2018, 6, 14)), age_at(dt.date(2000, 6, 15), dt.date(2018, 6, 15))
+    (17, 18)
+    """
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+Codes = frozenset[tuple[str, str]]
+
+
+def _codes(concept: Any) -> Codes:
+    """(system, code) of every coding; a system this module does not name is kept as written,
+    a missing one as ''."""
+    if not isinstance(concept, dict):
+        return frozenset()
+    out = set()
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and coding.get("code"):
+            system = coding.get("system") or ""
+            out.add((_SYSTEMS.get(system, system), str(coding["code"])))
+    return frozenset(out)
+
+
+def has_code(codes: Codes, system: str, wanted: frozenset[str]) -> bool:
+    return any(code in wanted and sys_ in (system, "") for sys_, code in codes)
+
+
+def _words(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return ""
+    parts = [str(concept.get("text") or "")]
+    parts += [str(c.get("display") or "") for c in concept.get("coding") or [] if isinstance(c, dict)]
+    return " ".join(parts).lower()
+
+
+def _quantity(q: Any) -> float | None:
+    if isinstance(q, dict) and isinstance(q.get("value"), int | float) and not isinstance(q.get("value"), bool):
+        return float(q["value"])
+    return None
+
+
+def _centimetres(q: Any) -> float | None:
+    value = _quantity(q)
+    if value is None:
+        return None
+    unit = str(q.get("code") or q.get("unit") or "cm")
+    return value * {"m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54, "[in_us]": 2.54}.get(unit, 1.0)
+
+
+def _kilograms(q: Any) -> float | None:
+    value = _quantity(q)
+    if value is None:
+        return None
+    unit = str(q.get("code") or q.get("unit") or "kg")
+    return value * {"g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}.get(unit, 1.0)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # resourceType
+    codes: Codes
+    day: dt.date | None
+    words: str = ""  # lower-case text and displays (drugs)
+    value: float | None = None
+    systolic: float | None = None
+    diastolic: float | None = None
+    sort_key: str = ""  # the full timestamp, to order events of one day
+    coded: bool = True
+    linked: bool = False  # points at an encounter
+
+
+@dataclass(frozen=True)
+class Stay:
+    ids: frozenset[str]
+    inpatient: bool
+    start: dt.date | None
+    end: dt.date | None
+    hours: float | None
+    has_reason: bool
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What the flags need of one patient, parsed once."""
+
+    has_patient: bool
+    birth: dt.date | None
+    gender: str | None
+    death: dt.date | None
+    deceased_no_date: bool
+    conditions: tuple[Event, ...]
+    observations: tuple[Event, ...]
+    medications: tuple[Event, ...]
+    procedures: tuple[Event, ...]
+    encounters: tuple[Stay, ...]
+    cited_by_findings: frozenset[str]  # encounters a Condition/Procedure/Observation points at
+    cited_by_any: frozenset[str]  # encounters any resource points at
+    event_days: tuple[dt.date, ...]  # every dated event
+    care_days: tuple[dt.date, ...]  # the same without death certification paperwork
+
+    def age(self, day: dt.date) -> int | None:
+        return age_at(self.birth, day) if self.birth else None
+
+    def onset_days(self, group: str) -> list[dt.date]:
+        wanted = code_group(group) - TYPE_1_DIABETES if group == "diabetes" else code_group(group)
+        return [c.day for c in self.conditions if c.day is not None and has_code(c.codes, SNOMED, wanted)]
+
+    def has_condition(self, group: str) -> bool:
+        wanted = code_group(group)
+        return any(has_code(c.codes, SNOMED, wanted) for c in self.conditions)
+
+    def stays(self) -> list[Stay]:
+        return [s for s in self.encounters if s.inpatient]
+
+
+def _encounter_class(resource: Resource) -> str | None:
+    cls = resource.get("class")
+    if isinstance(cls, list):  # R5 shape: a list of CodeableConcepts
+        codes = [c.get("code") for cc in cls if isinstance(cc, dict) for c in cc.get("coding") or []]
+        return str(codes[0]) if codes else None
+    return str(cls.get("code")) if isinstance(cls, dict) and cls.get("code") else None
+
+
+def _bp(resource: Resource) -> tuple[float | None, float | None]:
+    systolic = diastolic = None
+    for comp in resource.get("component") or []:
+        if not isinstance(comp, dict):
+            continue
+        codes = _codes(comp.get("code"))
+        if has_code(codes, LOINC, frozenset({SYSTOLIC})):
+            systolic = _quantity(comp.get("valueQuantity"))
+        elif has_code(codes, LOINC, frozenset({DIASTOLIC})):
+            diastolic = _quantity(comp.get("valueQuantity"))
+    return systolic, diastolic
+
+
+def build_chart(resources: Sequence[Resource]) -> Chart:
+    """Parse one patient's resources into a :class:`Chart`."""
+    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+    conditions: list[Event] = []
+    observations: list[Event] = []
+    medications: list[Event] = []
+    procedures: list[Event] = []
+    encounters: list[Stay] = []
+    findings: set[str] = set()
+    cited: set[str] = set()
+    days: list[dt.date] = []
+    care: list[dt.date] = []
+    paperwork = {alias for r in resources if r.get("resourceType") == "Encounter"
+                 and any(has_code(_codes(t), SNOMED, DEATH_CERTIFICATION) for t in r.get("type") or [])
+                 for alias in _aliases(r)}
+    for r in resources:
+        kind = r.get("resourceType")
+        enc = ref_id(r.get("encounter")) if kind != "Encounter" else None
+        if enc is not None:
+            cited.add(enc)
+            if kind in ("Condition", "Procedure", "Observation"):
+                findings.add(enc)
+        if kind == "Encounter":
+            period = r.get("period") or {}
+            start, end = _instant(period.get("start")), _instant(period.get("end"))
+            day = day_of(period.get("start"))
+            encounters.append(Stay(
+                ids=frozenset(_aliases(r)), inpatient=_encounter_class(r) in INPATIENT_CLASSES, start=day,
+                end=day_of(period.get("end")) or day,
+                hours=(end - start).total_seconds() / 3600 if start and end else None,
+                has_reason=bool(r.get("reasonCode") or r.get("reasonReference"))))
+            stamp = period.get("start")
+        elif kind == "Condition":
+            stamp = r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start") or r.get("recordedDate")
+            conditions.append(Event(kind, _codes(r.get("code")), day_of(stamp), sort_key=str(stamp or "")))
+        elif kind == "Observation":
+            stamp = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start") or r.get("issued")
+            codes = _codes(r.get("code"))
+            value = (_centimetres(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_HEIGHT)
+                     else _kilograms(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_WEIGHT)
+                     else _quantity(r.get("valueQuantity")))
+            systolic, diastolic = _bp(r)
+            observations.append(Event(kind, codes, day_of(stamp), value=value, systolic=systolic,
+                                      diastolic=diastolic, sort_key=str(stamp or ""), linked=enc is not None))
+        elif kind == "MedicationRequest":
+            stamp = r.get("authoredOn")
+            concept = r.get("medicationCodeableConcept")
+            codes = _codes(concept)
+            medications.append(Event(kind, codes, day_of(stamp), words=_words(concept),
+                                     sort_key=str(stamp or ""), coded=bool(codes), linked=enc is not None))
+        elif kind == "Procedure":
+            stamp = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
+            codes = _codes(r.get("code"))
+            procedures.append(Event(kind, codes, day_of(stamp), sort_key=str(stamp or ""), coded=bool(codes),
+                                    linked=enc is not None))
+        else:
+            continue
+        d = day_of(stamp)
+        if d is not None:
+            days.append(d)
+            if not (_aliases(r) & paperwork or enc in paperwork
+                    or (kind == "Observation" and has_code(_codes(r.get("code")), LOINC, CAUSE_OF_DEATH))):
+                care.append(d)
+    p = patient or {}
+    death = day_of(p.get("deceasedDateTime"))
+    return Chart(
+        has_patient=patient is not None, birth=day_of(p.get("birthDate")), gender=p.get("gender"),
+        death=death, deceased_no_date=p.get("deceasedBoolean") is True and death is None,
+        conditions=tuple(conditions), observations=tuple(observations), medications=tuple(medications),
+        procedures=tuple(procedures), encounters=tuple(encounters), cited_by_findings=frozenset(findings),
+        cited_by_any=frozenset(cited), event_days=tuple(days), care_days=tuple(care))
+
+
+_LAST: list[tuple[Sequence[Resource], Chart]] = []
+
+
+def chart_of(resources: Sequence[Resource]) -> Chart:
+    """:func:`build_chart`, reused while the same list object is passed again."""
+    if _LAST and _LAST[0][0] is resources:
+        return _LAST[0][1]
+    chart = build_chart(resources)
+    _LAST[:] = [(resources, chart)]
+    return chart
+
+
+@functools.cache
+def _schema_groups() -> dict[str, frozenset[str]]:
+    from privsynth.schema.load import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parents[1] / "schemas" / "patient-core.yaml")
+    return {name: group.code_set for name, group in schema.code_groups.items()}
+
+
+def code_group(name: str) -> frozenset[str]:
+    """The codes of one of patient-core's public code groups (e.g. ``heart_failure``)."""
+    return _schema_groups()[name]
