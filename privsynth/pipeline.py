@@ -15,12 +15,13 @@ import platform
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from privsynth.atomic import atomic_directory, write_bytes
@@ -256,8 +257,6 @@ ID_SPACE = 10**12  # fresh table ids: distinct 12-digit numbers, so two releases
 
 def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int) -> dict[str, int]:
     """The synthetic table with the input's column names, fresh ids for identifier columns."""
-    import numpy as np
-
     rng = np.random.default_rng(seed + 2)
     sample = sample.reset_index(drop=True)
     columns: dict[str, Any] = {}
@@ -271,6 +270,13 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
     table = pd.DataFrame(columns)
     write_table(table, tmp, "synthetic")
     return {"rows": len(table)}
+
+
+def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[list[dict[str, Any]]]:
+    """Each row of ``sample`` as the FHIR resources :func:`write_fhir_output` writes for it
+    (the same writer, in memory; nothing is written)."""
+    for _who, _facts, resources in FhirWriter(schema, seed).patients(sample):
+        yield resources
 
 
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
@@ -312,6 +318,13 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int
             "extension": {"privsynth": {"synthetic": True, "epsilon": epsilon, "delta": delta}},
         }
         write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
-    table = pd.concat([pd.DataFrame(identity_rows), sample.reset_index(drop=True)], axis=1)
+    shown = sample.reset_index(drop=True)
+    if output_format != "csv":  # the table says what the FHIR says: numbers as written, to a tenth
+        for col in schema.view_columns:
+            if col.kind == "numeric" and col.name in shown.columns:
+                values = pd.to_numeric(shown[col.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                shown[col.name] = pd.array(np.where(np.isnan(values), np.nan, np.floor(values * 10 + 1e-6) / 10),
+                                           dtype="Float64")
+    table = pd.concat([pd.DataFrame(identity_rows), shown], axis=1)
     write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
     return counts

@@ -10,6 +10,7 @@ FHIR needs are named here once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,18 @@ class Quantity:
     unit: str
 
     def json(self) -> dict[str, Any]:
-        return {"value": round(self.value, 1), "unit": self.unit, "system": UCUM, "code": self.unit}
+        return {"value": tenths(self.value), "unit": self.unit, "system": UCUM, "code": self.unit}
+
+
+def tenths(value: float) -> float:
+    """A value as written, to a tenth, rounded down: a sampled 6.46 that a rule keeps under
+    6.5 (HbA1c without diabetes) or a bin keeps in [5.7, 6.5) is written 6.4, not 6.5; a
+    difference that a rule keeps at 20 or more (a pulse pressure) stays so, written.
+
+    >>> tenths(6.46), tenths(6.5), tenths(99.99), tenths(120.0)
+    (6.4, 6.5, 99.9, 120.0)
+    """
+    return math.floor(value * 10 + 1e-6) / 10
 
 
 @dataclass

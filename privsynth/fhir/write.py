@@ -27,7 +27,18 @@ import pandas as pd
 
 from privsynth.domain import is_missing
 from privsynth.fhir.instant import instant
-from privsynth.fhir.record import LOINC, UTC, Concept, Condition, Encounter, Observation, Order, Quantity, Record
+from privsynth.fhir.record import (
+    LOINC,
+    UTC,
+    Concept,
+    Condition,
+    Encounter,
+    Event,
+    Observation,
+    Order,
+    Quantity,
+    Record,
+)
 from privsynth.history.write import HistoryWriter
 from privsynth.identity import Identity, IdentityFactory
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, Schema
@@ -262,6 +273,8 @@ class FhirWriter:
                 record.events += [self._counted(col, birth) for _ in range(int(count))]
         if self.history is not None:
             self.history.place(row, record)
+        else:
+            _at_visits(record.events, self.rng)
         return who, {"birth_date": birth.isoformat()}, record.resources()
 
     def _recent(self, birth: dt.date, years: int) -> dt.datetime:
@@ -332,6 +345,30 @@ class FhirWriter:
         hours = 72 if code in ("IMP", "ACUTE", "NONAC") else 1
         end = start + dt.timedelta(hours=hours, minutes=int(self.rng.integers(0, 60)))
         return Encounter(self.identities.new_id(), code, col.output.get("display", code), start, end)
+
+
+def unnamed_orders(schema: Schema) -> list[str]:
+    """The whole-record counts of prescriptions or procedures whose schema column names no code
+    group: each is written as an order that says it is not specified."""
+    return [c.name for c in _plan(schema).counts if c.source.resource in COUNTED and not c.source.codes]
+
+
+def _at_visits(events: list[Event], rng: np.random.Generator) -> None:
+    """Care happens at a visit: the latest values are taken at the latest ambulatory encounter
+    (else the latest encounter), each prescription or procedure at one of the record's
+    encounters, linked to it. A record with no encounter keeps its dates, unlinked."""
+    visits = sorted((e for e in events if isinstance(e, Encounter)), key=lambda e: e.start)
+    if not visits:
+        return
+    latest = max((e for e in visits if e.code == "AMB"), key=lambda e: e.start, default=visits[-1])
+    for event in events:
+        if isinstance(event, Observation):
+            event.moment, event.encounter = latest.start, latest
+        elif isinstance(event, Order):
+            visit = visits[int(rng.integers(len(visits)))]
+            minutes = max(int((visit.end - visit.start).total_seconds() // 60), 1)
+            event.moment = visit.start + dt.timedelta(minutes=int(rng.integers(minutes)))
+            event.encounter = visit
 
 
 def _concept(col: Column) -> Concept:
