@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from privsynth.audit.policy import Policy
-from privsynth.audit.protocol import AuditContext
+from privsynth.audit.protocol import AuditContext, Charts
 from privsynth.audit.registry import audits
 from privsynth.audit.result import AuditResult
 from privsynth.errors import AuditError
@@ -26,7 +26,8 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
              policy: Policy | None = None, *, epsilon: float | None = None, delta: float = 1e-6,
              seed: int | None = 0, workers: int | None = None, progress: Progress | None = None,
              keep: list[str] | None = None,
-             resample: Callable[[int, np.random.Generator], pd.DataFrame] | None = None) -> AuditResult:
+             resample: Callable[[int, np.random.Generator], pd.DataFrame] | None = None,
+             charts: Charts | None = None) -> AuditResult:
     """Audit ``synthetic`` (patient views, one row per patient) against ``train`` (what the
     generator saw) and ``holdout`` (what it never saw) with every registered audit that
     applies. ``epsilon``/``delta``: the claimed guarantee, if any (an empirical lower bound
@@ -41,6 +42,9 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     ``resample``: fresh draws of the model that made ``synthetic`` (``release`` gives it):
     the model-consistency audit then checks that the released rows are no closer to training
     patients than the model's own draws are.
+
+    ``charts``: the real and synthetic patients as FHIR records (``release`` of a FHIR
+    export gives them): the face-validity audit then compares a clinician's red flags.
     """
     policy = policy or Policy()
     m = min(len(train), len(holdout))
@@ -53,7 +57,7 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     if len(synthetic) == 0:
         raise AuditError("the synthetic dataset has no rows to audit")
     context = AuditContext(train, holdout, synthetic, schema, policy, np.random.default_rng(seed), epsilon, delta,
-                           tuple(keep or ()), workers, resample=resample)
+                           tuple(keep or ()), workers, resample=resample, charts=charts)
     t0 = time.perf_counter()
     checks = []
     figures: dict = {}

@@ -19,7 +19,8 @@ near matches as gates): nothing outside it gates by check name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -54,6 +55,20 @@ class Threshold:
             raise ValueError(f"threshold '{self.name}': default {self.default} outside [{self.low}, {self.high}]")
 
 
+@dataclass(frozen=True)
+class Charts:
+    """Real and synthetic patients as FHIR R4 resources (one list of JSON dicts per patient),
+    for audits that read records as a clinician does. ``real()`` reads the input export
+    again; ``synthetic(rows)`` writes the synthetic rows at those positions the way the
+    release writes them (fresh identifiers, histories); ``reference`` is the schema's "now"."""
+
+    real: Callable[[], Iterable[Sequence[dict[str, Any]]]]
+    synthetic: Callable[[np.ndarray], Iterable[Sequence[dict[str, Any]]]]
+    reference: dt.date
+    # red flags the schema decides rather than the model (name -> why): shown, never raised
+    unjudged: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class AuditContext:
     """Everything an audit may read. Patient views are one row per patient; ``keep`` names
@@ -74,6 +89,8 @@ class AuditContext:
     # fresh draws of the model that made ``synthetic`` (n rows, a generator): the release has
     # them, an audit of another tool's data does not (post-processing; they never leave)
     resample: Callable[[int, np.random.Generator], pd.DataFrame] | None = None
+    # the same patients as FHIR records (a release of FHIR input has them; a table does not)
+    charts: Charts | None = None
 
     @property
     def partial(self) -> bool:

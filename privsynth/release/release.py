@@ -40,13 +40,24 @@ import pandas as pd
 
 from privsynth.atomic import atomic_directory, remove_stale_partials, write_bytes
 from privsynth.audit import AuditResult, Policy, evaluate, holdout_split
+from privsynth.audit.protocol import Charts
 from privsynth.audit.split import check_split_size
 from privsynth.errors import AuditFailed, InputError, OutputError
+from privsynth.fhir.write import unnamed_orders
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.learnability import Learnability
 from privsynth.generator.synthesizer import Synthesizer, check_keep
+from privsynth.history.chart import iter_patients
+from privsynth.history.redflag import UNCODED_ORDER
 from privsynth.ingest import Ingest
-from privsynth.pipeline import fit_model, post_processing_seed, read_view, versions, write_model_directory
+from privsynth.pipeline import (
+    fhir_records,
+    fit_model,
+    post_processing_seed,
+    read_view,
+    versions,
+    write_model_directory,
+)
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.progress import Progress
@@ -242,7 +253,8 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
 
     t0 = time.perf_counter()
     audit = evaluate(train, holdout, sample, schema, policy, epsilon=spec.epsilon, delta=spec.delta, seed=None,
-                     progress=progress, keep=keep or None, resample=lambda n, rng: synth.sample(n, rng=rng))
+                     progress=progress, keep=keep or None, resample=lambda n, rng: synth.sample(n, rng=rng),
+                     charts=_charts(spec, sample))
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     internal: dict[str, Any] = {
@@ -304,6 +316,21 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
                          epsilon_for(summary.worst_rho, summary.delta_budget),
                          epsilon_for(summary.rho_budget, summary.delta_budget), summary.delta_budget,
                          ingest.patient_key, ingest.rows_sharing_a_key)
+
+
+def _charts(spec: RunSpec, sample: pd.DataFrame) -> Charts | None:
+    """The real export and the released rows as FHIR records, for the face-validity audit
+    (a table input has no records)."""
+    if spec.schema.input_format != "fhir":
+        return None
+    seed = spec.seed
+    assert seed is not None  # run_release fixed it
+    unnamed = unnamed_orders(spec.schema)
+    unjudged = {UNCODED_ORDER: f"the schema counts {', '.join(unnamed)} without naming the drug or procedure "
+                               "(written as 'not specified')"} if unnamed else {}
+    return Charts(real=lambda: iter_patients(list(spec.inputs)),
+                  synthetic=lambda rows: fhir_records(sample.iloc[rows], spec.schema, seed),
+                  reference=spec.schema.reference, unjudged=unjudged)
 
 
 def partial_sample(synth: Synthesizer, train: pd.DataFrame, keep: list[str], seed: int,

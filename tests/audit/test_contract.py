@@ -6,6 +6,7 @@ registering it (tests/report/test_report.py: nor does its report section)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from privsynth.audit import Check, Policy, evaluate, load_policy
-from privsynth.audit.protocol import AuditContext, HasSection, Threshold
+from privsynth.audit.protocol import AuditContext, Charts, HasSection, Threshold
 from privsynth.audit.registry import RELEASE_THRESHOLDS, audits, register, thresholds, unregister
 from privsynth.audit.section import BLOCKS, ReportInfo, Section
 from privsynth.schema import load_schema
@@ -49,6 +50,28 @@ def frames():
 POLICY = Policy(min_holdout=100)
 
 
+def records(frame: pd.DataFrame) -> list[list[dict[str, Any]]]:
+    """The rows as FHIR records (for the face-validity audit): a Patient of that sex and age,
+    and for "a" after 40 a hypertension diagnosed at 35."""
+    out = []
+    for k, row in enumerate(frame.itertuples()):
+        pid, birth = f"p{k}", 2020 - int(row.age)
+        chart: list[dict[str, Any]] = [{"resourceType": "Patient", "id": pid, "birthDate": f"{birth}-01-01",
+                                        "gender": "female" if row.sex == "F" else "male"}]
+        if row.dx == "a" and row.age >= 40:
+            chart.append({"resourceType": "Condition", "id": f"c{k}", "subject": {"reference": f"Patient/{pid}"},
+                          "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003"}]},
+                          "onsetDateTime": f"{birth + 35}-06-01"})
+        out.append(chart)
+    return out
+
+
+def charts(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame) -> Charts:
+    real, made = records(pd.concat([train, holdout])), records(synthetic)
+    return Charts(real=lambda: iter(real), synthetic=lambda rows: (made[i] for i in rows),
+                  reference=dt.date(2020, 12, 31))
+
+
 @pytest.mark.parametrize("audit", audits(), ids=lambda a: a.name)
 def test_thresholds_are_well_formed_and_known_to_the_policy(audit):
     names = [t.name for t in thresholds()]
@@ -68,7 +91,8 @@ def test_each_audit_runs_reports_and_passes_data_that_cannot_leak(audit, frames,
     train, holdout, synthetic = frames
     keep = ("sex", "age") if partial else ()
     context = AuditContext(train, holdout, synthetic, SCHEMA, POLICY, np.random.default_rng(0), 1.0, 1e-6, keep,
-                           resample=draw)  # fresh draws of the same "model" that made the synthetic rows
+                           resample=draw,  # fresh draws of the same "model" that made the synthetic rows
+                           charts=charts(train, holdout, synthetic))
     if not audit.applies(context):
         # attribute inference is partial-only; model consistency needs full synthesis
         assert (audit.name, partial) in {("attribute inference", False), ("model consistency", True)}
