@@ -126,8 +126,16 @@ def _code(col: Column, text: str) -> int:
                 return labels.index(value)
         elif text in labels:
             return labels.index(text)
-        shown = ", ".join(labels[:20]) + (", ..." if len(labels) > 20 else "")
-        raise InputError(f"--where {col.name}={text}: not in the column's public domain; allowed: {shown}")
+        else:  # a category by its display name too ("White" for 2106-3), in any case
+            names = {c.display.casefold(): c.code for c in domain.categories if c.display}
+            code = names.get(text.strip().casefold())
+            if code is not None and code in labels:
+                return labels.index(code)
+        displays = {c.code: c.display for c in domain.categories if c.display}
+        shown = ", ".join(f"{label} ({displays[label]})" if label in displays else label for label in labels[:20])
+        shown += ", ..." if len(labels) > 20 else ""
+        raise InputError(f"--where {col.name}={text}: not in the column's public domain; allowed (a code or its "
+                         f"name): {shown}")
     assert isinstance(domain, NumericDomain)
     labels = list(domain.labels)
     if text in labels:

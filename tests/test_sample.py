@@ -124,7 +124,7 @@ def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
     pytest.param("gender=robot", "not in the column's public domain", id="out-of-domain-category"),
     pytest.param("age=200", "outside the public domain", id="out-of-domain-number"),
     pytest.param("age=45", "takes a whole bin", id="number-inside-a-wide-bin"),
-    pytest.param("diabetes=false,diabetes_onset_age=[0, 10)", "probability zero", id="impossible"),
+    pytest.param("diabetes=false,diabetes_onset_age=[0, 18)", "probability zero", id="impossible"),
     pytest.param("nosuch=1", "not a column", id="unknown-column"),
     pytest.param("name=Ann", "never learned", id="identifier"),
     pytest.param("gender", "COLUMN=VALUE", id="no-value"),
@@ -133,6 +133,19 @@ def test_impossible_and_out_of_domain_conditions_are_refused(model_dir, tmp_path
     with pytest.raises(InputError, match=message):
         sample(model_dir, 10, tmp_path / "s", where=[where])
     assert not (tmp_path / "s").exists()
+
+
+def test_a_category_is_named_by_its_code_or_its_display_name():
+    """race=White is race=2106-3; a wrong name lists each code with its name."""
+    from privsynth.sample import where_codes
+    from privsynth.schema import load_schema
+
+    schema = load_schema(SCHEMA)
+    assert where_codes(schema, {"race": "white"}) == where_codes(schema, {"race": "2106-3"})
+    assert where_codes(schema, {"marital_status": "Married"}) == where_codes(schema, {"marital_status": "M"})
+    with pytest.raises(InputError, match=r"2106-3 \(White\)") as caught:
+        where_codes(schema, {"race": "Martian"})
+    assert "Martian" in str(caught.value)
 
 
 def test_a_directory_without_the_models_schema_is_refused(model_dir, tmp_path):

@@ -242,8 +242,11 @@ def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
     for k, card in enumerate(report["patients"], 1):
         items = []
         for label, key in (("conditions", "conditions"), ("latest observations", "observations"),
+                           ("medications", "medications"), ("procedures", "procedures"),
                            ("encounters", "encounters"), ("other", "other")):
             values = card.get(key) or []
+            if key in ("medications", "procedures", "other") and not values:
+                continue  # a card from before these lines existed, or nothing to say
             items.append(f"<dt>{label}</dt><dd>{escape('; '.join(values)) if values else 'none'}</dd>")
         cards.append(f"<div class='card'><b>Synthetic patient {k}</b><br>{escape(card.get('person', ''))}"
                      f"<dl>{''.join(items)}</dl></div>")

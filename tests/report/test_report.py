@@ -117,13 +117,19 @@ def test_cards_list_conditions_held_as_numpy_booleans(core_schema):
 
     row = {c.name: (np.bool_(False) if c.kind == "boolean" else 0 if c.source.summary_kind.counts else None)
            for c in core_schema.view_columns}
-    row.update({"gender": "female", "age": 71, "diabetes": np.bool_(True), "diabetes_onset_age": 60,
-                "heart_failure": np.bool_(False), "deceased": np.bool_(True)})
+    row.update({"gender": "female", "age": 71, "diabetes": np.bool_(True), "diabetes_onset_age": 60.0,
+                "heart_failure": np.bool_(False), "deceased": np.bool_(True), "years_since_death": 3,
+                "medication_requests": 2, "systolic_bp": 131.26, "race": "2106-3"})
     frame = pd.DataFrame([row] * 20)
     codes, _ = encode(frame, core_schema)
     [card] = patients(frame.head(1), codes, codes[:1], core_schema, min_cell=1, rng=np.random.default_rng(0))
     text = repr(card)
-    assert "diabetes (onset at 60)" in text and "heart failure" not in text and "deceased" in text
+    assert "diabetes (onset at 60)" in text and "heart failure" not in text
+    # the reference date is 1 January: three whole years before it is a death in the year before those
+    year = core_schema.reference.year - 4
+    assert f"deceased in {year}, at about 68" in card["person"] and "White" in card["person"]
+    assert card["medications"] == ["medication requests: 2"]
+    assert "Systolic blood pressure: 131.3 mmHg" in card["observations"]
 
 
 def test_a_registered_audit_shows_its_section_without_touching_the_report():
