@@ -16,8 +16,9 @@ sample as many rows as train, and report
 - fit seconds.
 
 ``--baseline DIR`` also runs privsynth as checked out in DIR (e.g. a git worktree of the
-commit before this work) for the same splits, and evaluates its samples with the current
-schema's rules, so the table shows before and after.
+commit before this work) with its own patient-core schema for the same splits, and evaluates
+both versions on the learned columns the two schemas share, with the current schema's rules
+over them, so the table shows before and after.
 """
 
 from __future__ import annotations
@@ -144,7 +145,10 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="a checkout of privsynth to compare with")
     args = parser.parse_args()
     schema = load_schema(SCHEMA)
-    d = len(schema.learned_columns)
+    judged = schema  # what both versions are evaluated on
+    if args.baseline:
+        judged = common(schema, load_schema(args.baseline / "schemas" / "patient-core.yaml"))
+    d = len(judged.learned_columns)
     rng = np.random.default_rng(0)
     all_triples = [tuple(sorted(rng.choice(d, 3, replace=False).tolist())) for _ in range(TRIPLES)]
     rows, panel_rows = [], []
@@ -164,15 +168,15 @@ def main() -> None:
                     else:
                         synthetic, took = baseline(args.baseline, train, epsilon, seed)
                         seconds.append(took)
-                    results.append(evaluate(train, test, synthetic, schema, all_triples))
-                panel_ok = [sum(r["panel"][k][3] for r in results) for k in range(len(schema.plausibility))]
+                    results.append(evaluate(train, test, synthetic, judged, all_triples))
+                panel_ok = [sum(r["panel"][k][3] for r in results) for k in range(len(judged.plausibility))]
                 rows.append([name, f"{epsilon:g}", version, max(r["hard"] for r in results),
                              max(r["bmi"] for r in results),
                              f"{sum(panel_ok)}/{len(panel_ok) * args.seeds}", groups_summary(results),
                              f"{np.mean([r['tvd3'] for r in results]):.3f}",
                              f"{np.nanmean([r['balanced'] for r in results]):.3f}",
                              f"{np.nanmean([r['auc'] for r in results]):.3f}", f"{np.mean(seconds):.1f}"])
-                for k, rule in enumerate(schema.plausibility):
+                for k, rule in enumerate(judged.plausibility):
                     panel_rows.append([name, f"{epsilon:g}", version, rule.text,
                                        f"{100 * results[0]['panel'][k][1]:.1f}%",
                                        "/".join(f"{100 * r['panel'][k][2]:.1f}" for r in results) + " %",
@@ -187,6 +191,18 @@ def main() -> None:
     table("rhc (5,735 patients): protected groups with >= 0.3% of real patients within a factor of 2",
           ["eps", "groups within x2 (missed: real -> synthetic shares per seed)"],
           [[f"{e:g}", rhc_groups(e, args.seeds)] for e in args.epsilons])
+
+
+def common(schema: Schema, other: Schema) -> Schema:
+    """``schema`` restricted to the learned columns ``other`` has too, with the rules over
+    those alone: the columns and rules both versions of a before/after comparison learn."""
+    import dataclasses
+
+    names = [c.name for c in schema.learned_columns if c.name in {o.name for o in other.learned_columns}]
+    kept = set(names) | {c.name for c in schema.derived_columns}
+    narrow = schema.only(names)
+    return dataclasses.replace(narrow, constraints=tuple(r for r in narrow.constraints if r.columns <= kept),
+                               plausibility=tuple(r for r in narrow.plausibility if r.columns <= kept))
 
 
 def rhc_groups(epsilon: float, seeds: int) -> str:
