@@ -292,6 +292,23 @@ def _streams(schema: Schema, row: dict[str, Any], suppressed: set[str]) -> dict[
     return out
 
 
+def _series_codes(schema: Schema, row: dict[str, Any]) -> set[str]:
+    """The observation codes a timeline lab series of this row holds a value of."""
+    out: set[str] = set()
+    if schema.timeline is None:
+        return out
+    for stream in schema.timeline.streams:
+        if stream.kind != "value":
+            continue
+        for group in stream.groups:
+            names = stream.columns(group)
+            if any(row.get(n) is not None for n in names):
+                code = schema.column(names[0]).output.get("code")
+                if code:
+                    out.add(str(code))
+    return out
+
+
 def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: np.ndarray, schema: Schema,
              min_cell: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """A few random synthetic patients laid out as a clinician reads a record: who they are
@@ -329,6 +346,7 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
         card: dict[str, list[str]] = {key: [] for key in ("person", "conditions", "observations", "medications",
                                                           "procedures", "encounters", "other")}
         row = {c.name: shown(c, i) for c in schema.view_columns if c.name in synthetic.columns}
+        observed: list[str | None] = []  # the code of each observation line
         suppressed = {name for name, value in row.items() if value == SUPPRESSED}
         for col in schema.view_columns:
             src = col.source
@@ -366,8 +384,11 @@ def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: n
             elif col.kind in ("numeric", "integer"):
                 name = col.output.get("display", col.name.replace("_", " "))
                 card["observations"].append(f"{name}: {value if value == SUPPRESSED else _number(value, col)}")
+                observed.append(col.output.get("code"))
             else:
                 card["other"].append(f"{col.name.replace('_', ' ')}: {value}")
+        carried = _series_codes(schema, row)  # the FHIR writes a lab's series instead of its last value: so does
+        card["observations"] = [line for line, code in zip(card["observations"], observed) if code not in carried]
         for key, lines in _streams(schema, row, suppressed).items():
             card[key] += lines
         out.append({"person": ", ".join(str(p) for p in card.pop("person")), **card})

@@ -132,6 +132,31 @@ def test_cards_list_conditions_held_as_numpy_booleans(core_schema):
     assert "Systolic blood pressure: 131.3 mmHg" in card["observations"]
 
 
+def test_a_timeline_card_shows_each_group_in_a_line_and_a_series_instead_of_its_last_value():
+    """A card says what the FHIR says: a lab series replaces the lab's last value (the
+    history writer writes the series), counts read as events in how many cells."""
+    from privsynth.domain import encode
+    from privsynth.report.data import patients
+    from privsynth.schema import load_schema
+    from tests.conftest import SCHEMA
+
+    schema = load_schema(SCHEMA.parent / "patient-timeline.yaml")
+    row = {c.name: (False if c.kind == "boolean" else 0 if c.source.summary_kind.counts else None)
+           for c in schema.view_columns}
+    row.update({"gender": "male", "age": 64, "diabetes": True, "diabetes_onset_age": 60, "hba1c": 7.9,
+                "total_cholesterol": 190.0, "labs_hba1c_y1": 7.2, "labs_hba1c_y3": 8.1,
+                "medications_antidiabetic_y1": 2, "medications_antidiabetic_y2": 1, "encounters_ambulatory_y1": 3})
+    frame = pd.DataFrame([row] * 5)
+    codes, _ = encode(frame, schema)
+    [card] = patients(frame.head(1), codes, codes[:1], schema, min_cell=1, rng=np.random.default_rng(0))
+    assert "hba1c series: 2 value(s) in the last 6 years, latest 7.2 %" in card["observations"]
+    assert not any(line.startswith("Hemoglobin A1c") for line in card["observations"])  # the series carries it
+    assert any(line.startswith("Cholesterol") for line in card["observations"])  # no cholesterol series here
+    assert card["medications"] == ["antidiabetic: 3 in 2 of the last 6 years"]
+    assert "ambulatory: 3 in 1 of the last 10 years" in card["encounters"]
+    assert card["conditions"] == ["diabetes (onset at 60)"]
+
+
 def test_a_registered_audit_shows_its_section_without_touching_the_report():
     """A toy audit registered here, with a section of every kind of block, appears in the
     page and its nav after the builtin audits' sections and before the report's own; one
