@@ -47,6 +47,8 @@ RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 ETHNICITY_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 OMB_SYSTEM = "urn:oid:2.16.840.1.113883.6.238"
 FHIR_GENDERS = ("male", "female", "other", "unknown")
+INPATIENT = ("IMP", "ACUTE", "NONAC")
+NOT_RECORDED = Concept(None, None, "Admission; its reason is not part of this synthetic record")
 COUNTED = ("MedicationRequest", "Procedure")  # whole-record counts written as that many resources
 UNSPECIFIED = {"MedicationRequest": "Medication not specified (a count of medication requests in this synthetic "
                                     "record; the schema names no medication)",
@@ -265,8 +267,8 @@ class FhirWriter:
         for col in plan.encounters:
             count = row.get(col.name)
             if count is not None and _present(count):
-                for _ in range(int(count)):
-                    record.events.append(self._encounter(col, birth))
+                for k in range(int(count)):
+                    record.events.append(self._encounter(col, birth, latest=k == 0))
         for col in plan.counts:
             count = row.get(col.name)
             if count is not None and _present(count):
@@ -275,6 +277,7 @@ class FhirWriter:
             self.history.place(row, record)
         else:
             _at_visits(record.events, self.rng)
+            _admitted_for(record.events)
         return who, {"birth_date": birth.isoformat()}, record.resources()
 
     def _recent(self, birth: dt.date, years: int) -> dt.datetime:
@@ -334,12 +337,18 @@ class FhirWriter:
         when = self._recent(birth, 5)
         return Order(self.identities.new_id(), rtype, concept, when)
 
-    def _encounter(self, col: Column, birth: dt.date) -> Encounter:
+    def _encounter(self, col: Column, birth: dt.date, latest: bool = False) -> Encounter:
+        """One encounter of a whole-record count: anywhere in the record (the count is the
+        whole record's: ten admissions are not crowded into the last few years), but a
+        patient's first ambulatory one is a visit in the last two years, where the latest
+        values are taken."""
         ref_date = self._end
         code = col.output.get("code")
         if code is None:
             code = sorted(col.source.where[0].values)[0] if col.source.where else "AMB"
-        start_day = _day_between(max(birth, ref_date - dt.timedelta(days=5 * 365)), ref_date, self.rng)
+        recent = latest and code == "AMB"
+        since = max(birth, ref_date - dt.timedelta(days=2 * 365)) if recent else birth
+        start_day = _day_between(since, ref_date, self.rng)
         start = dt.datetime.combine(start_day, dt.time(9), tzinfo=UTC)
         start += dt.timedelta(minutes=int(self.rng.integers(0, 480)))
         hours = 72 if code in ("IMP", "ACUTE", "NONAC") else 1
@@ -361,14 +370,27 @@ def _at_visits(events: list[Event], rng: np.random.Generator) -> None:
     if not visits:
         return
     latest = max((e for e in visits if e.code == "AMB"), key=lambda e: e.start, default=visits[-1])
+    stays = [v for v in visits if v.code in INPATIENT]  # each stay has something done in it, while orders last
     for event in events:
         if isinstance(event, Observation):
             event.moment, event.encounter = latest.start, latest
         elif isinstance(event, Order):
-            visit = visits[int(rng.integers(len(visits)))]
+            visit = stays.pop(0) if stays else visits[int(rng.integers(len(visits)))]
             minutes = max(int((visit.end - visit.start).total_seconds() // 60), 1)
             event.moment = visit.start + dt.timedelta(minutes=int(rng.integers(minutes)))
             event.encounter = visit
+
+
+def _admitted_for(events: list[Event]) -> None:
+    """Each inpatient stay's reason: the condition diagnosed last before it; with none, a text
+    that says its reason is not part of the synthetic record (never a silent blank)."""
+    conditions = [e for e in events if isinstance(e, Condition)]
+    for stay in (e for e in events if isinstance(e, Encounter) and e.code in INPATIENT):
+        before = [c for c in conditions if c.moment <= stay.start]
+        if before:
+            stay.reasons.append(max(before, key=lambda c: c.moment).id)
+        else:
+            stay.reason_code = NOT_RECORDED
 
 
 def _concept(col: Column) -> Concept:
