@@ -358,11 +358,17 @@ def _ties(schema: Schema, still: set[str]) -> dict[str, set[str]]:
             n = parent[n]
         return n
 
+    # present together both ways (a condition and its onset, a death and its date): a rule
+    # one way only (a lab cell's value implies a last value) ties nothing
+    edges: set[tuple[frozenset[str], frozenset[str]]] = set()
     for rule in schema.rules:
         node = rule.node
-        if not (isinstance(node, Implies) and _presence(node.premise) and _presence(node.conclusion)):
+        if isinstance(node, Implies) and _presence(node.premise) and _presence(node.conclusion):
+            edges.add((node.premise.columns() & learned, node.conclusion.columns() & learned))
+    for a, b in edges:
+        if (b, a) not in edges:
             continue
-        cols = sorted((node.columns() & learned) - still)
+        cols = sorted((a | b) - still)
         for other in cols[1:]:
             parent[root(other)] = root(cols[0])
     groups: dict[str, set[str]] = {}

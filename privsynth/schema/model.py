@@ -399,7 +399,8 @@ class Schema:
 
     def _timeline_rules(self) -> list[Rule]:
         """A timeline cell holds events only if it lies in the patient's life (its age at the
-        reference date reaches the cell), and a treatment only if its condition is present."""
+        reference date reaches the cell), a treatment only if its condition is present, and a
+        lab value only if the patient's last value of that lab is present."""
         from privsynth.schema.rule import parse_rule
 
         if self.timeline is None:
@@ -408,6 +409,12 @@ class Schema:
         age = self.age_column
         for stream in self.timeline.streams:
             for group in stream.groups:
+                # a patient column reading the last value of the same codes has one whenever
+                # a cell of the window (or a value around an onset) does
+                last = next((c.name for c in self.learned_columns if c.source.summary_kind.name == "last"
+                             and c.source.resource == stream.resource and c.source.codes == group.codes
+                             and group.codes is not None), None) if stream.kind == "value" else None
+                cells = list(stream.columns(group)) + (list(stream.anchored(group)) if group.around else [])
                 for k, name in enumerate(stream.columns(group)):
                     some = f"{name} > 0" if stream.kind == "count" else f"{name} is present"
                     years = stream.years_before(k)
@@ -415,6 +422,8 @@ class Schema:
                         out.append(parse_rule(f"{some} -> {age.name} >= {years}", "implied"))
                     if group.treats is not None:
                         out.append(parse_rule(f"{some} -> {group.treats}", "implied"))
+                if last is not None:
+                    out += [parse_rule(f"{name} is present -> {last} is present", "implied") for name in cells]
         return out
 
     @property
