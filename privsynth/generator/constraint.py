@@ -19,6 +19,7 @@ cost no privacy:
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ SOFT_KEEP = 0.05  # what a row breaking a panel rule keeps with this public prob
 NARROW_TRIES = 8  # narrow draws (an onset alone) before wide ones (with its condition) ...
 WIDE_TRIES = 4  # ... of which there are this many, and then of the last move (the rest of the row) ...
 LAST_TRIES = 8  # ... this many
+MAX_BLOCK_CELLS = 4096  # a block drawn jointly holds at most this many cells (else column by column)
 SOFT_ROUNDS = 8  # ... over this many rounds (docs/generator.md, "The panel as a prior")
 
 
@@ -340,9 +342,15 @@ def movable(rule: Rule, schema: Schema, fixed: Sequence[str] = (),
         block = tied if wide or schema.column(name).kind == "boolean" else {name}
         if block & still:
             continue
-        blocks.append(tuple(n for n in order if n in block))
+        cells = math.prod(_size(schema.column(n)) for n in block)
+        parts = [block] if cells <= MAX_BLOCK_CELLS else [{n} for n in block]  # a joint draw fits in memory
+        blocks += [tuple(n for n in order if n in part) for part in parts]
         seen |= block
     return tuple(blocks)
+
+
+def _size(col: Column) -> int:
+    return col.domain.size if col.domain is not None else 1
 
 
 def _ties(schema: Schema, still: set[str]) -> dict[str, set[str]]:
