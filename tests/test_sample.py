@@ -93,19 +93,19 @@ def test_conditional_shares_match_the_models_conditional_probabilities(model_dir
 
 
 @pytest.mark.parametrize("where", [
-    pytest.param(["age=[15, 20)", "copd=true"], id="a-rule-on-a-condition-and-a-bin"),
+    pytest.param(["age=[15, 20)", "marital_status=M"], id="a-rule-on-a-condition-and-a-bin"),
     pytest.param(["diastolic_bp=[110, 150]", "systolic_bp=[110, 120)"], id="a-rule-between-two-conditioned-bins"),
 ])
 def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
     """A condition fixes a bin, not a value: numbers are drawn inside it so that every hard
-    rule still holds (no COPD before 18, diastolic below systolic)."""
+    rule still holds (no marriage before 16, diastolic below systolic)."""
     from privsynth.generator.constraint import violations
     from privsynth.sample import where_codes
 
     shared = open_model(model_dir)
     schema = shared.schema
     codes = where_codes(schema, {k: v for k, v in (w.split("=", 1) for w in where)})
-    # neither condition is a structural zero (ages 18-19 may have COPD; a diastolic of 110-119
+    # neither condition is a structural zero (ages 16-19 may be married; a diastolic of 110-119
     # may sit under a systolic of 120), and the model gives every other cell some mass
     frame = shared.synthesizer.sample_where(400, codes, rng=3)
     assert len(frame) == 400
@@ -115,6 +115,8 @@ def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
         label = col.domain.labels[code]
         if col.kind == "boolean":
             assert (frame[name] == (label == "true")).all()
+        elif col.kind == "categorical":
+            assert (frame[name].astype(str) == label).all()
         else:
             low, high = (float(x) for x in label.strip("[])").split(","))
             assert frame[name].between(low, high).all(), name

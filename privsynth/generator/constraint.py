@@ -38,7 +38,7 @@ VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are 
 STEER_ROUNDS = 48  # redraws inside their bins of the numbers of a row that breaks a panel rule
 SOFT_RENEWALS = 6  # whole-row redraws of a row that still breaks one after that
 ROW_ROUNDS = 60
-IDLE_ROUNDS = 10  # whole-row rounds that mend no row before the last-resort repair
+IDLE_ROUNDS = 10  # partial synthesis: whole-row rounds that mend no row before the last-resort repair
 PAIR_TRIES = 32  # joint draws per pair of columns in the last-resort repair
 SOFT_KEEP = 0.05  # what a row breaking a panel rule keeps with this public probability per round ...
 NARROW_TRIES = 8  # narrow draws (an onset alone) before wide ones (with its condition) ...
@@ -94,6 +94,10 @@ def _plans(schema: Schema, fixed: tuple[str, ...]) -> list[Any]:
         # yearly labs; a child's diabetes with its HbA1c and its drug) move together
         keep = tuple(sorted(index[n] for n in who | set(fixed) if n in index))
         last = keep or None
+        if fixed:  # under a condition or kept real values: only for a rule whose premise is among them
+            node = substitute(rule.node, _formulas(schema))
+            premise = node.premise.columns() if isinstance(node, Implies) else frozenset()
+            last = last if premise and premise <= who | set(fixed) else None
         if steps[0] or steps[1] or last:
             plans.append((found, steps, last))
     if len(_PLANS) > 64:
@@ -411,7 +415,7 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
     for round_ in range(VALUE_ROUNDS + ROW_ROUNDS):
         if len(bad) == 0:
             return frame
-        if idle >= IDLE_ROUNDS:
+        if idle >= IDLE_ROUNDS and set(fixed) - set(pinned):
             break  # what is left, fresh rows do not mend (real kept values leave no room): the repair's
         rounds = round_ + 1
         if round_ < VALUE_ROUNDS and involved:
@@ -467,11 +471,15 @@ def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray,
     condition (the bin) is unchanged. Returns the rows still broken."""
     formulas = _formulas(schema)
     theirs = [r for r in rules if substitute(r.node, formulas).columns() & set(names)]
+    # the free numbers those rules read move with them (an age of 18-19 in [15, 20) with COPD
+    # also needs a COPD onset of 18-19 in [18, 30)), each inside its own bin
+    joint = list(names) + sorted({n for r in theirs for n in substitute(r.node, formulas).columns()
+                                  if n in numbers and n not in set(names)})
     todo = bad
     for _ in range(PINNED_TRIES):  # the rules on the pinned numbers; the others are _repair's
         if len(todo) == 0:
             break
-        _redraw_numbers(frame, todo, names, codes, schema, rng, {}, numbers)
+        _redraw_numbers(frame, todo, joint, codes, schema, rng, {}, numbers)
         rows = derive(_restore_types(frame.iloc[todo].reset_index(drop=True), schema), schema)
         todo = todo[violations(rows, schema, theirs)]
     derive(_restore_types(frame, schema), schema)  # in place: the rows' types and derived columns
@@ -494,14 +502,30 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
     needed: set[str] = set().union(*(r.columns for r in rules)) if rules else set()
     reading = [c for c in schema.view_columns if c.name in needed]
 
-    def broken(one: pd.DataFrame) -> list[Rule]:
-        rows = rule_rows(one, schema, reading)
-        return [r for r in rules if r.violated(rows).any()]
+    derived = {c.name: c.derived.columns for c in schema.derived_columns if c.derived is not None}
+    known: dict[str, Any] = {}  # the current row as rules read it, and the rules it breaks
+
+    def broken(one: pd.DataFrame, changed: Sequence[str] | None = None) -> list[Rule]:
+        """The rules ``one`` breaks; ``changed``: the only columns in which it differs from the
+        row last settled (``settle``) -- then only those columns are read again, and only
+        the rules that read them are checked again."""
+        if changed is None or not known:
+            rows = rule_rows(one, schema, reading)
+            return [r for r in rules if r.violated(rows).any()]
+        moved = set(changed) | {d for d, read in derived.items() if read & set(changed)}
+        rows = {**known["rows"], **rule_rows(one, schema, [c for c in reading if c.name in moved])}
+        touched = [r for r in rules if r.columns & moved]
+        return [r for r in known["now"] if not r.columns & moved] + [r for r in touched if r.violated(rows).any()]
+
+    def settle(one: pd.DataFrame) -> list[Rule]:
+        known["rows"] = rule_rows(one, schema, reading)
+        known["now"] = [r for r in rules if r.violated(known["rows"]).any()]
+        return known["now"]
 
     left = []
     for row in bad.tolist():
         one = derive(frame.iloc[[row]].reset_index(drop=True), schema)
-        now = broken(one)
+        now = settle(one)
         for _ in range(2 * len(index)):
             if not now:
                 break
@@ -519,6 +543,7 @@ def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Sch
             if moved is None:
                 break
             one, now, changed = moved
+            now = settle(one)  # the same rules, read afresh from the row now kept
             for name, code in changed.items():
                 codes[row, index[name]] = code
         for name in one.columns:
@@ -537,7 +562,7 @@ def _weights(marginal: np.ndarray) -> np.ndarray:
 
 def _single_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Schema, index: dict[str, int],
                  rng: np.random.Generator, refinements: dict[str, np.ndarray], one_way: Callable[[int], np.ndarray],
-                 broken: Callable[[pd.DataFrame], list[Rule]],
+                 broken: Callable[..., list[Rule]],
                  outside: bool) -> tuple[pd.DataFrame, list[Rule], dict[str, int]] | None:
     """The first change of one column that breaks fewer rules: drawn among the values the
     model's 1-way marginal gives weight (``outside``: among those it gives none)."""
@@ -554,7 +579,7 @@ def _single_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: S
                 trial = one.copy()
                 trial[name] = decode_one(col, int(code), rng, refinements.get(name))
                 trial = derive(trial, schema)
-                after = broken(trial)
+                after = broken(trial, (name,))
                 if len(after) < len(now):
                     return trial, after, {name: int(code)}
     return None
@@ -562,7 +587,7 @@ def _single_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: S
 
 def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Schema, index: dict[str, int],
                rng: np.random.Generator, refinements: dict[str, np.ndarray], one_way: Callable[[int], np.ndarray],
-               broken: Callable[[pd.DataFrame], list[Rule]]) -> tuple[pd.DataFrame, list[Rule], dict[str, int]] | None:
+               broken: Callable[..., list[Rule]]) -> tuple[pd.DataFrame, list[Rule], dict[str, int]] | None:
     """Joint draws of two columns from their 1-way marginals, first one that breaks fewer rules."""
     weights = {n: _weights(one_way(index[n])) for n in names}
     for a, pos in enumerate(names):
@@ -574,7 +599,7 @@ def _pair_move(one: pd.DataFrame, now: list[Rule], names: list[str], schema: Sch
                     trial[name] = decode_one(schema.column(name), code, rng, refinements.get(name))
                     changed[name] = code
                 trial = derive(trial, schema)
-                after = broken(trial)
+                after = broken(trial, tuple(changed))
                 if len(after) < len(now):
                     return trial, after, changed
     return None

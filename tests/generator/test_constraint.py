@@ -234,9 +234,10 @@ def test_a_conditioned_number_and_a_free_one_move_together_when_a_rule_needs_bot
 
 def test_a_row_mended_by_the_last_whole_row_redraw_is_kept():
     """The last of the whole-row redraws may be the one that mends a row: it is kept, not
-    reported as 'still breaking a rule'. Redraws stop after IDLE_ROUNDS that mend nothing."""
+    reported as 'still breaking a rule' (only a partial synthesis stops redrawing after rounds
+    that mend nothing: its real kept values may leave fresh rows no room)."""
     from privsynth.domain import encode
-    from privsynth.generator.constraint import IDLE_ROUNDS, satisfy
+    from privsynth.generator.constraint import ROW_ROUNDS, satisfy
 
     schema = load_schema(SCHEMA)
     broken = pd.DataFrame({"sex": ["F"], "age": pd.array([5], dtype="Int64"), "married": ["yes"],
@@ -247,8 +248,8 @@ def test_a_row_mended_by_the_last_whole_row_redraw_is_kept():
 
     def redraw(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         calls.append(1)
-        rows = good if len(calls) == IDLE_ROUNDS else broken
+        rows = good if len(calls) == ROW_ROUNDS else broken
         return rows.copy(), encode(rows, schema)[0]
 
     out = satisfy(broken.copy(), encode(broken, schema)[0], schema, np.random.default_rng(0), {}, redraw)
-    assert len(calls) == IDLE_ROUNDS and out["married"].iloc[0] == "no"
+    assert len(calls) == ROW_ROUNDS and out["married"].iloc[0] == "no"
