@@ -27,6 +27,7 @@ import pandas as pd
 from privsynth.atomic import atomic_directory, write_bytes
 from privsynth.errors import InputError, OutputError
 from privsynth.fhir.output import FhirSink
+from privsynth.fhir.record import tenths
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row
 from privsynth.generator.footprint import check_footprint
@@ -323,8 +324,7 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int
         for col in schema.view_columns:
             if col.kind == "numeric" and col.name in shown.columns:
                 values = pd.to_numeric(shown[col.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                shown[col.name] = pd.array(np.where(np.isnan(values), np.nan, np.floor(values * 10 + 1e-6) / 10),
-                                           dtype="Float64")
+                shown[col.name] = pd.array(tenths(values), dtype="Float64")  # NaN stays NaN
     table = pd.concat([pd.DataFrame(identity_rows), shown], axis=1)
     write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
     return counts

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from privsynth.fhir.instant import instant
 
 UTC = dt.UTC
@@ -52,7 +54,11 @@ class Quantity:
         return {"value": tenths(self.value), "unit": self.unit, "system": UCUM, "code": self.unit}
 
 
-def tenths(value: float) -> float:
+INPATIENT = ("IMP", "ACUTE", "NONAC")  # v3 ActCode classes of a stay in hospital
+NO_REASON = Concept(None, None, "Admission; its reason is not part of this synthetic record")
+
+
+def tenths(value: Any) -> Any:
     """A value as written, to a tenth, rounded down: a sampled 6.46 that a rule keeps under
     6.5 (HbA1c without diabetes) or a bin keeps in [5.7, 6.5) is written 6.4, not 6.5; a
     difference that a rule keeps at 20 or more (a pulse pressure) stays so, written.
@@ -60,6 +66,8 @@ def tenths(value: float) -> float:
     >>> tenths(6.46), tenths(6.5), tenths(99.99), tenths(120.0)
     (6.4, 6.5, 99.9, 120.0)
     """
+    if isinstance(value, np.ndarray):  # a column of them
+        return np.floor(value * 10 + 1e-6) / 10
     return math.floor(value * 10 + 1e-6) / 10
 
 

@@ -28,7 +28,9 @@ import pandas as pd
 from privsynth.domain import is_missing
 from privsynth.fhir.instant import instant
 from privsynth.fhir.record import (
+    INPATIENT,
     LOINC,
+    NO_REASON,
     UTC,
     Concept,
     Condition,
@@ -47,8 +49,6 @@ RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 ETHNICITY_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 OMB_SYSTEM = "urn:oid:2.16.840.1.113883.6.238"
 FHIR_GENDERS = ("male", "female", "other", "unknown")
-INPATIENT = ("IMP", "ACUTE", "NONAC")
-NOT_RECORDED = Concept(None, None, "Admission; its reason is not part of this synthetic record")
 COUNTED = ("MedicationRequest", "Procedure")  # whole-record counts written as that many resources
 UNSPECIFIED = {"MedicationRequest": "Medication not specified (a count of medication requests in this synthetic "
                                     "record; the schema names no medication)",
@@ -351,7 +351,7 @@ class FhirWriter:
         start_day = _day_between(since, ref_date, self.rng)
         start = dt.datetime.combine(start_day, dt.time(9), tzinfo=UTC)
         start += dt.timedelta(minutes=int(self.rng.integers(0, 480)))
-        hours = 72 if code in ("IMP", "ACUTE", "NONAC") else 1
+        hours = 72 if code in INPATIENT else 1
         end = start + dt.timedelta(hours=hours, minutes=int(self.rng.integers(0, 60)))
         return Encounter(self.identities.new_id(), code, col.output.get("display", code), start, end)
 
@@ -390,7 +390,7 @@ def _admitted_for(events: list[Event]) -> None:
         if before:
             stay.reasons.append(max(before, key=lambda c: c.moment).id)
         else:
-            stay.reason_code = NOT_RECORDED
+            stay.reason_code = NO_REASON
 
 
 def _concept(col: Column) -> Concept:

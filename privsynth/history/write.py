@@ -34,7 +34,9 @@ import numpy as np
 
 from privsynth.domain import is_missing
 from privsynth.fhir.record import (
+    INPATIENT,
     LOINC,
+    NO_REASON,
     SNOMED,
     UTC,
     Concept,
@@ -53,8 +55,6 @@ PROBLEM = Concept(SNOMED, "185347001", "Encounter for problem (procedure)")
 HOURS = {"AMB": (0.25, 1.0), "EMER": (1.0, 8.0)}
 # an inpatient stay: a median of 3 days, rarely past 2 weeks (HCUP: mean US stay 4.5-4.7 days)
 STAY_MEDIAN_HOURS, STAY_SIGMA, STAY_HOURS = 72.0, 0.8, (24.0, 30 * 24.0)
-INPATIENT_CODES = ("IMP", "ACUTE", "NONAC")
-NO_REASON = Concept(None, None, "Admission; its reason is not part of this synthetic history")
 
 
 def _moment(day: dt.date, rng: np.random.Generator) -> dt.datetime:
@@ -238,7 +238,7 @@ class HistoryWriter:
         days = list(by_day.values())
         free = [days[int(k)] for k in self.rng.permutation(len(days))]
         if stream.resource != "Observation":  # a drug or a procedure goes to a stay first: a stay has care in it
-            free.sort(key=lambda e: e.code in INPATIENT_CODES)  # stable: stays last, popped first
+            free.sort(key=lambda e: e.code in INPATIENT)  # stable: stays last, popped first
         used = set(by_day)
         for _ in range(n):
             if free:
