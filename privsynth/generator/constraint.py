@@ -35,8 +35,10 @@ from privsynth.schema.rule import Flag, Implies, IsMissing, Node, Not, Rule, sub
 
 MAX_MASK_CELLS = 2_000_000  # a rule over more cells than this is enforced on rows only
 VALUE_ROUNDS = 12  # redraws of numbers inside their bins before whole rows are drawn again
-STEER_ROUNDS = 48  # redraws inside their bins of the numbers of a row that breaks a panel rule
-SOFT_RENEWALS = 6  # whole-row redraws of a row that still breaks one after that
+STEER_ROUNDS = 48  # redraws inside their bins of the numbers of a row that breaks a panel rule ...
+STEER_IDLE = 12  # ... stopped after this many in a row that mend none (the bins leave the rule no room)
+SOFT_RENEWALS = 6  # redraws given who the patient is of a row that still breaks one after that ...
+SOFT_FREE = 2  # ... and then whole-row redraws (an age its events pin where the bins leave no room)
 ROW_ROUNDS = 60
 IDLE_ROUNDS = 10  # partial synthesis: whole-row rounds that mend no row before the last-resort repair
 PAIR_TRIES = 32  # joint draws per pair of columns in the last-resort repair
@@ -46,6 +48,11 @@ WIDE_TRIES = 4  # ... of which there are this many, and then of the last move (t
 LAST_TRIES = 8  # ... this many
 MAX_BLOCK_CELLS = 4096  # a block drawn jointly holds at most this many cells (else column by column)
 SOFT_ROUNDS = 8  # ... over this many rounds (docs/generator.md, "The panel as a prior")
+HELD_ROUNDS = 30  # whole-row redraws that keep who the patient is (the quasi-identifiers) before free ones
+
+# ``redraw(rows, held)``: fresh rows for ``rows`` (frame rows and model codes), drawn from the
+# model given ``held`` (column index -> the codes to keep, one per row; empty: whole rows)
+Redraw = Callable[[np.ndarray, dict[int, np.ndarray]], tuple[pd.DataFrame, np.ndarray]]
 
 
 def rule_mask(rule: Rule, schema: Schema) -> tuple[Clique, np.ndarray] | None:
@@ -257,15 +264,17 @@ def derive(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
-            refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
+            refinements: dict[str, np.ndarray], redraw: Redraw,
             fixed: Sequence[str] = (), one_way: Callable[[int], np.ndarray] | None = None,
             pinned: Sequence[str] = ()) -> pd.DataFrame:
     """Rows of ``frame`` (decoded from ``codes``) made to satisfy every enforced rule.
 
     First the numbers of a breaking row are drawn again inside their public bins (the same
-    within-bin detail as decoding); rows that still break a rule are drawn again whole by
-    ``redraw(row_indices) -> (frame_rows, code_rows)``. Rejection keeps the distribution the
-    model's, conditioned on the rules. Raises when rows still break a rule after all rounds
+    within-bin detail as decoding); rows that still break a rule are drawn again by
+    ``redraw`` (:data:`Redraw`): first ``HELD_ROUNDS`` times given who the patient is (the
+    quasi-identifiers' codes, unless real values are kept), so the model's counts of ages and
+    sexes stand, then whole. Rejection keeps the distribution the model's, conditioned on the
+    rules. Raises when rows still break a rule after all rounds
     (the rules leave the model almost no room: they contradict the data or each other).
     Before that, with ``fixed`` (real) columns a row's model conditional may leave no room
     (a real age of 15 in an age bin where the model marries most): each remaining row then
@@ -283,33 +292,44 @@ def satisfy(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rand
     counts are untouched)."""
     hard = enforced(schema, fixed)
     frame = derive(frame.reset_index(drop=True), schema)
+    # a fresh row keeps who the patient is, as far as the rules read it (the age, the sex, the
+    # marital status: the model's counts of them stand) unless real values are kept; rejecting
+    # whole rows would otherwise trade the rows a rule catches most (children, under growth
+    # rules) for the others. Quasi-identifiers no rule reads are not held (fewer distinct
+    # evidences to condition the model on)
+    formulas = _formulas(schema)
+    read = set().union(*(substitute(r.node, formulas).columns() for r in (*schema.rules, *schema.plausibility)))
+    who = () if fixed else tuple(j for j, c in enumerate(schema.learned_columns)
+                                 if c.role == "quasi_identifier" and c.name in read)
     numbers = {c.name: j for j, c in enumerate(schema.learned_columns)
                if isinstance(c.domain, NumericDomain) and c.name not in set(fixed)}
     if hard:
         frame = _hard(frame, codes, schema, rng, refinements, redraw, hard, numbers, (*fixed, *pinned), one_way,
-                      pinned)
+                      pinned, who)
     soft = tuple(r for r in schema.plausibility if not r.columns <= set(fixed))
     if soft:
         frame = _steer(frame, codes, schema, rng, refinements, hard, soft, numbers)
         if not fixed:
-            frame = _renew(frame, codes, schema, rng, refinements, redraw, hard, soft, numbers)
+            frame = _renew(frame, codes, schema, rng, refinements, redraw, hard, soft, numbers, who)
     return frame
 
 
 def _renew(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
-           refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
-           hard: Sequence[Rule], soft: Sequence[Rule], numbers: dict[str, int]) -> pd.DataFrame:
+           refinements: dict[str, np.ndarray], redraw: Redraw,
+           hard: Sequence[Rule], soft: Sequence[Rule], numbers: dict[str, int], who: Sequence[int]) -> pd.DataFrame:
     """Rows that still break a panel rule after steering -- a number its bin cannot mend, an
     age its events pin inside a bin that straddles the rule (a 9-year-old of [5, 10) 105 cm
-    tall, with visits nine years ago) -- are drawn again whole by ``redraw`` (the tilted
-    model, under the same condition), at most ``SOFT_RENEWALS`` times; a fresh row, steered
+    tall, with visits nine years ago) -- are drawn again by ``redraw`` (the tilted model,
+    under the same condition, given ``who`` the patient is), at most ``SOFT_RENEWALS`` times,
+    then whole ``SOFT_FREE`` times for the few rows left; a fresh row, steered
     in turn, replaces the old one when it breaks no hard rule and fewer panel rules."""
-    for _ in range(SOFT_RENEWALS):
+    for round_ in range(SOFT_RENEWALS + (SOFT_FREE if who else 0)):
         count = _broken(frame, schema, soft)
         bad = np.flatnonzero(count > 0)
         if len(bad) == 0:
             break
-        fresh, fresh_codes = redraw(bad)
+        held = who if round_ < SOFT_RENEWALS else ()
+        fresh, fresh_codes = redraw(bad, {j: codes[bad, j] for j in held})
         fresh = derive(_restore_types(fresh.reset_index(drop=True), schema), schema)
         fresh = _steer(fresh, fresh_codes, schema, rng, refinements, hard, soft, numbers)
         better = ~violations(fresh, schema, hard) & (_broken(fresh, schema, soft) < count[bad])
@@ -405,9 +425,10 @@ def _redraw_numbers(frame: pd.DataFrame, rows: np.ndarray, names: Sequence[str],
 
 
 def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random.Generator,
-          refinements: dict[str, np.ndarray], redraw: Callable[[np.ndarray], tuple[pd.DataFrame, np.ndarray]],
+          refinements: dict[str, np.ndarray], redraw: Redraw,
           rules: Sequence[Rule], numbers: dict[str, int], fixed: Sequence[str],
-          one_way: Callable[[int], np.ndarray] | None, pinned: Sequence[str] = ()) -> pd.DataFrame:
+          one_way: Callable[[int], np.ndarray] | None, pinned: Sequence[str] = (), who: Sequence[int] = ()
+          ) -> pd.DataFrame:
     formulas = _formulas(schema)
     involved = sorted({name for r in rules for name in substitute(r.node, formulas).columns() if name in numbers})
     bad = np.flatnonzero(violations(frame, schema, rules))
@@ -424,7 +445,8 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
             detail = {k: v for k, v in refinements.items() if k not in set(pinned)} if pinned else refinements
             _redraw_numbers(frame, bad, involved, codes, schema, rng, detail, numbers)
         else:
-            new_rows, new_codes = redraw(bad)
+            held = who if round_ < VALUE_ROUNDS + HELD_ROUNDS else ()
+            new_rows, new_codes = redraw(bad, {j: codes[bad, j] for j in held})
             for name in new_rows.columns:
                 frame.loc[bad, name] = new_rows[name].array
             codes[bad] = new_codes
@@ -627,16 +649,20 @@ def _steer(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.rando
         at = [frame.columns.get_loc(n) for n in width]
         moved = [c for c in needed if c.name in touched]
         bad = np.flatnonzero(rule.violated(rows))
+        # what the other panel rules say of a row that still breaks this one: its cells are as they were
+        was = _count({name: values[bad] for name, values in rows.items()}, others)
+        idle = 0
         for _ in range(STEER_ROUNDS):
-            if len(bad) == 0:
+            if len(bad) == 0 or idle >= STEER_IDLE:
                 break
             trial = frame.iloc[bad, at].reset_index(drop=True)  # the columns that move and what they make
             _redraw_numbers(trial, np.arange(len(bad)), names, codes[bad], schema, rng, refinements, numbers)
             trial = derive(_restore_types(trial, schema), schema)
-            before = {name: values[bad] for name, values in rows.items()}
-            tried = {**before, **rule_rows(trial, schema, moved)}  # only what moved is encoded again
-            ok = (~rule.violated(tried) & ~_count(tried, watched).astype(bool)
-                  & (_count(tried, others) <= _count(before, others)))
+            tried = {**{name: values[bad] for name, values in rows.items()},
+                     **rule_rows(trial, schema, moved)}  # only what moved is encoded again
+            ok = ~rule.violated(tried) & ~_count(tried, watched).astype(bool) & (_count(tried, others) <= was)
+            was = was[~ok]
+            idle = 0 if ok.any() else idle + 1
             if ok.any():
                 keep, kept = bad[ok], np.flatnonzero(ok)
                 for name in sorted(touched):

@@ -166,8 +166,9 @@ class Synthesizer:
         codes = self._tilted(self.sample_codes(n_rows, generator), generator)
         frame = decode(codes, self.schema, generator, model.refinements)
 
-        def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            fresh = self._tilted(model.sample(len(rows), generator), generator)
+        def redraw(rows: np.ndarray, held: dict[int, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+            drawn = model.sample_given(held, generator) if held else model.sample(len(rows), generator)
+            fresh = self._tilted(drawn, generator)
             return decode(fresh, self.schema, generator, model.refinements), fresh
 
         return self._quiet(satisfy(frame, codes, self.schema, generator, model.refinements, redraw,
@@ -256,9 +257,9 @@ class Synthesizer:
         by_index = {index[name]: codes for name, codes in given.items()}
         n = len(next(iter(given.values())))
 
-        def draw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            drawn = self._tilted(model.sample_given({j: v[rows] for j, v in by_index.items()}, generator), generator,
-                                 fixed)
+        def draw(rows: np.ndarray, held: dict[int, np.ndarray] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+            evidence = {**(held or {}), **{j: v[rows] for j, v in by_index.items()}}
+            drawn = self._tilted(model.sample_given(evidence, generator), generator, fixed)
             out = decode(drawn, self.schema, generator, model.refinements)
             for name, values in kept.items():
                 out[name] = values[rows]
@@ -266,8 +267,8 @@ class Synthesizer:
 
         frame, drawn = draw(np.arange(n))
 
-        def redraw(rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-            out, fresh = draw(rows)
+        def redraw(rows: np.ndarray, held: dict[int, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+            out, fresh = draw(rows, held)
             return (out, fresh) if pinned else (out.drop(columns=fixed), fresh)
 
         return self._quiet(satisfy(frame, drawn, self.schema, generator, model.refinements, redraw,

@@ -326,6 +326,10 @@ class Arithmetic(Binary):
         return (min(corners), max(corners)) if corners else (-np.inf, np.inf)
 
 
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
+            "!=": np.not_equal}
+
+
 def _numbers(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False)
@@ -335,10 +339,10 @@ def _numbers(values: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class Compare(Binary):
     def truth(self, rows: Rows) -> Truth:
-        a, b = np.broadcast_arrays(self.left.evaluate(rows), self.right.evaluate(rows))
-        known = ~(np.isnan(a) | np.isnan(b))
+        a, b = self.left.evaluate(rows), self.right.evaluate(rows)
+        known = ~(np.isnan(a) | np.isnan(b))  # broadcast: a number against a column
         with np.errstate(invalid="ignore"):
-            holds = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[self.op]
+            holds = _COMPARE[self.op](a, b)
         return Truth(known & holds, known & ~holds)
 
     def box_truth(self, box: Mapping[str, Any]) -> tuple[bool, bool]:

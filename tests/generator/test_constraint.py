@@ -216,7 +216,8 @@ def test_a_conditioned_number_and_a_free_one_move_together_when_a_rule_needs_bot
     codes, _ = encode(rows, schema)
     assert violations(rows, schema, schema.rules).all()
 
-    def redraw(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:  # the model has nothing better to offer
+    # the model has nothing better to offer
+    def redraw(bad: np.ndarray, held: dict[int, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
         return rows.iloc[bad].reset_index(drop=True), codes[bad].copy()
 
     def one_way(j: int) -> np.ndarray:
@@ -246,10 +247,42 @@ def test_a_row_mended_by_the_last_whole_row_redraw_is_kept():
     good = broken.assign(married="no")
     calls = []
 
-    def redraw(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    def redraw(bad: np.ndarray, held: dict[int, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
         calls.append(1)
         rows = good if len(calls) == ROW_ROUNDS else broken
         return rows.copy(), encode(rows, schema)[0]
 
     out = satisfy(broken.copy(), encode(broken, schema)[0], schema, np.random.default_rng(0), {}, redraw)
     assert len(calls) == ROW_ROUNDS and out["married"].iloc[0] == "no"
+
+
+@pytest.mark.parametrize("broken_rule", ["hard", "panel"])
+def test_a_redrawn_row_keeps_who_the_patient_is(broken_rule):
+    """A row a rule catches is drawn again given its quasi-identifiers' codes first (a child
+    stays a child): whole-row rejection would trade the rows a rule catches most (children,
+    under growth rules) for adults, and the model's counts of ages would not stand."""
+    from privsynth.domain import encode
+    from privsynth.generator.constraint import satisfy
+
+    schema = load_schema(SCHEMA)
+    names = [c.name for c in schema.learned_columns]
+    child = {"sex": ["F"], "age": pd.array([5], dtype="Int64"), "married": ["no"],
+             "dx": pd.array([False], dtype="boolean"), "dx_onset": pd.array([None], dtype="Int64"),
+             "weight": [20.0], "height": [110.0], "bmi": [20.0 / 1.1 ** 2]}
+    bad = pd.DataFrame({**child, **({"dx": pd.array([True], dtype="boolean"), "dx_onset": pd.array([40], dtype="Int64")}
+                                    if broken_rule == "hard" else {"height": [170.0], "bmi": [20.0 / 1.7 ** 2]})})
+    good_child = pd.DataFrame(child)
+    adult = good_child.assign(age=pd.array([50], dtype="Int64"), weight=[70.0], height=[170.0],
+                              bmi=[70.0 / 1.7 ** 2])
+    asked: list[set[str]] = []
+
+    def redraw(rows: np.ndarray, held: dict[int, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+        asked.append({names[j] for j in held})
+        out = pd.concat([good_child if held else adult] * len(rows), ignore_index=True)
+        if held:
+            assert (held[names.index("age")] == encode(bad, schema)[0][0, names.index("age")]).all()
+        return out, encode(out, schema)[0]
+
+    out = satisfy(bad.copy(), encode(bad, schema)[0], schema, np.random.default_rng(0), {}, redraw)
+    assert asked and asked[0] == {"age", "married"}  # the quasi-identifiers a rule reads (not the sex)
+    assert out["age"].iloc[0] == 5 and not violations(out, schema, (*schema.rules, *schema.plausibility)).any()
