@@ -95,6 +95,9 @@ def test_conditional_shares_match_the_models_conditional_probabilities(model_dir
 @pytest.mark.parametrize("where", [
     pytest.param(["age=[15, 20)", "marital_status=M"], id="a-rule-on-a-condition-and-a-bin"),
     pytest.param(["diastolic_bp=[110, 150]", "systolic_bp=[110, 120)"], id="a-rule-between-two-conditioned-bins"),
+    # COPD only from 18 and its onset at most the age: an age of 18-19 of [15, 20) and, for
+    # every condition the model gives, an onset inside its bin no later than that age
+    pytest.param(["age=[15, 20)", "copd=true"], id="a-condition-whose-onset-the-bin-pins"),
 ])
 def test_conditions_keep_every_rule_of_the_schema(model_dir, tmp_path, where):
     """A condition fixes a bin, not a value: numbers are drawn inside it so that every hard

@@ -480,8 +480,9 @@ def _hard(frame: pd.DataFrame, codes: np.ndarray, schema: Schema, rng: np.random
         f"room (do they contradict each other, or the data?): {'; '.join(broken)[:400]}")
 
 
-PINNED_TRIES = 200
-PINNED_RESTARTS = 40  # fresh draws of conditioned numbers, each with a repair of the rest
+PINNED_TRIES = 200  # uniform draws of conditioned numbers inside their bins, until the rules on them alone hold
+PINNED_RESTARTS = 40  # ... each followed by the free numbers, rule by rule (and, late, by a repair of the rest)
+FREE_TRIES = 48  # draws inside their bins of the free numbers of one rule a row breaks
 
 
 def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema,
@@ -489,24 +490,62 @@ def _within_pinned_bins(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray,
                         numbers: dict[str, int]) -> np.ndarray:
     """Rows whose conditioned (pinned) numbers sit where a rule fails -- the within-bin detail
     may give the allowed part of the bin no weight (ages 18-19 of [15, 20) with COPD) --
-    get those numbers drawn uniformly inside the same bins until every rule holds. The
-    condition (the bin) is unchanged. Returns the rows still broken."""
+    get those numbers drawn uniformly inside the same bins until the rules on them alone
+    hold; then, rule by rule, the free numbers a broken rule reads (the COPD onset, which
+    must be 18 or 19 of its [18, 30) bin for an age of 18 or 19; any other onset in that bin)
+    are drawn inside their own bins, kept when the rule then holds and no other breaks. One
+    row's draws succeed alone, not all at once (a joint uniform draw of every onset of a
+    young patient with several conditions almost never lands). The condition (the bin) is
+    unchanged. Returns the rows still broken."""
     formulas = _formulas(schema)
-    theirs = [r for r in rules if substitute(r.node, formulas).columns() & set(names)]
-    # the free numbers those rules read move with them (an age of 18-19 in [15, 20) with COPD
-    # also needs a COPD onset of 18-19 in [18, 30)), each inside its own bin
-    joint = list(names) + sorted({n for r in theirs for n in substitute(r.node, formulas).columns()
-                                  if n in numbers and n not in set(names)})
+    read = [frozenset(n for n in substitute(r.node, formulas).columns() if n in numbers) for r in rules]
+    pinned = set(names)
+    own = [r for r, cols in zip(rules, read) if cols & pinned and cols <= pinned]
+    free = [(r, sorted(cols - pinned)) for r, cols in zip(rules, read) if cols & pinned and cols - pinned]
     todo = bad
-    for _ in range(PINNED_TRIES):  # the rules on the pinned numbers; the others are _repair's
+    for _ in range(PINNED_RESTARTS):
         if len(todo) == 0:
             break
-        _redraw_numbers(frame, todo, joint, codes, schema, rng, {}, numbers)
-        rows = derive(_restore_types(frame.iloc[todo].reset_index(drop=True), schema), schema)
-        todo = todo[violations(rows, schema, theirs)]
+        left = todo
+        for _ in range(PINNED_TRIES):
+            _redraw_numbers(frame, left, names, codes, schema, rng, {}, numbers)
+            rows = derive(_restore_types(frame.iloc[left].reset_index(drop=True), schema), schema)
+            left = left[violations(rows, schema, own)]
+            if len(left) == 0:
+                break
+        for rule, moved in free:
+            _mend_one(frame, todo, rule, moved, codes, schema, rng, rules, numbers)
+        derive(_restore_types(frame, schema), schema)
+        todo = todo[violations(frame.iloc[todo].reset_index(drop=True), schema, rules)]
     derive(_restore_types(frame, schema), schema)  # in place: the rows' types and derived columns
     rows = frame.iloc[bad].reset_index(drop=True)
     return bad[violations(rows, schema, rules)]
+
+
+def _mend_one(frame: pd.DataFrame, rows: np.ndarray, rule: Rule, names: Sequence[str], codes: np.ndarray,
+              schema: Schema, rng: np.random.Generator, rules: Sequence[Rule], numbers: dict[str, int]) -> None:
+    """The ``names`` numbers of the ``rows`` that break ``rule`` drawn uniformly inside their
+    bins, up to ``FREE_TRIES`` times, kept (in ``frame``) where the rule then holds and the
+    row breaks no more of ``rules`` than before."""
+    now = derive(_restore_types(frame.iloc[rows].reset_index(drop=True), schema), schema)
+    broken = rule_rows(now, schema, _needed(schema, [rule]))
+    bad = rows[rule.violated(broken)]
+    if len(bad) == 0:
+        return
+    was = _broken(frame.iloc[bad].reset_index(drop=True), schema, rules)
+    for _ in range(FREE_TRIES):
+        trial = frame.iloc[bad].reset_index(drop=True)
+        _redraw_numbers(trial, np.arange(len(bad)), names, codes[bad], schema, rng, {}, numbers)
+        trial = derive(_restore_types(trial, schema), schema)
+        after = _count(rule_rows(trial, schema, _needed(schema, rules)), rules)
+        ok = ~rule.violated(rule_rows(trial, schema, _needed(schema, [rule]))) & (after <= was)
+        if ok.any():
+            keep, kept = bad[ok], np.flatnonzero(ok)
+            for name in trial.columns:
+                frame.loc[keep, name] = trial.loc[kept, name].array
+        bad, was = bad[~ok], was[~ok]
+        if len(bad) == 0:
+            break
 
 
 def _repair(frame: pd.DataFrame, codes: np.ndarray, bad: np.ndarray, schema: Schema, rng: np.random.Generator,
