@@ -196,7 +196,7 @@ class Synthesizer:
         return frame
 
     def _tilted(self, codes: np.ndarray, generator: np.random.Generator, fixed: Sequence[str] = ()) -> np.ndarray:
-        """``codes`` under the schema's plausibility panel as a public prior (constraint.tilt)."""
+        """``codes`` under the schema's plausibility panel as a public prior (constraint.prior.tilt)."""
         model = self._check_fitted()
 
         def given(rows: np.ndarray, keep: tuple[int, ...]) -> np.ndarray:

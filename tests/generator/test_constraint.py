@@ -174,7 +174,7 @@ def test_the_last_resort_repair_makes_two_changes_when_one_cannot_help(fitted):
     helps (dropping the condition leaves an onset without it; dropping the onset leaves the
     condition without one; every other onset bin is above the age too), so the repair must
     drop both together."""
-    from privsynth.generator.constraint import _repair, enforced
+    from privsynth.generator.constraint import enforced, repair
 
     schema, _, _ = fitted
     names = [c.name for c in schema.learned_columns]
@@ -194,7 +194,7 @@ def test_the_last_resort_repair_makes_two_changes_when_one_cannot_help(fitted):
     assert violations(row, schema, rules).all()
     for seed in range(5):
         frame, c = row.copy(), codes.copy()
-        left = _repair(frame, c, np.array([0]), schema, np.random.default_rng(seed), {}, rules, ["sex", "age"], one_way)
+        left = repair(frame, c, np.array([0]), schema, np.random.default_rng(seed), {}, rules, ["sex", "age"], one_way)
         assert len(left) == 0 and not violations(frame, schema, rules).any()
         assert not frame["dx"].fillna(False).astype(bool).iloc[0] and pd.isna(frame["dx_onset"].iloc[0])
         assert c[0, names.index("dx_onset")] == onset_missing and frame["age"].iloc[0] == 0
@@ -295,7 +295,7 @@ def test_conditioned_numbers_and_the_onsets_they_pin_are_mended_one_rule_at_a_ti
     rule (the age for the rules on it alone, then each onset for its own rule) every row is
     mended, inside the conditioned bins."""
     from privsynth.domain import encode
-    from privsynth.generator.constraint import _within_pinned_bins
+    from privsynth.generator.constraint import within_pinned_bins
 
     onset_bins = [0, 18, 30, 40, 50, 60, 70, 80, 99]
     columns = [{"name": "age", "kind": "integer", "role": "quasi_identifier", "source": {"column": "age"},
@@ -315,7 +315,7 @@ def test_conditioned_numbers_and_the_onsets_they_pin_are_mended_one_rule_at_a_ti
     codes, _ = encode(rows, schema)
     numbers = {c.name: j for j, c in enumerate(schema.learned_columns) if c.kind == "integer"}
     assert violations(rows, schema, schema.rules).all()
-    left = _within_pinned_bins(rows, codes, np.arange(n), schema, np.random.default_rng(0), schema.rules, ["age"],
+    left = within_pinned_bins(rows, codes, np.arange(n), schema, np.random.default_rng(0), schema.rules, ["age"],
                                numbers)
     assert len(left) == 0 and not violations(rows, schema, schema.rules).any()
     assert rows["age"].between(18, 19).all()
