@@ -51,6 +51,19 @@ Check = Callable[[Sequence[Resource], dt.date], tuple[bool, bool]]
 ANTIDIABETIC_RXNORM = frozenset({"860975", "861007", "106892"})
 ANTIDIABETIC_WORDS = ("metformin", "insulin")
 
+# Drugs whose every use a clinician expects to see explained by a diagnosis the record can
+# hold (FDA labels; GINA and GOLD for the inhalers): a drug named with one of these words
+# and none of its conditions. Warfarin's other indications (venous thrombosis, valves) and
+# furosemide's (oedema, hypertension) are not condition groups here; the real rate shows them.
+INDICATED_DRUGS: dict[str, tuple[str, ...]] = {
+    "warfarin": ("atrial_fibrillation", "stroke"),
+    "clopidogrel": ("coronary_disease", "stroke"),
+    "digoxin": ("heart_failure", "atrial_fibrillation"),
+    "nitroglycerin": ("coronary_disease",),
+    "albuterol": ("asthma", "copd"),
+    "fluticasone": ("asthma", "copd"),
+}
+
 # Minimum plausible standing height (cm) by completed year of age, 2-17: the CDC 2000 growth
 # charts' 3rd percentile of stature-for-age at the start of that year (CDC/NCHS, "Stature-for-
 # age charts, 2 to 20 years", statage.csv, https://www.cdc.gov/growthcharts/percentile_data_files.htm),
@@ -202,6 +215,12 @@ def antidiabetic_without_diabetes(resources: Sequence[Resource], reference: dt.d
     return treated, treated and not c.has_condition("diabetes")
 
 
+def drug_without_indication(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+    c = chart_of(resources)
+    named = [w for m in c.medications for w in INDICATED_DRUGS if w in m.words]
+    return bool(named), any(not any(c.has_condition(g) for g in INDICATED_DRUGS[w]) for w in named)
+
+
 def diabetic_hba1c_without_diabetes(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
     c = chart_of(resources)
     values = [o.value for o in c.observations if o.value is not None and has_code(o.codes, LOINC, HBA1C)]
@@ -332,6 +351,10 @@ def _flags() -> tuple[Flag, ...]:
         Flag("antidiabetic without diabetes", "Of the patients prescribed metformin or insulin, the share with "
              "no diabetes diagnosis (metformin for prediabetes or PCOS is legitimate, but uncommon).",
              antidiabetic_without_diabetes),
+        Flag("drug without an indication", "Of the patients prescribed warfarin, clopidogrel, digoxin, "
+             "nitroglycerin or an asthma inhaler (albuterol, fluticasone), the share with one and none of the "
+             "conditions it is prescribed for (atrial fibrillation or stroke; coronary disease or stroke; heart "
+             "failure or atrial fibrillation; coronary disease; asthma or COPD).", drug_without_indication),
         Flag("HbA1c >= 6.5 % without diabetes", "Of the patients with an HbA1c, the share with one in the "
              "diabetic range (>= 6.5 %, the ADA diagnostic threshold) and no diabetes diagnosis.",
              diabetic_hba1c_without_diabetes),

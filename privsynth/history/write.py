@@ -98,6 +98,7 @@ class HistoryWriter:
         self._birth = birth
         self._done: dict[str, dt.datetime] = {}  # the last time each scheduled code was done
         self._drug: dict[str, Any] = {}  # the drug a patient takes from each group (renewed, not switched)
+        self._present = {name for name in self.flags if row.get(name) is True}  # rows hold Python values
         # the record ends at the reference date or at the death: no event after it
         self._last = (record.end or reference) + dt.timedelta(days=1)
         self._stop = (dt.datetime.combine(record.end, dt.time(23, 59), tzinfo=UTC) if record.end is not None
@@ -270,7 +271,8 @@ class HistoryWriter:
     def _concept(self, stream: Stream, group: EventGroup, moment: dt.datetime) -> Concept | None:
         """The code an event is written with: a scheduled group's codes that are due (age, sex,
         interval since the patient's last one); a medication group's drug the patient takes
-        (one per group, renewed); another group's codes at random. None: nothing due."""
+        (one per group, renewed; among those its conditions call for, where the group declares
+        indications); another group's codes at random. None: nothing due."""
         if stream.resource == "Observation" or group.codes is None:
             return None if stream.resource != "Observation" else Concept(None, None, group.name)
         code_group = self.schema.code_groups[group.codes]
@@ -286,7 +288,11 @@ class HistoryWriter:
             code = next(c for c in code_group.codes if c.code == pick.code)
         elif stream.resource == "MedicationRequest":
             if group.name not in self._drug:
-                self._drug[group.name] = code_group.codes[int(self.rng.integers(len(code_group.codes)))]
+                # a drug the patient's conditions call for (warfarin with atrial fibrillation,
+                # an inhaler with asthma), when the group declares indications and one is met;
+                # else any of the group's (the model gave a prescription without a condition)
+                choices = code_group.indicated(self._present) or code_group.codes
+                self._drug[group.name] = choices[int(self.rng.integers(len(choices)))]
             code = self._drug[group.name]
         else:
             code = code_group.codes[int(self.rng.integers(len(code_group.codes)))]

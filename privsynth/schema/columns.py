@@ -47,7 +47,7 @@ SOURCE_KEYS = ("resource", "path", "codes", "where", "summary", "transform", "da
 DOMAIN_KEYS = ("categories", "other", "missing", "lower", "upper", "bins")
 
 
-GROUP_KEYS = ("system", "codes")
+GROUP_KEYS = ("system", "codes", "indications")
 
 
 OUTPUT_KEYS = ("category", "display", "system", "code", "unit")
@@ -140,8 +140,28 @@ def parse_code_groups(doc: Document, raw: Any) -> dict[str, CodeGroup]:
             raise doc.error(key + ("system",), f"needs a code system URI or one of {', '.join(CODE_SYSTEMS)}")
         system = CODE_SYSTEMS.get(system, system)
         cats, _ = parse_categories(doc, spec.get("codes"), key + ("codes",))
-        groups[name] = CodeGroup(name, system, cats)
+        groups[name] = CodeGroup(name, system, cats, parse_indications(doc, spec.get("indications"), key, cats))
     return groups
+
+
+def parse_indications(doc: Document, raw: Any, key: Key, codes: tuple[Category, ...]
+                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``indications: {code: [condition, ...]}``: what each code of the group treats (the
+    condition names are checked against the schema's columns once they are read)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise doc.error(key + ("indications",), "must be a mapping of code -> a list of condition columns")
+    known = {c.code for c in codes}
+    out = []
+    for code, names in raw.items():
+        if str(code) not in known:
+            raise doc.error(key + ("indications", code), f"'{code}' is not a code of this group")
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise doc.error(key + ("indications", code), "must name one or more condition columns")
+        out.append((str(code), tuple(names)))
+    return tuple(out)
 
 
 def parse_column(

@@ -24,6 +24,7 @@ from privsynth.schema.model import (
     Column,
     Schema,
     Structure,
+    pair_conditions,
 )
 from privsynth.schema.streams import parse_timeline, timeline_structure
 
@@ -121,6 +122,14 @@ def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Docu
         columns += cells
     if not any(c.learned for c in columns):
         raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
+    flags = {c.name for c in pair_conditions(columns)}
+    for group in groups.values():
+        for code, names in group.indications:
+            for n in names:
+                if n not in flags:
+                    raise doc.error(("code_groups", group.name, "indications", code),
+                                    f"'{n}' is not a condition column (a yes/no column of a Condition) of this "
+                                    f"schema; allowed: {', '.join(sorted(flags))}")
     learned = [c.name for c in columns if c.learned]
     target = data.get("target")
     if target is not None and target not in learned:

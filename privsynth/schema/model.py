@@ -148,10 +148,19 @@ class CodeGroup:
     name: str
     system: str
     codes: tuple[Category, ...]
+    # what each code treats (a drug's indications), as condition columns of the schema:
+    # (code, (condition, ...)) pairs; a code not listed has none declared
+    indications: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def code_set(self) -> frozenset[str]:
         return frozenset(c.code for c in self.codes)
+
+    def indicated(self, present: frozenset[str] | set[str]) -> tuple[Category, ...]:
+        """The codes a patient with the ``present`` conditions has an indication for: those
+        whose declared indications include one of them."""
+        treats = dict(self.indications)
+        return tuple(c for c in self.codes if set(treats.get(c.code, ())) & set(present))
 
 
 @dataclass(frozen=True)

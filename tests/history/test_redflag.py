@@ -215,6 +215,14 @@ CASES += [
                                        condition("73211009", "2019-01-01")], (True, False)),
     ("antidiabetic without diabetes", [patient(), medication("314076", "2020-01-01", "lisinopril 10 MG")],
      (False, False)),
+    ("drug without an indication", [patient(), medication("855332", "2020-01-01", "Warfarin Sodium 5 MG")],
+     (True, True)),
+    ("drug without an indication", [patient(), medication("855332", "2020-01-01", "Warfarin Sodium 5 MG"),
+                                    condition("49436004", "2019-01-01")], (True, False)),  # atrial fibrillation
+    ("drug without an indication", [patient(), medication("745679", "2020-01-01", "Albuterol 0.09 MG/ACTUAT"),
+                                    condition("195967001", "2019-01-01")], (True, False)),  # asthma
+    ("drug without an indication", [patient(), medication("314076", "2020-01-01", "lisinopril 10 MG")],
+     (False, False)),
     ("HbA1c >= 6.5 % without diabetes", [patient(), observation("4548-4", "2020-01-01", 7.1, "%")], (True, True)),
     ("HbA1c >= 6.5 % without diabetes", [patient(), observation("4548-4", "2020-01-01", 7.1, "%"),
                                          condition(T2D, "2020-01-01")], (True, False)),

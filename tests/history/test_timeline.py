@@ -284,6 +284,10 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
                  "{condition: diabetes, at_days: 90, after_days: [60, 545]}}]}]}", "at_days < first",
                  id="around-after-overlaps-at"),
     pytest.param("drop_columns: [nope]", "'nope' is not a column", id="drop-unknown"),
+    pytest.param("code_groups: {d: {system: rxnorm, codes: {'1': a}, indications: {'2': [stroke]}}}",
+                 "'2' is not a code of this group", id="indication-of-an-unknown-code"),
+    pytest.param("code_groups: {d: {system: rxnorm, codes: {'1': a}, indications: {'1': [bmi]}}}",
+                 "'bmi' is not a condition column", id="indication-not-a-condition"),
 ])
 def test_timeline_schema_errors_name_the_file_line_and_field(tmp_path, text, message):
     path = tmp_path / "s.yaml"
@@ -361,6 +365,30 @@ def test_treatments_follow_the_diagnosis_and_flags_agree_with_conditions(timelin
     table = pd.read_csv(tmp / "out" / "patients.csv")
     flagged = set(table.loc[table["diabetes"].astype(str) == "True", "patient_id"])
     assert flagged == {ref.split("/", 1)[1] for ref in onset}
+
+
+def test_a_drug_is_one_the_patients_conditions_call_for():
+    """A cardiovascular prescription of a patient with atrial fibrillation only is a drug
+    declared for it (metoprolol, warfarin, digoxin, verapamil), never clopidogrel or
+    nitroglycerin; a patient with no declared indication gets any of the group's drugs."""
+    from privsynth.fhir.write import FhirWriter
+
+    schema = load_schema(TIMELINE)
+    group = schema.code_groups["cardiovascular_drugs"]
+    for_af = {c.code for c in group.indicated({"atrial_fibrillation"})}
+    assert for_af == {"866414", "855332", "197604", "897718"}
+    n = 80
+    stream = next(s for s in schema.timeline.streams if s.name == "medications")
+    cells = {name: [1] * n for name in stream.columns(next(g for g in stream.groups if g.name == "cardiovascular"))}
+    frame = pd.DataFrame({"gender": ["male"] * n, "age": [70] * n, "atrial_fibrillation": [True] * (n // 2) +
+                          [False] * (n // 2), "atrial_fibrillation_onset_age": [50] * (n // 2) + [None] * (n // 2),
+                          **cells})
+    drugs: dict[bool, set[str]] = {True: set(), False: set()}
+    for k, (_who, _facts, resources) in enumerate(FhirWriter(schema, seed=4).patients(frame)):
+        drugs[k < n // 2] |= {r["medicationCodeableConcept"]["coding"][0]["code"] for r in resources
+                              if r["resourceType"] == "MedicationRequest"}
+    assert drugs[True] and drugs[True] <= for_af
+    assert len(drugs[False] - for_af) > 0  # without an indication: any of the group's
 
 
 def test_what_placement_added_or_moved_is_counted_in_the_internal_report(timeline_output):
