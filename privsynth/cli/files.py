@@ -46,7 +46,7 @@ def schema_check(file: str, max_model_cells: int | None) -> None:
         for name in ("resource", "kind", "cells", "K", "per cell", "groups"):
             streams.add_column(name, overflow="fold")
         for st in s.timeline.streams:
-            groups = ", ".join(g.name + (f" (treats {g.treats})" if g.treats else "")
+            groups = ", ".join(g.name + (f" (treats {' or '.join(g.treats)})" if g.treats else "")
                                + (f" (around {g.around.condition}: at and after)" if g.around else "")
                                for g in st.groups)
             streams.add_row(st.name, st.resource, st.kind, f"{st.cells} x {st.grain} ({st.window_years} y)",

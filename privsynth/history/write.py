@@ -224,7 +224,8 @@ class HistoryWriter:
         here = [e for e in encounters if start <= e.day < end]
         if stream.resource == "Observation":
             here = [e for e in here if e.code == "AMB"] or here
-        onset = self._onset(group.treats, onsets) if group.treats is not None else None
+        # the first diagnosis among the conditions it treats (an inhaler from asthma or COPD)
+        onset = min((t for t in (self._onset(flag, onsets) for flag in group.treats) if t is not None), default=None)
         if onset is not None:  # a treatment never precedes its diagnosis: from the onset's day on
             if onset.date() >= end:
                 self.stats["treatments in a year before their diagnosis, not written"] += n

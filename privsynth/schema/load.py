@@ -167,7 +167,7 @@ def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Docu
                                                                        "plausibility", columns, "plausibility")
     structure = _structure(doc, data.get("structure"), columns)
     if timeline is not None:
-        structure = timeline_structure(timeline, columns, structure)
+        structure = timeline_structure(timeline, columns, structure, groups)
     return Schema(
         name=name,
         input_format=cast(Any, input_format),

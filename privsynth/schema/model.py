@@ -429,8 +429,8 @@ class Schema:
                     years = stream.years_before(k)
                     if age is not None and years > 0:
                         out.append(parse_rule(f"{some} -> {age.name} >= {years}", "implied"))
-                    if group.treats is not None:
-                        out.append(parse_rule(f"{some} -> {group.treats}", "implied"))
+                    if group.treats:
+                        out.append(parse_rule(f"{some} -> {' or '.join(group.treats)}", "implied"))
                 if last is not None:
                     out += [parse_rule(f"{name} is present -> {last} is present", "implied") for name in cells]
         return out

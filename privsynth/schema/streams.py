@@ -75,12 +75,16 @@ def parse_timeline(doc: Document, raw: Any, groups: Mapping[str, CodeGroup], tak
 TIMELINE_SHARE = 0.5  # of the budget for the structural prior when a timeline adds its transitions
 
 
-def timeline_structure(timeline: Timeline, columns: list[Column], structure: Structure | None) -> Structure:
+def timeline_structure(timeline: Timeline, columns: list[Column], structure: Structure | None,
+                       groups: Mapping[str, CodeGroup] | None = None) -> Structure:
     """The structural prior with each group's year-to-year transitions (consecutive cells),
-    each lab series' most recent cell with the patient column of the same lab, and each
+    each lab series' most recent cell with the patient column of the same lab, each
     condition a group ``follows`` with the group's most recent cells (the chain of
-    consecutive cells carries it further back)."""
+    consecutive cells carries it further back), and each condition a code of the group is
+    indicated for (its code group's ``indications``) with the group's most recent cell: who
+    gets an inhaler is who has asthma or COPD."""
     marginals = list(structure.marginals) if structure is not None else []
+    groups = groups or {}
     last = {c.output.get("code"): c.name for c in columns if c.source.cell is None
             and c.source.summary_kind.keeps == "latest" and c.output.get("code")}
     for stream in timeline.streams:
@@ -91,6 +95,8 @@ def timeline_structure(timeline: Timeline, columns: list[Column], structure: Str
             if stream.kind == "value" and code in last:
                 marginals.append((last[code], names[0]))
             marginals += [(flag, name) for flag in group.follows for name in names[:FOLLOWS_CELLS]]
+            indicated = groups[group.codes].indications if group.codes is not None and group.codes in groups else ()
+            marginals += [(flag, names[0]) for flag in dict.fromkeys(f for _, fs in indicated for f in fs)]
             if group.around is not None:  # the condition with the values at its onset and after
                 marginals.append((group.around.condition, *stream.anchored(group)))
     share = max(structure.share if structure is not None else 0.0, timeline.share)
@@ -128,10 +134,15 @@ def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], 
             raise doc.error(gkey + ("name",), "an event group needs a 'name' made of letters, digits and _")
         if "codes" not in g and "where" not in g:
             raise doc.error(gkey, "an event group needs 'codes' (a code group) or 'where' (a filter)")
-        treats = g.get("treats")
-        if treats is not None and treats not in conditions:
-            raise doc.error(gkey + ("treats",), f"'{treats}' is not a condition column of this schema (name a "
-                                                f"Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
+        treats = g.get("treats", [])
+        treats = [treats] if isinstance(treats, str) else treats
+        if not isinstance(treats, list) or not treats and "treats" in g:
+            raise doc.error(gkey + ("treats",), "must name a condition column, or list several")
+        for i, flag in enumerate(treats):
+            if flag not in conditions:
+                raise doc.error(gkey + ("treats",) + ((i,) if isinstance(g["treats"], list) else ()),
+                                f"'{flag}' is not a condition column of this schema (name a Condition 'exists' "
+                                f"column; allowed: {', '.join(sorted(conditions))})")
         follows = g.get("follows", [])
         if not isinstance(follows, list) or not follows and "follows" in g:
             raise doc.error(gkey + ("follows",), "must be a non-empty list of condition columns")
@@ -142,7 +153,8 @@ def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], 
         around = _around(doc, g["around"], gkey + ("around",), kind, onsets) if "around" in g else None
         schedule = _schedule(doc, g["schedule"], gkey + ("schedule",), groups.get(g.get("codes") or "")) \
             if "schedule" in g else ()
-        group = EventGroup(gname, g.get("codes"), treats, tuple(dict.fromkeys(follows)), around, schedule)
+        group = EventGroup(gname, g.get("codes"), tuple(dict.fromkeys(treats)), tuple(dict.fromkeys(follows)), around,
+                           schedule)
         if any(e.name == gname for e in event_groups):
             raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
         event_groups.append(group)

@@ -80,14 +80,15 @@ class Schedule:
 @dataclass(frozen=True)
 class EventGroup:
     """One kind of event in a stream: a code group (``codes``) or, for encounters, a class
-    filter; ``treats`` names the patient column of the condition it treats, if any;
+    filter; ``treats`` the patient columns of the conditions it treats, if any (its events
+    need one of them);
     ``follows`` the condition columns whose onset these events follow (admissions after a
     heart-failure diagnosis); ``schedule`` when each code may be done (a screening's ages
     and interval): public clinical knowledge the prior and the writer use."""
 
     name: str
     codes: str | None
-    treats: str | None = None
+    treats: tuple[str, ...] = ()
     follows: tuple[str, ...] = ()
     around: Around | None = None
     schedule: tuple[Schedule, ...] = ()  # when each code may be done; none: any code, any time

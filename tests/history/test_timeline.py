@@ -64,6 +64,11 @@ def test_the_shipped_timeline_schema_declares_its_streams():
     assert inpatient.follows == ("heart_failure", "copd", "stroke")
     assert {("heart_failure", f"encounters_inpatient_y{k}") for k in (1, 2, 3)} <= set(schema.structure.marginals)
     assert ("heart_failure", "encounters_inpatient_y4") not in schema.structure.marginals
+    # an inhaler only with asthma or COPD (a structural zero), measured with each of them
+    texts = [r.text for r in schema.rules]
+    assert "medications_respiratory_y3 > 0 -> asthma or copd" in texts
+    assert {("asthma", "medications_respiratory_y1"), ("copd", "medications_respiratory_y1")} <= set(
+        schema.structure.marginals)
 
 
 def test_admissions_in_the_cell_of_the_onset_they_follow_come_after_it():
@@ -261,6 +266,9 @@ def test_adding_a_patient_with_a_maximal_history_moves_every_marginal_by_at_most
     pytest.param("timeline: {streams: [{name: m, resource: MedicationRequest, window_years: 5, max_events: 4, "
                  "groups: [{name: a, codes: hba1c, treats: age}]}]}", "'age' is not a condition column",
                  id="treats-not-a-condition"),
+    pytest.param("timeline: {streams: [{name: m, resource: MedicationRequest, window_years: 5, max_events: 4, "
+                 "groups: [{name: a, codes: hba1c, treats: [asthma, nobody]}]}]}", "'nobody' is not a condition column",
+                 id="treats-one-of-a-list-unknown"),
     pytest.param("timeline: {streams: [{name: m, resource: Procedure, window_years: 5, max_events: 4, "
                  "groups: [{name: a}]}]}", "'codes' (a code group) or 'where'", id="no-codes"),
     pytest.param("timeline: {streams: [{name: e, resource: Encounter, window_years: 30, grain: month, max_events: 4, "
