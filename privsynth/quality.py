@@ -48,23 +48,36 @@ class Finding:
 
 def findings(view: pd.DataFrame, schema: Schema, ingest: Ingest) -> list[Finding]:
     """The findings of one ingest: ``view`` is the patient view, ``ingest`` what reading it counted."""
-    out: list[Finding] = []
-    n = len(view)
-    if n == 0:
+    if len(view) == 0:
         return [Finding("empty", "input", "no patients were read")]
-    read = ingest.resources_read
+    out, absent_types = _absent_resources(schema, ingest)
+    out += _column_findings(view, schema, absent_types)
+    return out + _ingest_findings(schema, ingest)
+
+
+def _absent_resources(schema: Schema, ingest: Ingest) -> tuple[list[Finding], set[str]]:
+    """Resource types the schema reads that the input holds none of."""
+    out: list[Finding] = []
     absent_types: set[str] = set()
-    if schema.input_format == "fhir":
-        wanted = sorted({c.source.resource for c in schema.learned_columns
-                         if c.source.resource and c.source.resource != "Patient"})
-        for rtype in wanted:
-            if not read.get(rtype):
-                absent_types.add(rtype)
-                columns = [c.name for c in schema.learned_columns if c.source.resource == rtype]
-                out.append(Finding("resource type absent", rtype,
-                                   f"no {rtype} resources in the input; {len(columns)} column(s) read from them "
-                                   "will be learned from an empty source (all absent, zero or missing)",
-                                   f"export {rtype} resources, or drop these columns from the schema"))
+    if schema.input_format != "fhir":
+        return out, absent_types
+    read = ingest.resources_read
+    wanted = sorted({c.source.resource for c in schema.learned_columns
+                     if c.source.resource and c.source.resource != "Patient"})
+    for rtype in wanted:
+        if not read.get(rtype):
+            absent_types.add(rtype)
+            columns = [c.name for c in schema.learned_columns if c.source.resource == rtype]
+            out.append(Finding("resource type absent", rtype,
+                               f"no {rtype} resources in the input; {len(columns)} column(s) read from them "
+                               "will be learned from an empty source (all absent, zero or missing)",
+                               f"export {rtype} resources, or drop these columns from the schema"))
+    return out, absent_types
+
+
+def _column_findings(view: pd.DataFrame, schema: Schema, absent_types: set[str]) -> list[Finding]:
+    """Columns mostly missing, mostly 'other' or never present, and code groups that matched nothing."""
+    out: list[Finding] = []
     codes, _ = encode(view, schema)
     groups_matched: dict[tuple[str, str], bool] = {}
     never: dict[str, list[str]] = {}
@@ -107,6 +120,12 @@ def findings(view: pd.DataFrame, schema: Schema, ingest: Ingest) -> list[Finding
             out.append(Finding("codes matched nothing", f"code group '{group}'",
                                f"none of its codes occurs in the input's {rtype} resources",
                                f"{rtype.lower()} codes in this export do not match the schema's {system} list"))
+    return out
+
+
+def _ingest_findings(schema: Schema, ingest: Ingest) -> list[Finding]:
+    """What reading counted: empty timeline streams, unresolved references, skipped input, unusable values."""
+    out: list[Finding] = []
     if schema.timeline is not None and ingest.timeline is not None:
         for stream, figures in ingest.timeline.items():
             if figures.get("events_in_window", 0) == 0:

@@ -25,8 +25,6 @@ Order matters for privacy:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import os
 import signal
 import time
@@ -62,6 +60,8 @@ from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.progress import Progress
 from privsynth.quality import Finding
+from privsynth.release.inputs import input_files, input_fingerprint, sha256_file
+from privsynth.release.internal import InternalAudit, LedgerNote, PatientCounts
 from privsynth.release.manifest import ReleaseManifest, Verdict
 from privsynth.report.data import report_data
 from privsynth.report.html import render
@@ -85,40 +85,6 @@ class ReleaseResult:
     delta_budget: float
     patient_key: str  # what keyed the patients in the ledger (e.g. "Patient.id", or a row hash)
     rows_sharing_a_key: int  # rows whose key another row has too (charged for their multiplicity squared)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def input_files(inputs: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p}: no such file or directory")
-    if not files:
-        raise InputError("the inputs contain no files")
-    return files
-
-
-def input_fingerprint(files: list[Path]) -> list[dict[str, str]]:
-    """Each input file's path and SHA-256, for the INTERNAL record only. The same content
-    given twice is refused: its patients would be read twice."""
-    per_file = [{"path": str(f), "sha256": sha256_file(f)} for f in files]
-    seen: dict[str, Path] = {}
-    for f, entry in zip(files, per_file):
-        if entry["sha256"] in seen:
-            raise InputError(f"{f}: the same content as {seen[entry['sha256']]}; give each input file once")
-        seen[entry["sha256"]] = f
-    return per_file
 
 
 def pause_point(name: str) -> None:
@@ -227,83 +193,45 @@ class _Input:
 
 def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Reservation,
          progress: Progress | None, stage: list[str], notice: Callable[[Finding], None] | None = None) -> ReleaseResult:
-    schema, policy, seed = spec.schema, spec.policy, spec.seed
+    seed = spec.seed
     assert seed is not None  # run_release fixed it
-    keep = list(spec.keep)
-    view, ingest = read.view, read.ingest
-    audit_file = audit_path(out)
-    timings: dict[str, float] = {"ingest": read.seconds}
-    train, holdout = split_view(view, policy)
+    train, holdout = split_view(read.view, spec.policy)
     train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)  # patient keys stay here
+    timings: dict[str, float] = {"ingest": read.seconds}
 
     t0 = time.perf_counter()
     stage.append("fit")
     synth = fit_model(spec, train, progress, notice)
-    learned = synth.model_.metadata["learnability"]
-    if learned["noise_share"] > policy.max_noise_share:
-        raise AuditFailed(
-            f"release refused: the model could not learn schema '{schema.name}' from these patients at this epsilon "
-            f"(policy max_noise_share {policy.max_noise_share:g}): {Learnability.of(learned).sentence(schema)}. "
-            "No data was written; this attempt's rho stays spent in the ledger.")
-    if keep:
-        sample = partial_sample(synth, train, keep, seed, bool(policy.allow_keep_sensitive))
+    _check_learned(spec, synth)
+    if spec.keep:
+        sample = partial_sample(synth, train, list(spec.keep), seed, bool(spec.policy.allow_keep_sensitive))
     else:
         sample = synth.sample(None, rng=seed)
     timings["fit+sample"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    audit = evaluate(train, holdout, sample, schema, policy, epsilon=spec.epsilon, delta=spec.delta, seed=None,
-                     progress=progress, keep=keep or None, resample=lambda n, rng: synth.sample(n, rng=rng),
-                     charts=_charts(spec, sample))
+    audit = evaluate(train, holdout, sample, spec.schema, spec.policy, epsilon=spec.epsilon, delta=spec.delta,
+                     seed=None, progress=progress, keep=list(spec.keep) or None,
+                     resample=lambda n, rng: synth.sample(n, rng=rng), charts=_charts(spec, sample))
     timings["audit"] = time.perf_counter() - t0
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    internal: dict[str, Any] = {
-        "warning": "INTERNAL: input files, patient counts and audit figures computed on the real patients; not "
-                   "differentially private; do not share",
-        "created": now,
-        "release_id": reservation.id,
-        "inputs": read.fingerprint,
-        "patients": {"input": len(view), "train": len(train), "holdout": len(holdout),
-                     "patient_key": ingest.patient_key},
-        "ledger": {"path": str(ledger.path), "budget": reservation.budget, "rho": reservation.rho,
-                   "summary": _ledger_line(ledger, reservation), "key_file": ledger.origin.key_path,
-                   "created": ledger.origin.created, "created_by_this_release": ledger.origin.created_now,
-                   "other_ledgers_nearby": list(ledger.origin.others_nearby)},
-        "show_counts": spec.show_counts,
-        "ingest": ingest.as_dict(),
-        "encoding": synth.encode_report_.as_dict(),
-        "model": {"learnability": learned, "empty_streams": list(synth.empty_streams)},
-        "audit": audit.as_dict(),
-        "seconds": timings,
-    }
-    if audit.passed:
-        internal["report"] = report_data(train, holdout, sample, schema, min_cell=policy.min_cell_patients,
-                                         shift_max=policy.bias_shift_max, target=spec.target, seed=seed)
-    write_bytes(audit_file, json.dumps(internal, indent=2, default=float).encode())
+    report = report_data(train, holdout, sample, spec.schema, min_cell=spec.policy.min_cell_patients,
+                         shift_max=spec.policy.bias_shift_max, target=spec.target, seed=seed) if audit.passed else None
+    internal = InternalAudit(
+        release_id=reservation.id, created=now, inputs=tuple(read.fingerprint),
+        patients=PatientCounts(len(read.view), len(train), len(holdout), read.ingest.patient_key),
+        ledger=_ledger_note(ledger, reservation), show_counts=spec.show_counts, ingest=read.ingest.as_dict(),
+        encoding=synth.encode_report_.as_dict(),
+        model={"learnability": synth.model_.metadata["learnability"], "empty_streams": list(synth.empty_streams)},
+        audit=audit.as_dict(), seconds=timings, report=report)
+    audit_file = audit_path(out)
+    write_bytes(audit_file, internal.to_json())
     if not audit.passed:
         reasons = "\n".join("  " + c.line() for c in audit.failures())
         raise AuditFailed(
             f"release refused: {len(audit.failures())} audit check(s) failed; no data was written.\n{reasons}\n"
             f"Full figures (internal, not for sharing): {audit_file}. This attempt's rho stays spent in the ledger.")
-
-    schema_hash = sha256_file(Path(schema.source_file)) if schema.source_file else None
-    with atomic_directory(out) as tmp:
-        write_model_directory(tmp, tmp / "data", synth, sample, spec, now, progress)
-        files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-        shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}
-        manifest = ReleaseManifest(
-            release_id=reservation.id, created=now, epsilon=spec.epsilon, delta=spec.delta, rho=spec.rho,
-            rho_spent=synth.accountant_.rho_spent, mechanisms=tuple(sorted({c.mechanism for c in
-                                                                            synth.accountant_.charges})),
-            generator=spec.method, real_columns=tuple(keep), schema_name=schema.name, schema_sha256=schema_hash,
-            holdout_fraction=policy.holdout_fraction, policy=shared_policy, weakened=tuple(policy.weakened()),
-            verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=seed, versions=versions(), files=files,
-            patient_key=schema.patient_id.describe(schema.input_format),
-            patient_key_row_hash=schema.patient_id.is_row_hash(schema.input_format),
-            max_attempts=int(policy.max_attempts))
-        write_bytes(tmp / "manifest.json", manifest.to_json())
-        html = render(manifest.as_dict(), internal["audit"], internal["report"], internal["ledger"]["summary"])
-        pause_point("writing")
+    manifest, html = _write_release(spec, out, synth, sample, audit, internal, progress)
     # the release directory exists from here on: record it before anything else can fail
     stage.append("released")
     pause_point("renamed")
@@ -315,7 +243,44 @@ def _run(spec: RunSpec, out: Path, read: _Input, ledger: Ledger, reservation: Re
     return ReleaseResult(out, audit_file, manifest, audit, report_file, reservation.budget,
                          epsilon_for(summary.worst_rho, summary.delta_budget),
                          epsilon_for(summary.rho_budget, summary.delta_budget), summary.delta_budget,
-                         ingest.patient_key, ingest.rows_sharing_a_key)
+                         read.ingest.patient_key, read.ingest.rows_sharing_a_key)
+
+
+def _check_learned(spec: RunSpec, synth: Synthesizer) -> None:
+    """Refuse a model that learned mostly noise (too few patients for the schema at this epsilon)."""
+    learned = synth.model_.metadata["learnability"]
+    if learned["noise_share"] > spec.policy.max_noise_share:
+        raise AuditFailed(
+            f"release refused: the model could not learn schema '{spec.schema.name}' from these patients at this "
+            f"epsilon (policy max_noise_share {spec.policy.max_noise_share:g}): "
+            f"{Learnability.of(learned).sentence(spec.schema)}. "
+            "No data was written; this attempt's rho stays spent in the ledger.")
+
+
+def _write_release(spec: RunSpec, out: Path, synth: Synthesizer, sample: pd.DataFrame, audit: AuditResult,
+                   internal: InternalAudit, progress: Progress | None) -> tuple[ReleaseManifest, str]:
+    """The release directory, whole or not at all (one rename), and the report's HTML."""
+    schema, policy = spec.schema, spec.policy
+    assert spec.seed is not None  # run_release fixed it
+    schema_hash = sha256_file(Path(schema.source_file)) if schema.source_file else None
+    with atomic_directory(out) as tmp:
+        write_model_directory(tmp, tmp / "data", synth, sample, spec, internal.created, progress)
+        files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}
+        manifest = ReleaseManifest(
+            release_id=internal.release_id, created=internal.created, epsilon=spec.epsilon, delta=spec.delta,
+            rho=spec.rho, rho_spent=synth.accountant_.rho_spent,
+            mechanisms=tuple(sorted({c.mechanism for c in synth.accountant_.charges})),
+            generator=spec.method, real_columns=tuple(spec.keep), schema_name=schema.name, schema_sha256=schema_hash,
+            holdout_fraction=policy.holdout_fraction, policy=shared_policy, weakened=tuple(policy.weakened()),
+            verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=spec.seed, versions=versions(), files=files,
+            patient_key=schema.patient_id.describe(schema.input_format),
+            patient_key_row_hash=schema.patient_id.is_row_hash(schema.input_format),
+            max_attempts=int(policy.max_attempts))
+        write_bytes(tmp / "manifest.json", manifest.to_json())
+        html = render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary)
+        pause_point("writing")
+    return manifest, html
 
 
 def _charts(spec: RunSpec, sample: pd.DataFrame) -> Charts | None:
@@ -344,6 +309,13 @@ def partial_sample(synth: Synthesizer, train: pd.DataFrame, keep: list[str], see
     order = np.random.default_rng().permutation(len(train))  # no seed: OS entropy, never recorded
     return synth.sample_partial(train.iloc[order].reset_index(drop=True), keep, rng=seed,
                                 allow_sensitive=allow_sensitive)
+
+
+def _ledger_note(ledger: Ledger, reservation: Reservation) -> LedgerNote:
+    """Where the ledger lives and what it says after this charge (internal)."""
+    origin = ledger.origin
+    return LedgerNote(str(ledger.path), reservation.budget, reservation.rho, _ledger_line(ledger, reservation),
+                      origin.key_path, origin.created, origin.created_now, tuple(origin.others_nearby))
 
 
 def _ledger_line(ledger: Ledger, reservation: Reservation) -> str:
@@ -403,19 +375,13 @@ def rebuild_report(release_dir: str | Path, audit_file: str | Path | None = None
     try:
         manifest = ReleaseManifest.from_json((release_dir / "manifest.json").read_bytes(),
                                              str(release_dir / "manifest.json"))
-        internal = json.loads(Path(audit_file).read_text())
+        internal = InternalAudit.from_json(Path(audit_file).read_bytes(), str(audit_file))
     except FileNotFoundError as exc:
         raise InputError(f"{exc.filename}: not found; `privsynth report` needs a release directory and its "
                          "internal audit (DIR.audit.json, or --audit)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{audit_file}: not valid JSON (line {exc.lineno}); is this a privsynth audit?") from None
-    if not isinstance(internal, dict) or "audit" not in internal:
-        raise InputError(f"{audit_file}: not the internal audit of a privsynth release")
-    if internal.get("release_id") != manifest.release_id:
+    if internal.release_id != manifest.release_id:
         raise InputError(f"{audit_file}: this internal audit belongs to another release than {release_dir} "
                          "(the release ids differ)")
-    info = internal.get("ledger")
-    line = str(info.get("summary", "")) if isinstance(info, dict) else ""
     target = Path(out_file) if out_file else report_path(release_dir)
-    write_bytes(target, render(manifest.as_dict(), internal["audit"], internal.get("report"), line).encode())
+    write_bytes(target, render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary).encode())
     return target
