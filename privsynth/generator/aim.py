@@ -38,15 +38,13 @@ from privsynth.generator.compress import Compression
 from privsynth.generator.constraint import compress_masks
 from privsynth.generator.estimate import Estimate, Measurement, mirror_descent
 from privsynth.generator.factor import Clique, cells, contingency
-from privsynth.generator.junction import DEFAULT_MAX_CELLS, JunctionTree
+from privsynth.generator.junction import JunctionTree
 from privsynth.generator.measure import SAFETY, measure, measure_one_ways, measure_structure
-from privsynth.generator.prior import PublicPrior
 from privsynth.generator.protocol import Fitted, Problem
 from privsynth.generator.query import marginal, steiner
 from privsynth.generator.registry import register
 from privsynth.privacy.accounting import Accountant
 from privsynth.privacy.mechanism import gaussian_scale, select_max
-from privsynth.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,7 @@ class AimSettings:
     wide_candidates: int = 800  # scored per pass at most (a fresh random subset)
     batch_free_tvd: float = 1e-3
     batch_overlap: int = 1  # a batch skips candidates sharing this many columns with an earlier pick
+    max_candidate_cells: int = 100_000  # a larger marginal is never a candidate
 
 
 AIM_SETTINGS = AimSettings()
@@ -128,19 +127,41 @@ def workload_weight(size: int, d: int, order: int = 3) -> float:
     return float(sum(k * comb(size, k) * comb(d - size, order - k) for k in range(1, min(size, order) + 1)))
 
 
-def fit_aim(
-    codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
-    progress: Progress | None = None, compressible: tuple[bool, ...] | None = None,
-    threshold: float = 1.0, max_cells: int = DEFAULT_MAX_CELLS, max_candidate_cells: int = 100_000,
-    round_iterations: int | None = None, prior: PublicPrior | None = None, settings: AimSettings = AIM_SETTINGS,
-) -> tuple[list[Measurement], list[Compression], Estimate]:
+def fit_aim(problem: Problem, accountant: Accountant,
+            settings: AimSettings = AIM_SETTINGS) -> tuple[list[Measurement], list[Compression], Estimate]:
     """Spend the accountant's remaining rho adaptively; return measurements, compressions, model.
 
-    ``prior``: public structure (structural zeros, marginals measured first, protected
+    ``problem.prior``: public structure (structural zeros, marginals measured first, protected
     columns); see :mod:`privsynth.generator.prior`."""
+    first = _first_pass(problem, accountant, settings)
+    if len(problem.sizes) == 1:
+        return first.measurements, first.compressions, first.estimate
+    rounds = _Rounds(problem, accountant, settings, first)
+    rounds.run()
+    estimate = mirror_descent(first.measurements, first.sizes, iterations=settings.final_iterations,
+                              max_cells=problem.max_cells, warm_start=rounds.estimate.potentials,
+                              tol=settings.final_tol, masks=first.masks)
+    return first.measurements, first.compressions, estimate
+
+
+@dataclass
+class _FirstPass:
+    """What the 1-way marginals (and the structural prior's marginals) gave: the compressed
+    codes and sizes every later marginal reads, the measurements so far and their estimate."""
+
+    measurements: list[Measurement]
+    compressions: list[Compression]
+    small: np.ndarray
+    sizes: tuple[int, ...]
+    masks: dict[Clique, np.ndarray]
+    estimate: Estimate
+    rho: float  # what the accountant had left when AIM began
+
+
+def _first_pass(problem: Problem, accountant: Accountant, settings: AimSettings) -> _FirstPass:
+    """The 1-way marginals (sized by :func:`one_way_plan`), then the structural prior's."""
+    sizes, prior = problem.sizes, problem.prior
     d = len(sizes)
-    prior = prior or PublicPrior.none(d)
-    round_iterations = settings.round_iterations if round_iterations is None else round_iterations
     rho = accountant.rho_remaining
     rho_one = prior.rho_one_way(rho * settings.one_way_share) * SAFETY
     rho_structure = rho * prior.structure_share if prior.structure else 0.0
@@ -150,103 +171,133 @@ def fit_aim(
         plan = one_way_plan(n_hat, sizes, rho, rho_left, settings)
         return [prior.rho_one_way(rho * share) * SAFETY for share in plan]
 
-    measurements, compressions, small = measure_one_ways(codes, sizes, accountant, names, rho_one,
-                                                         prior.compressible(compressible), threshold, then=more)
+    measurements, compressions, small = measure_one_ways(problem.codes, sizes, accountant, problem.names, rho_one,
+                                                         prior.compressible(None), 1.0, then=more)
     small = np.asfortranarray(small)  # every marginal reads a few whole columns
     small_sizes = tuple(c.size for c in compressions)
-    if progress is not None:
-        progress("measure 1-way", d, d)
+    problem.report("measure 1-way", d, d)
     masks = compress_masks(prior.masks, compressions)
     if prior.structure:
         measurements += measure_structure(small, small_sizes, prior.structure,
-                                          min(rho_structure, accountant.rho_remaining), accountant,
-                                          names)
-    estimate = mirror_descent(measurements, small_sizes, iterations=round_iterations * 2, max_cells=max_cells,
-                              masks=masks)
-    if d == 1:
-        return measurements, compressions, estimate
+                                          min(rho_structure, accountant.rho_remaining), accountant, problem.names)
+    estimate = mirror_descent(measurements, small_sizes, iterations=settings.round_iterations * 2,
+                              max_cells=problem.max_cells, masks=masks)
+    return _FirstPass(measurements, compressions, small, small_sizes, masks, estimate, rho)
 
-    order = min(3, d)  # the workload: all marginals of `order` columns
-    weights = {k: workload_weight(k, d, order) for k in range(1, order + 1)}
-    sensitivity = max(weights.values())
-    truth: dict[Clique, np.ndarray] = {}
-    measured: set[Clique] = {(a,) for a in range(d)} | set(prior.structure)
-    zeros = set(masks)  # in the model (and its size), but not measured: no candidates grow from them
-    refused: set[Clique] = set()
-    wide = d > settings.all_triples_up_to
-    # on wide tables the model's cliques stay within what a round can afford (and the data
-    # can support): a DP estimate of the number of patients times settings.clique_cells_per_patient,
-    # within bounds; small tables only have max_cells
-    clique_limit = max_cells if not wide else int(min(
-        max_cells, settings.clique_cells_max,
-        max(settings.clique_cells_min, settings.clique_cells_per_patient * estimate.total)))
-    per_column = settings.wide_rounds_per_column if wide else settings.rounds_per_column
-    rounds_planned = max(4, int(round(per_column * d)))
-    # wide tables: several selections from one scoring pass (each its own report-noisy-max,
-    # each charged), so that scoring runs at most settings.wide_scorings times
-    # ... unless measurements are so precise (typical pair error below settings.batch_free_tvd)
-    # that each one moves the model a lot and the next scores must see it
-    precise = typical_pair_tvd(estimate.total, small_sizes, accountant.rho_remaining) < settings.batch_free_tvd
-    batch = max(1, math.ceil(rounds_planned / settings.wide_scorings)) if wide and not precise else 1
-    iterations = min(round_iterations, settings.wide_round_iterations) if wide else round_iterations
-    rho_round = accountant.rho_remaining / rounds_planned
-    subset_rng = np.random.default_rng()  # OS entropy; which marginals are scored, not which patients
-    step = 0
-    while accountant.rho_remaining > 1e-6 * rho:  # (the 1-way plan may have spent it all)
-        remaining = accountant.rho_remaining
-        if remaining <= 2.0 * rho_round * batch:  # the last batch spends what is left
-            rho_round = remaining / batch
-        rho_select = rho_round * settings.select_share * SAFETY
-        rho_measure = rho_round * (1 - settings.select_share) * SAFETY
-        sigma = gaussian_scale(rho_measure)
-        candidates = _candidates(measured, refused, small_sizes, max_candidate_cells, settings)
-        if wide and len(candidates) > settings.wide_candidates:  # a fresh random subset each pass (public)
-            keep = np.sort(subset_rng.choice(len(candidates), settings.wide_candidates, replace=False))
+
+class _Rounds:
+    """AIM's adaptive rounds: score the candidates against the model, select by
+    report-noisy-max (a batch per scoring pass on wide tables), measure, re-estimate, and
+    anneal when a round did not move the model. Every choice reads only public sizes, the
+    DP model and earlier DP selections."""
+
+    def __init__(self, problem: Problem, accountant: Accountant, settings: AimSettings, first: _FirstPass) -> None:
+        self.problem, self.accountant, self.settings, self.first = problem, accountant, settings, first
+        self.estimate = first.estimate
+        d = len(first.sizes)
+        self.rho = first.rho
+        order = min(3, d)  # the workload: all marginals of `order` columns
+        self.weights = {k: workload_weight(k, d, order) for k in range(1, order + 1)}
+        self.sensitivity = max(self.weights.values())
+        self.truth: dict[Clique, np.ndarray] = {}
+        self.measured: set[Clique] = {(a,) for a in range(d)} | set(problem.prior.structure)
+        self.zeros = set(first.masks)  # in the model (and its size), but not measured: no candidates grow from them
+        self.refused: set[Clique] = set()
+        self.wide = d > settings.all_triples_up_to
+        # on wide tables the model's cliques stay within what a round can afford (and the data
+        # can support): a DP estimate of the number of patients times clique_cells_per_patient,
+        # within bounds; small tables only have max_cells
+        self.clique_limit = problem.max_cells if not self.wide else int(min(
+            problem.max_cells, settings.clique_cells_max,
+            max(settings.clique_cells_min, settings.clique_cells_per_patient * self.estimate.total)))
+        per_column = settings.wide_rounds_per_column if self.wide else settings.rounds_per_column
+        self.rounds_planned = max(4, int(round(per_column * d)))
+        # wide tables: several selections from one scoring pass (each its own report-noisy-max,
+        # each charged), so that scoring runs at most wide_scorings times ... unless measurements
+        # are so precise (typical pair error below batch_free_tvd) that each one moves the model
+        # a lot and the next scores must see it
+        precise = (typical_pair_tvd(self.estimate.total, first.sizes, accountant.rho_remaining)
+                   < settings.batch_free_tvd)
+        self.batch = (max(1, math.ceil(self.rounds_planned / settings.wide_scorings))
+                      if self.wide and not precise else 1)
+        self.iterations = (min(settings.round_iterations, settings.wide_round_iterations) if self.wide
+                           else settings.round_iterations)
+        self.rho_round = accountant.rho_remaining / self.rounds_planned
+        self.subset_rng = np.random.default_rng()  # OS entropy; which marginals are scored, not which patients
+        self.step = 0
+
+    def run(self) -> None:
+        while self.accountant.rho_remaining > 1e-6 * self.rho:  # (the 1-way plan may have spent it all)
+            remaining = self.accountant.rho_remaining
+            if remaining <= 2.0 * self.rho_round * self.batch:  # the last batch spends what is left
+                self.rho_round = remaining / self.batch
+            rho_select = self.rho_round * self.settings.select_share * SAFETY
+            rho_measure = self.rho_round * (1 - self.settings.select_share) * SAFETY
+            sigma = gaussian_scale(rho_measure)
+            candidates = self._candidates()
+            if not candidates:
+                break
+            picked = self._select_and_measure(candidates, self._scores(candidates, sigma), rho_select, rho_measure)
+            if picked:
+                self._update(picked, sigma)
+
+    def _candidates(self) -> list[Clique]:
+        settings, sizes = self.settings, self.first.sizes
+        candidates = _candidates(self.measured, self.refused, sizes, settings.max_candidate_cells, settings)
+        if self.wide and len(candidates) > settings.wide_candidates:  # a fresh random subset each pass (public)
+            keep = np.sort(self.subset_rng.choice(len(candidates), settings.wide_candidates, replace=False))
             candidates = [candidates[k] for k in keep.tolist()]
-        candidates = [c for c in candidates if _growth(estimate.tree, c) <= clique_limit]
-        if not candidates:
-            break
+        return [c for c in candidates if _growth(self.estimate.tree, c) <= self.clique_limit]
+
+    def _scores(self, candidates: list[Clique], sigma: float) -> np.ndarray:
+        """AIM's score: the workload-weighted L1 gap to the model minus the measurement's own expected error."""
         scores = np.empty(len(candidates))
         for k, r in enumerate(candidates):
-            if r not in truth:
-                truth[r] = contingency(small, r, small_sizes).astype(np.float64)
-            model = marginal(estimate.tree, estimate.marginals, r)
-            penalty = math.sqrt(2.0 / math.pi) * sigma * truth[r].size
-            scores[k] = weights[len(r)] * (float(np.abs(truth[r] - model).sum()) - penalty)
+            if r not in self.truth:
+                self.truth[r] = contingency(self.first.small, r, self.first.sizes).astype(np.float64)
+            model = marginal(self.estimate.tree, self.estimate.marginals, r)
+            penalty = math.sqrt(2.0 / math.pi) * sigma * self.truth[r].size
+            scores[k] = self.weights[len(r)] * (float(np.abs(self.truth[r] - model).sum()) - penalty)
+        return scores
+
+    def _select_and_measure(self, candidates: list[Clique], scores: np.ndarray, rho_select: float,
+                            rho_measure: float) -> list[tuple[Clique, np.ndarray]]:
+        """Up to a batch of selections from one scoring pass, each charged, each measured."""
+        accountant, names, first = self.accountant, self.problem.names, self.first
         open_ = list(range(len(candidates)))
         picked: list[tuple[Clique, np.ndarray]] = []
-        for _ in range(batch):
-            if not open_ or accountant.rho_remaining <= 1e-6 * rho:
+        for _ in range(self.batch):
+            if not open_ or accountant.rho_remaining <= 1e-6 * self.rho:
                 break
             index, release = select_max(scores[open_], min(rho_select, accountant.rho_remaining * SAFETY),
-                                        sensitivity)
+                                        self.sensitivity)
             chosen = candidates[open_[index]]
             accountant.charge(f"select {' x '.join(names[a] for a in chosen)}", release)
-            # the rest of the batch skips what shares settings.batch_overlap columns with the pick (public)
-            open_ = [j for j in open_ if len(set(candidates[j]) & set(chosen)) < settings.batch_overlap]
-            if not _fits(measured | zeros | {chosen}, small_sizes, max_cells):
-                refused.add(chosen)  # public: depends only on sizes and earlier selections
+            # the rest of the batch skips what shares batch_overlap columns with the pick (public)
+            open_ = [j for j in open_ if len(set(candidates[j]) & set(chosen)) < self.settings.batch_overlap]
+            if not _fits(self.measured | self.zeros | {chosen}, first.sizes, self.problem.max_cells):
+                self.refused.add(chosen)  # public: depends only on sizes and earlier selections
                 continue
-            before = marginal(estimate.tree, estimate.marginals, chosen)
-            measurements.append(measure(small, small_sizes, chosen,
-                                        min(rho_measure, accountant.rho_remaining * SAFETY), accountant,
-                                        f"{len(chosen)}-way {' x '.join(names[a] for a in chosen)}"))
-            measured.add(chosen)
+            before = marginal(self.estimate.tree, self.estimate.marginals, chosen)
+            first.measurements.append(measure(first.small, first.sizes, chosen,
+                                              min(rho_measure, accountant.rho_remaining * SAFETY), accountant,
+                                              f"{len(chosen)}-way {' x '.join(names[a] for a in chosen)}"))
+            self.measured.add(chosen)
             picked.append((chosen, before))
-        if not picked:
-            continue
-        estimate = mirror_descent(measurements, small_sizes, iterations=iterations, max_cells=max_cells,
-                                  warm_start=estimate.potentials, total=estimate.total, masks=masks)
-        step += len(picked)
-        if progress is not None:
-            progress("select+measure", step, max(step, rounds_planned))
+        return picked
+
+    def _update(self, picked: list[tuple[Clique, np.ndarray]], sigma: float) -> None:
+        """Re-estimate (warm-started) and anneal when no pick moved the model beyond its noise."""
+        first = self.first
+        self.estimate = mirror_descent(first.measurements, first.sizes, iterations=self.iterations,
+                                       max_cells=self.problem.max_cells, warm_start=self.estimate.potentials,
+                                       total=self.estimate.total, masks=first.masks)
+        self.step += len(picked)
+        self.problem.report("select+measure", self.step, max(self.step, self.rounds_planned))
         noise = math.sqrt(2.0 / math.pi) * sigma
-        if all(float(np.abs(marginal(estimate.tree, estimate.marginals, c) - before).sum())
-               <= noise * cells(c, small_sizes) for c, before in picked):
-            rho_round *= 4.0  # annealing: the model did not move, so measure more precisely
-    estimate = mirror_descent(measurements, small_sizes, iterations=settings.final_iterations, max_cells=max_cells,
-                              warm_start=estimate.potentials, tol=settings.final_tol, masks=masks)
-    return measurements, compressions, estimate
+        if all(float(np.abs(marginal(self.estimate.tree, self.estimate.marginals, c) - before).sum())
+               <= noise * cells(c, first.sizes) for c, before in picked):
+            self.rho_round *= 4.0  # annealing: the model did not move, so measure more precisely
 
 
 def _candidates(measured: set[Clique], refused: set[Clique], sizes: tuple[int, ...],
@@ -301,9 +352,7 @@ class AIM:
     def fit(self, problem: Problem, accountant: Accountant) -> Fitted:
         # merges rare cells of every column, ordered ones too: measured on the four shared
         # tables this lowered the 3-way error at most budgets (docs/generator.md)
-        measurements, compressions, estimate = fit_aim(
-            problem.codes, problem.sizes, accountant, problem.names, problem.progress, compressible=None,
-            threshold=1.0, max_cells=problem.max_cells, prior=problem.prior, settings=AIM_SETTINGS)
+        measurements, compressions, estimate = fit_aim(problem, accountant, AIM_SETTINGS)
         return Fitted(measurements, compressions, estimate, asdict(AIM_SETTINGS))
 
 

@@ -270,6 +270,8 @@ def test_wide_aim_batches_selections_and_spends_the_budget():
     charged; the model's cliques stay within the wide-table limit; all of rho is spent."""
     from privsynth.generator import aim
     from privsynth.generator.factor import cells
+    from privsynth.generator.prior import PublicPrior
+    from privsynth.generator.protocol import Problem
     from privsynth.privacy.accounting import Accountant
 
     rng = np.random.default_rng(3)
@@ -278,8 +280,9 @@ def test_wide_aim_batches_selections_and_spends_the_budget():
     codes = np.column_stack([(latent + (rng.random(n) < 0.3) * rng.integers(0, 3, n)) % 3 for _ in range(d)])
     acc = Accountant(0.5, 1e-6)
     stages = []
-    _, _, est = aim.fit_aim(codes, (3,) * d, acc, tuple(f"c{j}" for j in range(d)),
-                            progress=lambda stage, done, total: stages.append(done))
+    problem = Problem(codes, (3,) * d, tuple(f"c{j}" for j in range(d)), PublicPrior.none(d),
+                      progress=lambda stage, done, total: stages.append(done))
+    _, _, est = aim.fit_aim(problem, acc)
     selects = [c for c in acc.charges if c.purpose.startswith("select")]
     measured = [c for c in acc.charges if "-way" in c.purpose and not c.purpose.startswith("1-way")]
     assert len(selects) >= len(measured) > 0
@@ -294,6 +297,7 @@ def test_aim_spends_exactly_the_budget_when_the_structural_prior_takes_most_of_i
     """The 1-way plan never asks for more than the structural prior leaves."""
     from privsynth.generator import aim
     from privsynth.generator.prior import PublicPrior
+    from privsynth.generator.protocol import Problem
     from privsynth.privacy.accounting import Accountant
 
     rng = np.random.default_rng(5)
@@ -301,5 +305,5 @@ def test_aim_spends_exactly_the_budget_when_the_structural_prior_takes_most_of_i
     prior = PublicPrior({}, ((0, 1), (2, 3)), share, (1.0,) * 5, (False,) * 5)
     for rho in (0.001, 0.05, 2.0):  # hopeless, lean and rich first passes
         acc = Accountant(rho, 1e-6)
-        aim.fit_aim(codes, (4,) * 5, acc, tuple("abcde"), prior=prior)
+        aim.fit_aim(Problem(codes, (4,) * 5, tuple("abcde"), prior), acc)
         assert acc.rho_spent == pytest.approx(rho, rel=1e-6) and acc.rho_spent <= rho
