@@ -1,11 +1,10 @@
 """One patient's FHIR R4 record read as a clinician reads it: a :class:`Chart`.
 
 Input: one patient's resources as plain FHIR R4 JSON dicts (Patient, Encounter, Condition,
-Observation, MedicationRequest, Procedure; other types are ignored). :func:`iter_patients`
-groups the resources of FHIR files or directories (Bulk Data NDJSON or per-patient
-transaction Bundles, optionally gzipped) by patient, keeping only the elements a chart
-reads. :func:`build_chart` parses one patient once; :func:`chart_of` reuses the parse while
-the same list object is passed again (an identity cache of one entry).
+Observation, MedicationRequest, Procedure; other types are ignored), as
+:func:`~privsynth.history.export.iter_patients` groups them (re-exported here).
+:func:`build_chart` parses one patient once; :func:`chart_of` reuses the parse while the
+same list object is passed again (an identity cache of one entry).
 
 Code lists: the condition groups (heart_failure, coronary_disease, atrial_fibrillation,
 stroke, alzheimers, copd, hypertension, diabetes) and the blood-pressure panel codes are
@@ -17,18 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import gzip
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
+from privsynth.history.export import RESOURCE_TYPES as RESOURCE_TYPES  # re-exported: read where charts are
+from privsynth.history.export import Resource as Resource
+from privsynth.history.export import aliases, ref_id
+from privsynth.history.export import iter_patients as iter_patients
 
-Resource = dict[str, Any]
-
-RESOURCE_TYPES = frozenset({"Patient", "Encounter", "Condition", "Observation", "MedicationRequest", "Procedure"})
 CONDITION_GROUPS: tuple[tuple[str, str], ...] = (
     ("heart_failure", "heart failure"),
     ("coronary_disease", "coronary disease"),
@@ -62,140 +59,6 @@ BMI = frozenset({"39156-5"})
 DEATH_CERTIFICATION = frozenset({"308646001"})
 CAUSE_OF_DEATH = frozenset({"69453-9"})
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
-
-
-
-# -- reading -------------------------------------------------------------------------------
-
-# The elements the flags read; iter_patients keeps only these (a 6,000-patient export then
-# fits in a few hundred MB).
-_KEEP = frozenset({
-    "resourceType", "id", "_fullUrl", "subject", "patient", "encounter", "code", "medicationCodeableConcept",
-    "class", "type", "period", "reasonCode", "reasonReference", "onsetDateTime", "onsetPeriod", "recordedDate",
-    "effectiveDateTime", "effectivePeriod", "issued", "valueQuantity", "component", "authoredOn",
-    "performedDateTime", "performedPeriod", "birthDate", "gender", "deceasedDateTime", "deceasedBoolean",
-})
-
-
-def _slim(resource: Resource) -> Resource:
-    return {k: v for k, v in resource.items() if k in _KEEP}
-
-
-def ref_id(reference: Any) -> str | None:
-    """The id a reference points at: ``Patient/<id>``, ``urn:uuid:<id>`` or an absolute URL
-    (``.../Patient/<id>/_history/2``) give ``<id>``; a conditional reference gives None.
-
-    >>> ref_id("Patient/p1"), ref_id("urn:uuid:ab-12"), ref_id("http://x/fhir/Encounter/e9/_history/2")
-    ('p1', 'ab-12', 'e9')
-    """
-    if isinstance(reference, dict):
-        reference = reference.get("reference")
-    if not isinstance(reference, str) or not reference or "?" in reference:
-        return None
-    if reference.startswith(("urn:uuid:", "urn:oid:")):
-        return reference.split(":", 2)[2]
-    parts = reference.rstrip("/").split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return parts[-1] or None
-
-
-def _patient_ref(resource: Resource) -> str | None:
-    return ref_id(resource.get("subject") or resource.get("patient"))
-
-
-def _aliases(resource: Resource) -> set[str]:
-    out = {str(resource["id"])} if resource.get("id") else set()
-    full = ref_id(resource.get("_fullUrl"))
-    if full:
-        out.add(full)
-    return out
-
-
-def _files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    from privsynth.fhir.read import ReadStats, discover
-
-    items: list[str | Path] = [paths] if isinstance(paths, str | Path) else list(paths)
-    return discover(items, ReadStats())
-
-
-def _load(path: Path) -> bytes:
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    return path.read_bytes()
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        yield from fh
-
-
-def _bundle_resources(doc: Any) -> list[Resource]:
-    if not isinstance(doc, dict):
-        return []
-    if doc.get("resourceType") != "Bundle":
-        return [_slim(doc)] if doc.get("resourceType") in RESOURCE_TYPES else []
-    out = []
-    for entry in doc.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") not in RESOURCE_TYPES:
-            continue
-        resource = _slim(resource)
-        full = entry.get("fullUrl")
-        if isinstance(full, str) and ref_id(full) != resource.get("id"):
-            resource["_fullUrl"] = full  # references to it use the fullUrl (privsynth.fhir.read does the same)
-        out.append(resource)
-    return out
-
-
-def iter_patients(paths: str | Path | Iterable[str | Path]) -> Iterator[list[Resource]]:
-    """Each patient's resources (the Patient first), from FHIR files or directories.
-
-    Per-patient Bundles (``*.json[.gz]``, one Patient whose resources all point at it) are
-    yielded as they are read. Everything else (Bulk Data ``<Type>[.<n>].ndjson[.gz]``,
-    multi-patient Bundles) is grouped by ``subject`` / ``patient`` reference
-    (``Patient/<id>``, ``urn:uuid:<id>``) and yielded at the end. Resources of other types,
-    and resources of patients with no Patient resource, are left out. Only the elements the
-    flags read are kept.
-    """
-    # resources waiting for their patient are kept as compact JSON (a third of their size as dicts)
-    pending: dict[str, list[bytes]] = defaultdict(list)
-    patients: list[Resource] = []
-
-    def hold(resource: Resource) -> None:
-        if resource["resourceType"] == "Patient":
-            patients.append(resource)
-        else:
-            key = _patient_ref(resource)
-            if key is not None:
-                # copied: orjson's own output keeps a 4 KiB buffer per resource
-                pending[key].append(bytes(bytearray(orjson.dumps(resource))))
-
-    for path in _files(paths):
-        if path.name.endswith((".ndjson", ".ndjson.gz")):
-            for line in _lines(path):
-                if not line.strip():
-                    continue
-                resource = orjson.loads(line)
-                if isinstance(resource, dict) and resource.get("resourceType") in RESOURCE_TYPES:
-                    hold(_slim(resource))
-            continue
-        resources = _bundle_resources(orjson.loads(_load(path)))
-        own = [r for r in resources if r["resourceType"] == "Patient"]
-        if len(own) == 1:
-            names = _aliases(own[0])
-            if all(_patient_ref(r) in names for r in resources if r is not own[0]):
-                yield [own[0]] + [r for r in resources if r is not own[0]]
-                continue
-        for resource in resources:
-            hold(resource)
-    for patient in patients:
-        group = [patient]
-        for name in sorted(_aliases(patient)):
-            group.extend(orjson.loads(raw) for raw in pending.pop(name, ()))
-        yield group
 
 
 # -- one patient's chart -------------------------------------------------------------------
@@ -375,21 +238,104 @@ def _bp(resource: Resource) -> tuple[float | None, float | None]:
     return systolic, diastolic
 
 
+def _stamp(resource: Resource) -> Any:
+    """The FHIR date or dateTime that dates a resource, as written (None for other types)."""
+    r, kind = resource, resource.get("resourceType")
+    if kind == "Encounter":
+        return (r.get("period") or {}).get("start")
+    if kind == "Condition":
+        return r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start") or r.get("recordedDate")
+    if kind == "Observation":
+        return r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start") or r.get("issued")
+    if kind == "MedicationRequest":
+        return r.get("authoredOn")
+    if kind == "Procedure":
+        return r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
+    return None
+
+
+def _stay(r: Resource) -> Stay:
+    period = r.get("period") or {}
+    start, end = _instant(period.get("start")), _instant(period.get("end"))
+    day = day_of(period.get("start"))
+    return Stay(
+        ids=frozenset(aliases(r)), inpatient=_encounter_class(r) in INPATIENT_CLASSES, start=day,
+        end=day_of(period.get("end")) or day,
+        hours=(end - start).total_seconds() / 3600 if start and end else None,
+        has_reason=bool(r.get("reasonCode") or r.get("reasonReference")))
+
+
+def _condition(r: Resource, stamp: Any, linked: bool) -> Event:
+    return Event("Condition", _codes(r.get("code")), day_of(stamp), sort_key=str(stamp or ""))
+
+
+def _observation(r: Resource, stamp: Any, linked: bool) -> Event:
+    codes = _codes(r.get("code"))
+    value = (_centimetres(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_HEIGHT)
+             else _kilograms(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_WEIGHT)
+             else _quantity(r.get("valueQuantity")))
+    systolic, diastolic = _bp(r)
+    return Event("Observation", codes, day_of(stamp), value=value, systolic=systolic, diastolic=diastolic,
+                 sort_key=str(stamp or ""), linked=linked)
+
+
+def _medication(r: Resource, stamp: Any, linked: bool) -> Event:
+    concept = r.get("medicationCodeableConcept")
+    codes = _codes(concept)
+    return Event("MedicationRequest", codes, day_of(stamp), words=_words(concept), sort_key=str(stamp or ""),
+                 coded=bool(codes), linked=linked)
+
+
+def _procedure(r: Resource, stamp: Any, linked: bool) -> Event:
+    codes = _codes(r.get("code"))
+    return Event("Procedure", codes, day_of(stamp), sort_key=str(stamp or ""), coded=bool(codes), linked=linked)
+
+
+# resourceType -> how to read it as an Event (a Condition's ``linked`` stays False: no flag asks)
+_EVENT_KINDS: tuple[str, ...] = ("Condition", "Observation", "MedicationRequest", "Procedure")
+_READERS: dict[str, Callable[[Resource, Any, bool], Event]] = {
+    "Condition": _condition, "Observation": _observation, "MedicationRequest": _medication,
+    "Procedure": _procedure,
+}
+
+
+def _paperwork(resources: Sequence[Resource]) -> set[str]:
+    """The ids of the death certification encounters."""
+    return {alias for r in resources if r.get("resourceType") == "Encounter"
+            and any(has_code(_codes(t), SNOMED, DEATH_CERTIFICATION) for t in r.get("type") or [])
+            for alias in aliases(r)}
+
+
+def _is_care(r: Resource, encounter: str | None, paperwork: set[str]) -> bool:
+    """Not paperwork after a death: not in or of a death certification encounter, not a cause of death."""
+    return not (aliases(r) & paperwork or encounter in paperwork
+                or (r.get("resourceType") == "Observation"
+                    and has_code(_codes(r.get("code")), LOINC, CAUSE_OF_DEATH)))
+
+
+def _of_patient(patient: Resource | None, events: dict[str, list[Event]], encounters: list[Stay],
+                findings: set[str], cited: set[str], days: list[dt.date], care: list[dt.date]) -> Chart:
+    p = patient or {}
+    death = day_of(p.get("deceasedDateTime"))
+    return Chart(
+        has_patient=patient is not None, birth=day_of(p.get("birthDate")), gender=p.get("gender"),
+        death=death, deceased_no_date=p.get("deceasedBoolean") is True and death is None,
+        conditions=tuple(events["Condition"]), observations=tuple(events["Observation"]),
+        medications=tuple(events["MedicationRequest"]), procedures=tuple(events["Procedure"]),
+        encounters=tuple(encounters), cited_by_findings=frozenset(findings), cited_by_any=frozenset(cited),
+        event_days=tuple(days), care_days=tuple(care))
+
+
 def build_chart(resources: Sequence[Resource]) -> Chart:
     """Parse one patient's resources into a :class:`Chart`."""
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
-    conditions: list[Event] = []
-    observations: list[Event] = []
-    medications: list[Event] = []
-    procedures: list[Event] = []
+    events: dict[str, list[Event]] = {kind: [] for kind in _EVENT_KINDS}
     encounters: list[Stay] = []
-    findings: set[str] = set()
-    cited: set[str] = set()
+    findings: set[str] = set()  # encounters a Condition/Procedure/Observation points at
+    cited: set[str] = set()  # encounters any resource points at
     days: list[dt.date] = []
     care: list[dt.date] = []
-    paperwork = {alias for r in resources if r.get("resourceType") == "Encounter"
-                 and any(has_code(_codes(t), SNOMED, DEATH_CERTIFICATION) for t in r.get("type") or [])
-                 for alias in _aliases(r)}
+    paperwork = _paperwork(resources)
     for r in resources:
         kind = r.get("resourceType")
         enc = ref_id(r.get("encounter")) if kind != "Encounter" else None
@@ -397,55 +343,19 @@ def build_chart(resources: Sequence[Resource]) -> Chart:
             cited.add(enc)
             if kind in ("Condition", "Procedure", "Observation"):
                 findings.add(enc)
+        stamp = _stamp(r)
         if kind == "Encounter":
-            period = r.get("period") or {}
-            start, end = _instant(period.get("start")), _instant(period.get("end"))
-            day = day_of(period.get("start"))
-            encounters.append(Stay(
-                ids=frozenset(_aliases(r)), inpatient=_encounter_class(r) in INPATIENT_CLASSES, start=day,
-                end=day_of(period.get("end")) or day,
-                hours=(end - start).total_seconds() / 3600 if start and end else None,
-                has_reason=bool(r.get("reasonCode") or r.get("reasonReference"))))
-            stamp = period.get("start")
-        elif kind == "Condition":
-            stamp = r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start") or r.get("recordedDate")
-            conditions.append(Event(kind, _codes(r.get("code")), day_of(stamp), sort_key=str(stamp or "")))
-        elif kind == "Observation":
-            stamp = r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start") or r.get("issued")
-            codes = _codes(r.get("code"))
-            value = (_centimetres(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_HEIGHT)
-                     else _kilograms(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_WEIGHT)
-                     else _quantity(r.get("valueQuantity")))
-            systolic, diastolic = _bp(r)
-            observations.append(Event(kind, codes, day_of(stamp), value=value, systolic=systolic,
-                                      diastolic=diastolic, sort_key=str(stamp or ""), linked=enc is not None))
-        elif kind == "MedicationRequest":
-            stamp = r.get("authoredOn")
-            concept = r.get("medicationCodeableConcept")
-            codes = _codes(concept)
-            medications.append(Event(kind, codes, day_of(stamp), words=_words(concept),
-                                     sort_key=str(stamp or ""), coded=bool(codes), linked=enc is not None))
-        elif kind == "Procedure":
-            stamp = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
-            codes = _codes(r.get("code"))
-            procedures.append(Event(kind, codes, day_of(stamp), sort_key=str(stamp or ""), coded=bool(codes),
-                                    linked=enc is not None))
+            encounters.append(_stay(r))
+        elif kind in _EVENT_KINDS:
+            events[kind].append(_READERS[kind](r, stamp, enc is not None))
         else:
             continue
         d = day_of(stamp)
         if d is not None:
             days.append(d)
-            if not (_aliases(r) & paperwork or enc in paperwork
-                    or (kind == "Observation" and has_code(_codes(r.get("code")), LOINC, CAUSE_OF_DEATH))):
+            if _is_care(r, enc, paperwork):
                 care.append(d)
-    p = patient or {}
-    death = day_of(p.get("deceasedDateTime"))
-    return Chart(
-        has_patient=patient is not None, birth=day_of(p.get("birthDate")), gender=p.get("gender"),
-        death=death, deceased_no_date=p.get("deceasedBoolean") is True and death is None,
-        conditions=tuple(conditions), observations=tuple(observations), medications=tuple(medications),
-        procedures=tuple(procedures), encounters=tuple(encounters), cited_by_findings=frozenset(findings),
-        cited_by_any=frozenset(cited), event_days=tuple(days), care_days=tuple(care))
+    return _of_patient(patient, events, encounters, findings, cited, days, care)
 
 
 _LAST: list[tuple[Sequence[Resource], Chart]] = []
