@@ -26,10 +26,11 @@ import pandas as pd
 
 from privsynth.atomic import atomic_directory, write_bytes
 from privsynth.errors import InputError, OutputError
-from privsynth.fhir.output import FhirSink
 from privsynth.fhir.record import tenths
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row
+from privsynth.formats import SinkContext
+from privsynth.formats import get as get_format
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.learnability import Learnability
 from privsynth.generator.synthesizer import Synthesizer
@@ -283,42 +284,25 @@ def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[li
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
                       now: str, epsilon: float, delta: float, progress: Progress | None,
                       placement: Counter[str] | None = None) -> Counter[str]:
-    """FHIR (``ndjson``: a file per type and a Bulk manifest; ``bundle``: one per patient)
-    and ``patients.csv`` (fresh identifiers and the synthetic row); ``csv``: the table alone."""
+    """The records of ``sample`` in ``output_format`` (a registered format of
+    :mod:`privsynth.formats`: FHIR NDJSON or Bundles, OMOP, or none) and ``patients.csv``
+    (fresh identifiers and the synthetic row), all from one writer's typed records."""
     writer = FhirWriter(schema, seed)
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
-    fhir_dir = tmp / "fhir"
-    sink = None
-    if output_format != "csv":
-        fhir_dir.mkdir(parents=True)
-        sink = FhirSink(fhir_dir, output_format, total)
+    context = SinkContext(total, now, epsilon, delta, schema.reference, versions().get("privsynth", "unknown"))
+    sink = get_format(output_format).open(tmp, context)
     try:
-        for k, (who, facts, resources) in enumerate(writer.patients(sample)):
+        for k, (who, facts, record) in enumerate(writer.records(sample)):
             identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
-            if sink is not None:
-                sink.add(who.id, resources)
+            sink.add(who, record)
             if progress is not None and (k % 50 == 0 or k == total - 1):
-                progress("write FHIR", k + 1, total)
-        counts = sink.close() if sink is not None else Counter({"patients": total})
+                progress("write records", k + 1, total)
+        counts = sink.close()
     finally:
-        if sink is not None:
-            sink.abort()
+        sink.abort()
     if placement is not None and writer.history is not None:
         placement.update(writer.history.stats)
-    if sink is not None and output_format == "bundle":
-        counts = Counter({"Bundle": sink.bundles})
-    elif sink is not None:
-        output = [{"type": rtype, "url": f"{rtype}.ndjson", "count": counts[rtype]} for rtype in sorted(counts)]
-        manifest = {
-            "transactionTime": now,
-            "request": "privsynth synthesize",
-            "requiresAccessToken": False,
-            "output": output,
-            "error": [],
-            "extension": {"privsynth": {"synthetic": True, "epsilon": epsilon, "delta": delta}},
-        }
-        write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
     shown = sample.reset_index(drop=True)
     if output_format != "csv":  # the table says what the FHIR says: numbers as written, to a tenth
         for col in schema.view_columns:

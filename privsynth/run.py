@@ -28,7 +28,6 @@ from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
 from privsynth.privacy.mechanism import rho_for
 from privsynth.schema.model import Schema
 
-FORMATS = ("ndjson", "bundle")
 ON_ERROR = ("raise", "skip")
 DEFAULT_BUDGET = "default"
 
@@ -63,8 +62,13 @@ class RunSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
         object.__setattr__(self, "keep", tuple(self.keep))
-        if self.output_format not in FORMATS:
-            raise InputError(f"unknown output format '{self.output_format}'; allowed: {', '.join(FORMATS)}")
+        from privsynth.formats import record_formats
+
+        if self.output_format not in record_formats():
+            raise InputError(f"unknown output format '{self.output_format}'; allowed: {', '.join(record_formats())}")
+        if self.output_format == "omop" and self.schema.input_format != "fhir":
+            raise InputError(f"--format omop writes patient records: schema '{self.schema.name}' is a table schema "
+                             "(its output is the table, as CSV and Parquet)")
         if self.rows is not None and (isinstance(self.rows, bool) or self.rows < 1):
             raise InputError("--rows must be a positive number of synthetic patients")
         if self.on_error not in ON_ERROR:

@@ -28,7 +28,6 @@ from privsynth.progress import Progress
 from privsynth.schema.model import CategoricalDomain, Column, NumericDomain, Schema
 
 MODEL_FILES = ("model.json", "model.npz", "schema.yaml", "privacy.json")
-SAMPLE_FORMATS = ("ndjson", "bundle", "csv")
 _NEXT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")  # a comma that starts the next COL=VALUE
 
 
@@ -161,12 +160,13 @@ def _code(col: Column, text: str) -> int:
 def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str] | tuple[str, ...] = (),
            output_format: str | None = None, seed: int | None = None, progress: Progress | None = None) -> SampleResult:
     """Draw ``rows`` patients from a shared model (conditioned on ``where``) into ``out``:
-    FHIR (``ndjson`` or ``bundle``) plus ``patients.csv``, or the table alone (``csv``; the
+    FHIR (``ndjson`` or ``bundle``) or OMOP (``omop``) plus ``patients.csv``, or the table alone (``csv``; the
     only form for a table schema, the default there), and ``sample.json``."""
+    from privsynth.formats import formats
     from privsynth.pipeline import post_processing_seed, versions, write_synthetic
 
-    if output_format is not None and output_format not in SAMPLE_FORMATS:
-        raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(SAMPLE_FORMATS)}")
+    if output_format is not None and output_format not in formats():
+        raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(formats())}")
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise InputError("--rows must be a positive number of synthetic patients")
     seed = post_processing_seed(seed)

@@ -58,6 +58,20 @@ def test_a_conditioned_sample_meets_its_condition_and_writes_valid_linked_fhir(m
     assert "post-processing" in statement["privacy"] and statement["model"]["epsilon"] == 3.0
 
 
+def test_a_sample_as_omop_holds_the_conditioned_patients(model_dir, tmp_path):
+    """sample --format omop: the same patients as OMOP tables; every person has the condition."""
+    import pyarrow.parquet as pq
+
+    result = sample(model_dir, 40, tmp_path / "s", where=["diabetes=true"], output_format="omop", seed=4)
+    omop = tmp_path / "s" / "omop"
+    person = pq.read_table(omop / "person.parquet").to_pandas()
+    conditions = pq.read_table(omop / "condition_occurrence.parquet").to_pandas()
+    assert result.rows == len(person) == 40 and not (tmp_path / "s" / "fhir").exists()
+    diabetic = set(conditions.loc[conditions["condition_concept_id"] == 201826, "person_id"])  # type 2 diabetes
+    assert diabetic == set(person["person_id"])
+    assert set(pd.read_csv(tmp_path / "s" / "patients.csv")["patient_id"]) == set(person["person_source_value"])
+
+
 def test_conditional_shares_match_the_models_conditional_probabilities(model_dir, tmp_path):
     shared = open_model(model_dir)
     names = [c.name for c in shared.schema.learned_columns]

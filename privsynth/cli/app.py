@@ -163,6 +163,9 @@ LEDGER_KEY_HELP = ("Key file of the ledger (its HMAC secret, kept apart from the
                    "$PRIVSYNTH_LEDGER_KEY or LEDGER.key beside the ledger.")
 SHOW_COUNTS_HELP = ("Let refusals and warnings give exact patient counts (from the real data, not DP; recorded in the "
                     "internal audit). Without it they give none.")
+FORMAT_HELP = ("ndjson: FHIR R4 Bulk Data (a file per resource type); bundle: a FHIR Bundle per patient; omop: "
+               "OMOP CDM v5.4 tables (CSV, Parquet, DDL for DuckDB and PostgreSQL; docs/omop.md).")
+
 SEED_HELP = ("Seed of the post-processing only (sampling, Faker identities, dates); default: a fresh one, recorded "
              "in privacy.json. Two runs with the same seed share synthetic ids and names.")
 

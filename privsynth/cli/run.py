@@ -11,6 +11,7 @@ from rich.table import Table
 
 from privsynth.cli.app import (
     DEFAULT_SCHEMA,
+    FORMAT_HELP,
     LEDGER_KEY_HELP,
     MAX_MODEL_CELLS_HELP,
     METHOD_HELP,
@@ -27,6 +28,7 @@ from privsynth.cli.app import (
     spec_from,
     verdict_table,
 )
+from privsynth.formats import formats, record_formats
 
 
 def run_synthesize(options: dict[str, Any]) -> None:
@@ -64,7 +66,8 @@ def run_synthesize(options: dict[str, Any]) -> None:
 @click.option("--rows", type=int, default=None, help="Synthetic patients (default: a DP estimate).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(record_formats()), default="ndjson", show_default=True,
+              help=FORMAT_HELP)
 @click.option("--method", type=Methods(), default="aim", show_default=True, help=METHOD_HELP)
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
@@ -122,7 +125,8 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New release directory.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP + " The train/holdout split is "
               "never seeded.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle"]), default="ndjson", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(record_formats()), default="ndjson", show_default=True,
+              help=FORMAT_HELP)
 @click.option("--method", type=Methods(), default="aim", show_default=True, help=METHOD_HELP)
 @click.option("--keep", default="", help="Partial synthesis: comma-separated columns that stay real.")
 @click.option("--target", default=None, help="Column the report's TSTR models predict (default: the schema's).")
@@ -180,9 +184,8 @@ def release_command(**options: Any) -> None:
 @click.option("--where", "where", multiple=True, metavar="COL=VALUE[,COL=VALUE]",
               help="Condition exactly on these values (a category, true/false, or a numeric column's bin "
                    "label such as 'age=[40, 50)'). Repeatable.")
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "bundle", "csv"]), default=None,
-              help="FHIR NDJSON (default for FHIR schemas), Bundles, or the patient table alone (csv; the only "
-                   "form for table schemas).")
+@click.option("--format", "fmt", type=click.Choice(list(formats())), default=None,
+              help=FORMAT_HELP + " csv: the patient table alone (the default and only form for table schemas).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help=SEED_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout (text goes to stderr).")

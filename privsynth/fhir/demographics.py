@@ -12,7 +12,7 @@ import numpy as np
 from privsynth.fhir.day import add_years, day_between
 from privsynth.fhir.instant import instant
 from privsynth.fhir.plan import ETHNICITY_URL, RACE_URL, WritePlan, present
-from privsynth.fhir.record import UTC
+from privsynth.fhir.record import UTC, Concept
 from privsynth.identity import Identity
 from privsynth.schema.model import OTHER, CategoricalDomain, Column
 
@@ -75,23 +75,32 @@ def _display(col: Column, code: str) -> str | None:
     return None
 
 
+def omb_category(plan: WritePlan, row: dict[str, Any], key: str) -> Concept | None:
+    """The row's race or ethnicity (``key``) as an OMB category: a coded Concept, a text alone
+    for 'other', None when the schema has no such column or the row no value."""
+    col = plan.patient.get(key)
+    if col is None or not present(row.get(col.name)):
+        return None
+    code = str(row[col.name])
+    if code == OTHER:
+        return Concept(None, None, "Other")
+    text = _display(col, code)
+    return Concept(col.output.get("system", OMB_SYSTEM), code, text or code)
+
+
 def _race_and_ethnicity(plan: WritePlan, row: dict[str, Any]) -> list[dict[str, Any]]:
     """The US Core race and ethnicity extensions of the row's values (OMB categories)."""
     extensions = []
     for key, url in (("race", RACE_URL), ("ethnicity", ETHNICITY_URL)):
-        col = plan.patient.get(key)
-        if col is None:
+        concept = omb_category(plan, row, key)
+        if concept is None:
             continue
-        value = row.get(col.name)
-        if not present(value):
-            continue
-        code = str(value)
-        text = _display(col, code) if code != OTHER else "Other"
         sub: list[dict[str, Any]] = []
-        if code != OTHER:
+        if concept.code is not None:
+            display = _display(plan.patient[key], concept.code)
             sub.append({"url": "ombCategory", "valueCoding": {
-                "system": col.output.get("system", OMB_SYSTEM), "code": code, "display": text}})
-        sub.append({"url": "text", "valueString": text or code})
+                "system": concept.system, "code": concept.code, "display": display}})
+        sub.append({"url": "text", "valueString": concept.display})
         extensions.append({"url": url, "extension": sub})
     return extensions
 
@@ -106,10 +115,10 @@ def _marital_status(marital: Column, code: str) -> dict[str, Any]:
 
 
 def record_end(patient: dict[str, Any], plan: WritePlan, row: dict[str, Any], birth: dt.date, ref_date: dt.date,
-               rng: np.random.Generator) -> dt.date:
-    """The last day of the record: the reference date, or the death (written into
-    ``patient`` as ``deceased[x]``)."""
-    end = ref_date
+               rng: np.random.Generator) -> tuple[dt.date, dt.datetime | None]:
+    """The last day of the record -- the reference date, or the death (written into
+    ``patient`` as ``deceased[x]``) -- and the moment of death when the model dates it."""
+    end, death = ref_date, None
     deceased, years_dead = plan.patient.get("deceased"), plan.patient.get("death_years")
     if deceased is not None and row.get(deceased.name) is True:
         years = row.get(years_dead.name) if years_dead is not None else None
@@ -126,7 +135,7 @@ def record_end(patient: dict[str, Any], plan: WritePlan, row: dict[str, Any], bi
             patient["deceasedDateTime"] = instant(death)
         else:
             patient["deceasedBoolean"] = True  # the model has no date: none is invented
-    return end
+    return end, death
 
 
 def identity_elements(who: Identity, kinds: frozenset[str]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """One synthetic patient's clinical record as typed events, turned into FHIR R4 once.
 
-The writers (:mod:`privsynth.fhir.write` for the patient columns, :mod:`privsynth.history.write`
-for timeline cells) build and move these events -- an onset is a ``datetime``, an encounter is
-an object a resource points to -- and :meth:`Record.resources` serialises the whole record at
-the end, so nothing is ever parsed back from a resource that was just built. The code systems
-FHIR needs are named here once.
+The writers (:mod:`privsynth.fhir.write` and :mod:`privsynth.fhir.demographics` for the
+patient columns, :mod:`privsynth.history.write` for timeline cells) build and move these
+events -- an onset is a ``datetime``, an encounter is an object a resource points to -- and
+:meth:`Record.resources` serialises the whole record at the end, so nothing is ever parsed
+back from a resource that was just built. Every output format (FHIR, OMOP) is written from
+these records. The code systems FHIR needs are named here once.
 """
 
 from __future__ import annotations
@@ -199,6 +200,12 @@ class Record:
     visits: list[Encounter] = field(default_factory=list)
     history: list[Event] = field(default_factory=list)
     end: dt.date | None = None  # the death's day, if the patient died: nothing happens after it
+    # the person, typed (the Patient resource says the same): what a non-FHIR format reads
+    gender: str = "unknown"
+    race: Concept | None = None
+    ethnicity: Concept | None = None
+    death: dt.datetime | None = None  # when the model dates the death
+    deceased: bool = False
 
     @property
     def ref(self) -> dict[str, str]:

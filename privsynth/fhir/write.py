@@ -33,6 +33,7 @@ from privsynth.fhir.demographics import (
     fhir_gender,
     home_state,
     identity_row,
+    omb_category,
     patient_resource,
     record_end,
 )
@@ -78,25 +79,32 @@ class FhirWriter:
 
     def patients(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], list[dict[str, Any]]]]:
         """Yield ``(identity, birth/row facts, resources)`` per synthetic row."""
-        records = frame.to_dict(orient="records")
-        for row in records:
+        for who, facts, record in self.records(frame):
+            yield who, facts, record.resources()
+
+    def records(self, frame: pd.DataFrame) -> Iterator[tuple[Identity, dict[str, Any], Record]]:
+        """Yield ``(identity, birth/row facts, typed record)`` per synthetic row: what every
+        output format (FHIR, OMOP) is written from."""
+        for row in frame.to_dict(orient="records"):
             yield self._patient(row)
 
-    def _patient(self, row: dict[str, Any]) -> tuple[Identity, dict[str, Any], list[dict[str, Any]]]:
+    def _patient(self, row: dict[str, Any]) -> tuple[Identity, dict[str, Any], Record]:
         plan, rng, ref_date = self.plan, self.rng, self.schema.reference
         gender = fhir_gender(plan, row)
         who = self.identities.make(gender, home_state(plan, row))
         birth = birth_date(plan, row, ref_date, rng)
         patient = patient_resource(who, gender, birth, plan, row, self.kinds)
-        self._end = end = record_end(patient, plan, row, birth, ref_date, rng)
-        record = Record(patient, birth, end=end)
+        self._end, death = record_end(patient, plan, row, birth, ref_date, rng)
+        record = Record(patient, birth, end=self._end, gender=gender or "unknown",
+                        race=omb_category(plan, row, "race"), ethnicity=omb_category(plan, row, "ethnicity"),
+                        death=death, deceased="deceasedBoolean" in patient or death is not None)
         self._add_events(record, row, birth)
         if self.history is not None:
             self.history.place(row, record)
         else:
             _at_visits(record.events, self.rng)
             _admitted_for(record.events)
-        return who, {"birth_date": birth.isoformat()}, record.resources()
+        return who, {"birth_date": birth.isoformat()}, record
 
     def _add_events(self, record: Record, row: dict[str, Any], birth: dt.date) -> None:
         """The row's conditions, observations, panels, encounters and counted orders, in that order."""

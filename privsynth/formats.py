@@ -1,0 +1,160 @@
+"""Output formats of a FHIR schema: each writes the same typed synthetic records.
+
+A format is a name, a one-line summary and ``open(base, context) -> RecordSink``; a sink takes
+one patient's :class:`~privsynth.fhir.record.Record` at a time (``add``), and ``close`` returns
+what it wrote (counts per resource type or table). ``abort`` stops it after a failure (the
+caller removes the directory). Register a new one with :func:`register`; the CLI's
+``--format`` choices and :class:`privsynth.run.RunSpec` read the registry.
+
+Built in: ``ndjson`` (FHIR Bulk Data: a file per resource type and a manifest), ``bundle``
+(a FHIR Bundle per patient), ``omop`` (OMOP CDM v5.4 tables, :mod:`privsynth.omop`) and
+``csv`` (only the patient table every format writes beside its records).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from privsynth.atomic import write_bytes
+from privsynth.fhir.output import FhirSink
+from privsynth.fhir.record import Record
+from privsynth.identity import Identity
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need besides the records: how many will come, the run's time and DP
+    parameters (for manifests), the reference date of the export (OMOP's observation
+    periods end there) and the package version."""
+
+    patients: int
+    now: str
+    epsilon: float
+    delta: float
+    reference: object  # a datetime.date
+    version: str
+
+
+class RecordSink(Protocol):
+    def add(self, who: Identity, record: Record) -> None: ...
+
+    def close(self) -> Counter[str]: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    summary: str
+    open: Callable[[Path, SinkContext], RecordSink]
+
+
+_FORMATS: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    if fmt.name in _FORMATS and _FORMATS[fmt.name] is not fmt:
+        raise ValueError(f"an output format named '{fmt.name}' is already registered")
+    _FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def formats() -> dict[str, Format]:
+    return dict(_FORMATS)
+
+
+def record_formats() -> tuple[str, ...]:
+    """The formats that write records (synthesize and release; ``sample`` also takes ``csv``)."""
+    return tuple(name for name in _FORMATS if name != "csv")
+
+
+def get(name: str) -> Format:
+    try:
+        return _FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown output format '{name}'; allowed: {', '.join(_FORMATS)}") from None
+
+
+class _Fhir:
+    """FHIR R4 resources, validated, as NDJSON (with a Bulk Data manifest) or Bundles."""
+
+    def __init__(self, base: Path, context: SinkContext, kind: str) -> None:
+        self.dir = base / "fhir"
+        self.dir.mkdir(parents=True)
+        self.kind, self.context = kind, context
+        self.sink = FhirSink(self.dir, kind, context.patients)
+
+    def add(self, who: Identity, record: Record) -> None:
+        self.sink.add(who.id, record.resources())
+
+    def close(self) -> Counter[str]:
+        counts = self.sink.close()
+        if self.kind == "bundle":
+            return Counter({"Bundle": self.sink.bundles})
+        context = self.context
+        manifest = {
+            "transactionTime": context.now, "request": "privsynth synthesize", "requiresAccessToken": False,
+            "output": [{"type": rtype, "url": f"{rtype}.ndjson", "count": counts[rtype]} for rtype in sorted(counts)],
+            "error": [],
+            "extension": {"privsynth": {"synthetic": True, "epsilon": context.epsilon, "delta": context.delta}},
+        }
+        write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        return counts
+
+    def abort(self) -> None:
+        self.sink.abort()
+
+
+class _Omop:
+    """OMOP CDM v5.4 tables (CSV and Parquet) with their DDL."""
+
+    def __init__(self, base: Path, context: SinkContext) -> None:
+        import datetime as dt
+
+        from privsynth.omop.sink import OmopMapper
+        from privsynth.omop.vocabulary import Vocabulary
+
+        assert isinstance(context.reference, dt.date)
+        self.dir, self.context = base / "omop", context
+        self.mapper = OmopMapper(Vocabulary.shipped(), context.reference)
+
+    def add(self, who: Identity, record: Record) -> None:
+        self.mapper.add(record)
+
+    def close(self) -> Counter[str]:
+        from privsynth.omop.output import write_omop
+
+        c = self.context
+        return write_omop(self.dir, self.mapper.out, c.now, c.epsilon, c.delta, c.version)
+
+    def abort(self) -> None:
+        pass
+
+
+class _TableOnly:
+    """Nothing but the patient table (written for every format by the caller)."""
+
+    def __init__(self, base: Path, context: SinkContext) -> None:
+        self.patients = 0
+
+    def add(self, who: Identity, record: Record) -> None:
+        self.patients += 1
+
+    def close(self) -> Counter[str]:
+        return Counter({"patients": self.patients})
+
+    def abort(self) -> None:
+        pass
+
+
+register(Format("ndjson", "FHIR R4 Bulk Data: one NDJSON file per resource type and a manifest",
+                lambda base, context: _Fhir(base, context, "ndjson")))
+register(Format("bundle", "FHIR R4: one Bundle per patient", lambda base, context: _Fhir(base, context, "bundle")))
+register(Format("omop", "OMOP CDM v5.4 tables (CSV and Parquet) with DDL for DuckDB and PostgreSQL", _Omop))
+register(Format("csv", "the synthetic patient table only", _TableOnly))
