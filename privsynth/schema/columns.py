@@ -199,13 +199,7 @@ def parse_source(
 ) -> dict[str, Any]:
     data = check_keys(doc, raw, key, SOURCE_KEYS, "a source")
     if input_format == "table":
-        column = data.get("column")
-        if not isinstance(column, str):
-            raise doc.error(key + ("column",), "a table source needs 'column' (the input column name)")
-        extra = set(data) - {"column", "unit"}
-        if extra:
-            raise doc.error(key + (sorted(extra)[0],), "table sources take only 'column' and 'unit'")
-        return {"column": column, "unit": data.get("unit")}
+        return _table_source(doc, data, key)
     if default_summary == "value" and not data:
         return {}
     resource = data.get("resource")
@@ -220,6 +214,40 @@ def parse_source(
     kind_of = SUMMARY_KINDS[summary]
     if kind_of.reads_value and not isinstance(path, str):
         raise doc.error(key + ("path",), f"summary '{summary}' needs a 'path' to read")
+    _check_paths(doc, data, key, resource)
+    codes = data.get("codes")
+    _check_codes(doc, codes, key, resource, groups)
+    raw_where = data.get("where", [])
+    wheres = _where_filters(doc, raw_where, key, resource)
+    transform = data.get("transform")
+    if transform is not None:
+        transform = choice(doc, transform, key + ("transform",), TRANSFORMS)
+    if kind is not None:
+        _check_kind(doc, key, kind, summary, transform)
+    if kind_of is not SUMMARY_KINDS["value"] and resource == "Patient":
+        raise doc.error(key + ("summary",), "Patient has one resource per patient; use summary 'value'")
+    if raw_where and resource == "Patient":
+        raise doc.error(key + ("where",), "filters apply to many-per-patient resources, not Patient")
+    return {
+        "resource": resource, "path": path, "codes": codes, "where": wheres,
+        "summary": summary, "transform": transform, "date": data.get("date"),
+        "unit": None if data.get("unit") is None else str(data.get("unit")),
+    }
+
+
+def _table_source(doc: Document, data: dict[str, Any], key: Key) -> dict[str, Any]:
+    """A table source: the input ``column`` (and its ``unit``), nothing else."""
+    column = data.get("column")
+    if not isinstance(column, str):
+        raise doc.error(key + ("column",), "a table source needs 'column' (the input column name)")
+    extra = set(data) - {"column", "unit"}
+    if extra:
+        raise doc.error(key + (sorted(extra)[0],), "table sources take only 'column' and 'unit'")
+    return {"column": column, "unit": data.get("unit")}
+
+
+def _check_paths(doc: Document, data: dict[str, Any], key: Key, resource: str) -> None:
+    """The ``path`` and ``date`` elements, if given, exist in the R4 resource."""
     for field_name in ("path", "date"):
         text = data.get(field_name)
         if text is None:
@@ -230,7 +258,10 @@ def parse_source(
             fpath.check(resource, fpath.parse(text))
         except fpath.PathSyntaxError as exc:
             raise doc.error(key + (field_name,), str(exc)) from None
-    codes = data.get("codes")
+
+
+def _check_codes(doc: Document, codes: Any, key: Key, resource: str, groups: Mapping[str, CodeGroup]) -> None:
+    """``codes``, if given, names a code group, and the resource has a code to match it against."""
     if codes is not None and codes not in groups:
         close = difflib.get_close_matches(str(codes), list(groups), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -238,8 +269,11 @@ def parse_source(
     coded = {"code", "medicationCodeableConcept"} & set(fpath.element_fields(resource))
     if codes is not None and not coded:
         raise doc.error(key + ("codes",), f"R4 '{resource}' has no 'code' element to match codes against")
+
+
+def _where_filters(doc: Document, raw_where: Any, key: Key, resource: str) -> tuple[Where, ...]:
+    """``where: [{path, in: [...]}, ...]``: filters on elements of the resource."""
     wheres: list[Where] = []
-    raw_where = data.get("where", [])
     if not isinstance(raw_where, list):
         raise doc.error(key + ("where",), "must be a list of {path: ..., in: [...]}")
     for i, w in enumerate(raw_where):
@@ -255,24 +289,17 @@ def parse_source(
         if not isinstance(values, list) or not values:
             raise doc.error(wkey + ("in",), "needs a non-empty list of allowed values")
         wheres.append(Where(wpath, frozenset(str(v) for v in values)))
-    transform = data.get("transform")
-    if transform is not None:
-        transform = choice(doc, transform, key + ("transform",), TRANSFORMS)
-    if kind is not None:
-        if kind_of.makes is not None and kind != kind_of.makes:
-            raise doc.error(key + ("summary",), f"summary '{summary}' makes a {kind_of.makes} column; set kind: "
-                                                f"{kind_of.makes}")
-        if transform and kind not in ("numeric", "integer"):
-            raise doc.error(key + ("transform",), "a date transform makes a number; set kind: numeric or integer")
-    if kind_of is not SUMMARY_KINDS["value"] and resource == "Patient":
-        raise doc.error(key + ("summary",), "Patient has one resource per patient; use summary 'value'")
-    if raw_where and resource == "Patient":
-        raise doc.error(key + ("where",), "filters apply to many-per-patient resources, not Patient")
-    return {
-        "resource": resource, "path": path, "codes": codes, "where": tuple(wheres),
-        "summary": summary, "transform": transform, "date": data.get("date"),
-        "unit": None if data.get("unit") is None else str(data.get("unit")),
-    }
+    return tuple(wheres)
+
+
+def _check_kind(doc: Document, key: Key, kind: str, summary: str, transform: str | None) -> None:
+    """The column's ``kind`` is what its summary and its date transform make."""
+    kind_of = SUMMARY_KINDS[summary]
+    if kind_of.makes is not None and kind != kind_of.makes:
+        raise doc.error(key + ("summary",), f"summary '{summary}' makes a {kind_of.makes} column; set kind: "
+                                            f"{kind_of.makes}")
+    if transform and kind not in ("numeric", "integer"):
+        raise doc.error(key + ("transform",), "a date transform makes a number; set kind: numeric or integer")
 
 
 def parse_domain(doc: Document, raw: Any, key: Key, kind: str, source: Source) -> Domain:

@@ -21,12 +21,14 @@ from privsynth.schema.columns import parse_code_groups, parse_column, parse_pati
 from privsynth.schema.document import Document, Key, check_keys, choice, number, read_yaml
 from privsynth.schema.model import (
     CategoricalDomain,
+    CodeGroup,
     Column,
     Schema,
     Structure,
     pair_conditions,
 )
 from privsynth.schema.streams import parse_timeline, timeline_structure
+from privsynth.schema.timeline import Timeline
 
 SCHEMA_KEYS = ("privsynth_schema", "name", "description", "input", "reference_date",
                "code_groups", "columns", "target", "protected", "patient_id", "constraints", "plausibility",
@@ -85,86 +87,17 @@ def _extend(data: dict[str, Any], doc: Document) -> tuple[dict[str, Any], tuple[
 
 def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Document] | None = None) -> Schema:
     check_keys(doc, data, (), SCHEMA_KEYS, "the schema")
-    version = data.get("privsynth_schema", 1)
-    if version != 1:
-        raise doc.error(("privsynth_schema",), "only version 1 is supported")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise doc.error(("name",), "a schema needs a non-empty 'name'")
-    input_format = choice(doc, data.get("input", "fhir"), ("input",), ("fhir", "table"))
-    ref = data.get("reference_date")
-    if ref is None and input_format == "fhir":
-        raise doc.error(("reference_date",), "a FHIR schema needs 'reference_date' (YYYY-MM-DD) for ages")
-    if ref is not None and not isinstance(ref, dt.date):
-        try:
-            ref = dt.date.fromisoformat(str(ref))
-        except ValueError:
-            raise doc.error(("reference_date",), "must be a date written YYYY-MM-DD") from None
-    if isinstance(ref, dt.datetime):
-        ref = ref.date()
+    name, input_format, ref = _header(doc, data)
     groups = parse_code_groups(doc, data.get("code_groups", {}))
-    raw_columns = data.get("columns")
-    if not isinstance(raw_columns, list) or not raw_columns:
-        raise doc.error(("columns",), "a schema needs a non-empty list of 'columns'")
-    columns: list[Column] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_columns):
-        col = parse_column(doc, raw, ("columns", i), input_format, groups)
-        if col.name in seen:
-            raise doc.error(("columns", i, "name"), f"column name '{col.name}' is used twice")
-        seen.add(col.name)
-        columns.append(col)
-    timeline = None
-    if "timeline" in data:
-        if input_format != "fhir":
-            raise doc.error(("timeline",), "timelines are read from FHIR; a table schema has none")
-        timeline, cells = parse_timeline(doc, data["timeline"], groups, seen, columns)
-        columns += cells
-    if not any(c.learned for c in columns):
-        raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
-    flags = {c.name for c in pair_conditions(columns)}
-    for group in groups.values():
-        for code, names in group.indications:
-            for n in names:
-                if n not in flags:
-                    raise doc.error(("code_groups", group.name, "indications", code),
-                                    f"'{n}' is not a condition column (a yes/no column of a Condition) of this "
-                                    f"schema; allowed: {', '.join(sorted(flags))}")
-    learned = [c.name for c in columns if c.learned]
-    target = data.get("target")
-    if target is not None and target not in learned:
-        raise doc.error(("target",), f"'{target}' is not a learned column; allowed: {', '.join(learned)}")
-    protected = data.get("protected", [])
-    if not isinstance(protected, list):
-        raise doc.error(("protected",), "must be a list of learned column names")
-    for i, attribute in enumerate(protected):
-        if attribute not in learned:
-            raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
+    columns, timeline = _view(doc, data, input_format, groups)
+    target, protected = _target_and_protected(doc, data, columns)
     patient_id = parse_patient_key(doc, data.get("patient_id"), input_format, [c.name for c in columns])
     columns = _formulas(doc, data["columns"], columns[:len(data["columns"])]) + columns[len(data["columns"]):]
     document = copy.deepcopy(data)
-
-    def inherited(field_name: str, kind: str) -> tuple[rules.Rule, ...]:
-        """The base schema's rules of a field (it was validated on its own), less those on a
-        column this schema drops; the self-contained document holds them too."""
-        if base is None:
-            return ()
-        raw, base_doc = base[0].get(field_name, []), base[1]
-        names = {c.name for c in columns}
-        kept = [r for r in raw if rules.parse_rule(r, kind).columns <= names]
-        if kept:
-            document[field_name] = copy.deepcopy(kept) + list(document.get(field_name, []))
-        return _rules(base_doc, kept, field_name, columns, kind)
-
-    constraints = inherited("constraints", "declared") + _rules(doc, data.get("constraints", []), "constraints",
-                                                                columns, "declared")
-    if timeline is not None:  # a value anchored to an onset exists only with its condition
-        constraints += tuple(rules.parse_rule(f"{name} is present -> {group.around.condition}", "declared",
-                                              doc.where(("timeline",)))
-                             for stream in timeline.streams for group in stream.groups if group.around is not None
-                             for name in stream.anchored(group))
-    plausibility = inherited("plausibility", "plausibility") + _rules(doc, data.get("plausibility", []),
-                                                                       "plausibility", columns, "plausibility")
+    constraints = _inherited(base, "constraints", "declared", columns, document) + _rules(
+        doc, data.get("constraints", []), "constraints", columns, "declared") + _anchored(doc, timeline)
+    plausibility = _inherited(base, "plausibility", "plausibility", columns, document) + _rules(
+        doc, data.get("plausibility", []), "plausibility", columns, "plausibility")
     structure = _structure(doc, data.get("structure"), columns)
     if timeline is not None:
         structure = timeline_structure(timeline, columns, structure, groups)
@@ -185,6 +118,106 @@ def _build(data: dict[str, Any], doc: Document, base: tuple[dict[str, Any], Docu
         timeline=timeline,
         document=document,
     )
+
+
+def _header(doc: Document, data: dict[str, Any]) -> tuple[str, str, dt.date | None]:
+    """The schema's version (1), ``name``, ``input`` format and ``reference_date`` (FHIR needs one)."""
+    version = data.get("privsynth_schema", 1)
+    if version != 1:
+        raise doc.error(("privsynth_schema",), "only version 1 is supported")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise doc.error(("name",), "a schema needs a non-empty 'name'")
+    input_format = choice(doc, data.get("input", "fhir"), ("input",), ("fhir", "table"))
+    ref = data.get("reference_date")
+    if ref is None and input_format == "fhir":
+        raise doc.error(("reference_date",), "a FHIR schema needs 'reference_date' (YYYY-MM-DD) for ages")
+    if ref is not None and not isinstance(ref, dt.date):
+        try:
+            ref = dt.date.fromisoformat(str(ref))
+        except ValueError:
+            raise doc.error(("reference_date",), "must be a date written YYYY-MM-DD") from None
+    if isinstance(ref, dt.datetime):
+        ref = ref.date()
+    return name, input_format, ref
+
+
+def _view(doc: Document, data: dict[str, Any], input_format: str, groups: dict[str, CodeGroup]
+          ) -> tuple[list[Column], Timeline | None]:
+    """The declared columns, then the timeline's cell columns (if any); at least one learned,
+    and every code group's indications naming a condition column."""
+    raw_columns = data.get("columns")
+    if not isinstance(raw_columns, list) or not raw_columns:
+        raise doc.error(("columns",), "a schema needs a non-empty list of 'columns'")
+    columns: list[Column] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_columns):
+        col = parse_column(doc, raw, ("columns", i), input_format, groups)
+        if col.name in seen:
+            raise doc.error(("columns", i, "name"), f"column name '{col.name}' is used twice")
+        seen.add(col.name)
+        columns.append(col)
+    timeline = None
+    if "timeline" in data:
+        if input_format != "fhir":
+            raise doc.error(("timeline",), "timelines are read from FHIR; a table schema has none")
+        timeline, cells = parse_timeline(doc, data["timeline"], groups, seen, columns)
+        columns += cells
+    if not any(c.learned for c in columns):
+        raise doc.error(("columns",), "at least one column must be learned (not a direct_identifier)")
+    _check_indications(doc, groups, columns)
+    return columns, timeline
+
+
+def _check_indications(doc: Document, groups: dict[str, CodeGroup], columns: list[Column]) -> None:
+    """Every condition a code group's ``indications`` name is a condition column of the schema."""
+    flags = {c.name for c in pair_conditions(columns)}
+    for group in groups.values():
+        for code, names in group.indications:
+            for n in names:
+                if n not in flags:
+                    raise doc.error(("code_groups", group.name, "indications", code),
+                                    f"'{n}' is not a condition column (a yes/no column of a Condition) of this "
+                                    f"schema; allowed: {', '.join(sorted(flags))}")
+
+
+def _target_and_protected(doc: Document, data: dict[str, Any], columns: list[Column]) -> tuple[str | None, list[Any]]:
+    """The ``target`` of utility reports and the ``protected`` attributes: learned columns."""
+    learned = [c.name for c in columns if c.learned]
+    target = data.get("target")
+    if target is not None and target not in learned:
+        raise doc.error(("target",), f"'{target}' is not a learned column; allowed: {', '.join(learned)}")
+    protected = data.get("protected", [])
+    if not isinstance(protected, list):
+        raise doc.error(("protected",), "must be a list of learned column names")
+    for i, attribute in enumerate(protected):
+        if attribute not in learned:
+            raise doc.error(("protected", i), f"'{attribute}' is not a learned column; allowed: {', '.join(learned)}")
+    return target, protected
+
+
+def _inherited(base: tuple[dict[str, Any], Document] | None, field_name: str, kind: str, columns: list[Column],
+               document: dict[str, Any]) -> tuple[rules.Rule, ...]:
+    """The base schema's rules of a field (it was validated on its own), less those on a
+    column this schema drops; the self-contained ``document`` gets them too."""
+    if base is None:
+        return ()
+    raw, base_doc = base[0].get(field_name, []), base[1]
+    names = {c.name for c in columns}
+    kept = [r for r in raw if rules.parse_rule(r, kind).columns <= names]
+    if kept:
+        document[field_name] = copy.deepcopy(kept) + list(document.get(field_name, []))
+    return _rules(base_doc, kept, field_name, columns, kind)
+
+
+def _anchored(doc: Document, timeline: Timeline | None) -> tuple[rules.Rule, ...]:
+    """A value anchored to an onset exists only with its condition."""
+    if timeline is None:
+        return ()
+    return tuple(rules.parse_rule(f"{name} is present -> {group.around.condition}", "declared",
+                                  doc.where(("timeline",)))
+                 for stream in timeline.streams for group in stream.groups if group.around is not None
+                 for name in stream.anchored(group))
 
 
 def dump_schema(schema: Schema) -> bytes:

@@ -1,8 +1,9 @@
 """The schema model: frozen objects describing the patient view and its public domains.
 
 A :class:`Schema` lists :class:`Column` objects. Each column has a source (where its
-value comes from in FHIR or in a table), a kind, a role and a PUBLIC domain. Domains
-never come from the data: they are written in the schema and checked when built.
+value comes from in FHIR or in a table, :mod:`privsynth.schema.source`), a kind, a role and
+a PUBLIC domain (:mod:`privsynth.schema.domain`). Domains never come from the data: they are
+written in the schema and checked when built. This module re-exports both modules' names.
 """
 
 from __future__ import annotations
@@ -14,192 +15,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from privsynth.schema.summary import SUMMARIES as SUMMARY_KINDS
-from privsynth.schema.summary import Summary as SummaryKind
+from privsynth.schema.domain import MISSING, OTHER, CategoricalDomain, Category, Domain, NumericDomain
+from privsynth.schema.source import SUMMARIES, TRANSFORMS, CodeGroup, Source, Summary, Where
 
 if TYPE_CHECKING:
     from privsynth.schema.rule import Formula, Rule
     from privsynth.schema.timeline import Timeline
 
+__all__ = ["FAKER_KINDS", "KINDS", "MISSING", "OTHER", "ROLES", "SHARED_IDENTIFIER", "SUMMARIES", "TRANSFORMS",
+           "CategoricalDomain", "Category", "CodeGroup", "Column", "ConditionColumns", "Domain", "Kind",
+           "NumericDomain", "PatientKey", "Role", "Schema", "Source", "Structure", "Summary", "Where",
+           "pair_conditions"]
+
 ROLES = ("direct_identifier", "quasi_identifier", "sensitive", "other")
 KINDS = ("categorical", "boolean", "numeric", "integer")
-SUMMARIES = tuple(SUMMARY_KINDS)
-TRANSFORMS = ("age", "age_at_event", "year")
 FAKER_KINDS = ("name", "mrn", "ssn", "phone", "address", "email", "id")
 
 Role = Literal["direct_identifier", "quasi_identifier", "sensitive", "other"]
 Kind = Literal["categorical", "boolean", "numeric", "integer"]
-Summary = Literal["value", "exists", "count", "first", "last"]
-
-MISSING = "missing"
-OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Category:
-    """One public category: the code written to the output, a display, input aliases."""
-
-    code: str
-    display: str | None = None
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CategoricalDomain:
-    """Categories from the schema, plus an explicit ``other`` and ``missing`` bucket.
-
-    Integer codes ``0..len(categories)-1`` are the categories, then ``other`` (if
-    allowed), then ``missing`` (if allowed).
-    """
-
-    categories: tuple[Category, ...]
-    other: bool = True
-    missing: bool = True
-    integer_codes: bool = False
-
-    def __post_init__(self) -> None:
-        codes = [c.code for c in self.categories]
-        if not codes:
-            raise ValueError("a categorical domain needs at least one category")
-        if len(set(codes)) != len(codes):
-            raise ValueError("category codes must be unique")
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        extra = ((OTHER,) if self.other else ()) + ((MISSING,) if self.missing else ())
-        return tuple(c.code for c in self.categories) + extra
-
-    @property
-    def size(self) -> int:
-        return len(self.labels)
-
-    @property
-    def other_code(self) -> int | None:
-        return len(self.categories) if self.other else None
-
-    @property
-    def missing_code(self) -> int | None:
-        return self.size - 1 if self.missing else None
-
-    def lookup(self) -> dict[str, int]:
-        """Map every accepted input string (code or alias) to its integer code."""
-        table: dict[str, int] = {}
-        for i, cat in enumerate(self.categories):
-            table[cat.code] = i
-            for alias in cat.aliases:
-                table[alias] = i
-        return table
-
-
-@dataclass(frozen=True)
-class NumericDomain:
-    """Public bounds ``[lower, upper]`` cut by public bin ``edges`` (both ends included).
-
-    Values outside the bounds are clamped (a contribution bound) and counted. Integer
-    code ``k`` is the bin ``[edges[k], edges[k+1])`` (the last bin is closed); then
-    ``missing`` if allowed.
-    """
-
-    lower: float
-    upper: float
-    edges: tuple[float, ...]
-    missing: bool = True
-    integer: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.lower < self.upper:
-            raise ValueError("lower must be below upper")
-        if len(self.edges) < 2:
-            raise ValueError("bins need at least two edges")
-        if self.edges[0] != self.lower or self.edges[-1] != self.upper:
-            raise ValueError("the first bin edge must equal lower and the last upper")
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
-            raise ValueError("bin edges must be strictly increasing")
-
-    @property
-    def n_bins(self) -> int:
-        return len(self.edges) - 1
-
-    @property
-    def size(self) -> int:
-        return self.n_bins + (1 if self.missing else 0)
-
-    @property
-    def missing_code(self) -> int | None:
-        return self.n_bins if self.missing else None
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        fmt = "{:g}"
-        bins = tuple(
-            f"[{fmt.format(a)}, {fmt.format(b)}{']' if i == self.n_bins - 1 else ')'}"
-            for i, (a, b) in enumerate(zip(self.edges, self.edges[1:]))
-        )
-        return bins + ((MISSING,) if self.missing else ())
-
-
-Domain = CategoricalDomain | NumericDomain
-
-
-@dataclass(frozen=True)
-class CodeGroup:
-    """A named list of codes from one code system (e.g. SNOMED CT codes for diabetes)."""
-
-    name: str
-    system: str
-    codes: tuple[Category, ...]
-    # what each code treats (a drug's indications), as condition columns of the schema:
-    # (code, (condition, ...)) pairs; a code not listed has none declared
-    indications: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    @property
-    def code_set(self) -> frozenset[str]:
-        return frozenset(c.code for c in self.codes)
-
-    def indicated(self, present: frozenset[str] | set[str]) -> tuple[Category, ...]:
-        """The codes a patient with the ``present`` conditions has an indication for: those
-        whose declared indications include one of them."""
-        treats = dict(self.indications)
-        return tuple(c for c in self.codes if set(treats.get(c.code, ())) & set(present))
-
-
-@dataclass(frozen=True)
-class Where:
-    """A filter: the element at ``path`` must have one of ``values``."""
-
-    path: str
-    values: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a column's value comes from.
-
-    For FHIR input ``resource`` names the resource type; ``path`` the element read;
-    ``codes`` a code group matched against the resource's ``code`` (any coding);
-    ``where`` extra filters; ``summary`` how many-per-patient values become one;
-    ``date`` the element that orders resources in time (for first/last).
-    For table input only ``column`` is used.
-    """
-
-    resource: str | None = None
-    path: str | None = None
-    codes: str | None = None
-    where: tuple[Where, ...] = ()
-    summary: Summary = "value"
-    transform: str | None = None
-    date: str | None = None
-    unit: str | None = None
-    column: str | None = None
-    cell: tuple[str, int] | None = None  # a timeline column: (stream, cell; 0 = the most recent)
-    # a value anchored to a condition's onset (timeline ``around``): (onset column, first day,
-    # last day) relative to the onset; the value nearest the middle of that span is kept
-    anchor: tuple[str, int, int] | None = None
-
-    @property
-    def summary_kind(self) -> SummaryKind:
-        """What ``summary`` means (:mod:`privsynth.schema.summary`)."""
-        return SUMMARY_KINDS[self.summary]
 
 
 @dataclass(frozen=True)

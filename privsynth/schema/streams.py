@@ -106,6 +106,24 @@ def timeline_structure(timeline: Timeline, columns: list[Column], structure: Str
 def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], taken: set[str],
             conditions: set[str], onsets: Mapping[str, str]) -> tuple[Stream, list[Column]]:
     data = check_keys(doc, raw, key, STREAM_KEYS, "a stream")
+    stream, bins = _stream_shell(doc, data, key)
+    raw_groups = listed(doc, data, key, "groups", "a stream")
+    event_groups: list[EventGroup] = []
+    columns: list[Column] = []
+    for j, raw_group in enumerate(raw_groups):
+        gkey = key + ("groups", j)
+        g = check_keys(doc, raw_group, gkey, EVENT_GROUP_KEYS, "an event group")
+        group = _event_group(doc, g, gkey, stream.kind, groups, conditions, onsets)
+        if any(e.name == group.name for e in event_groups):
+            raise doc.error(gkey + ("name",), f"group name '{group.name}' is used twice in this stream")
+        event_groups.append(group)
+        columns += _group_columns(doc, g, gkey, stream, group, bins, groups, taken)
+    return dataclasses.replace(stream, groups=tuple(event_groups)), columns
+
+
+def _stream_shell(doc: Document, data: dict[str, Any], key: Key) -> tuple[Stream, tuple[float, ...]]:
+    """A stream without its groups (``name``, ``resource``, ``kind``, window, grain and caps),
+    and the bin edges of a count stream's cells."""
     name = data.get("name")
     if not isinstance(name, str) or not name.isidentifier():
         raise doc.error(key + ("name",), "a stream needs a 'name' made of letters, digits and _")
@@ -122,64 +140,76 @@ def _stream(doc: Document, raw: Any, key: Key, groups: Mapping[str, CodeGroup], 
         bins = parse_edges(doc, data["bins"], key + ("bins",), 0, cap, True)
     else:
         bins = tuple(float(b) for b in range(cap + 1))
-    raw_groups = listed(doc, data, key, "groups", "a stream")
-    stream = Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, ())  # its groups below
-    event_groups: list[EventGroup] = []
+    return Stream(name, resource, cast(Any, kind), window, grain, max_events, cap, ()), bins
+
+
+def _event_group(doc: Document, g: dict[str, Any], gkey: Key, kind: str, groups: Mapping[str, CodeGroup],
+                 conditions: set[str], onsets: Mapping[str, str]) -> EventGroup:
+    """An event group of a stream: its name, codes, the conditions it ``treats`` and
+    ``follows``, its anchor ``around`` an onset and its ``schedule``."""
+    gname = g.get("name")
+    if not isinstance(gname, str) or not gname.isidentifier():
+        raise doc.error(gkey + ("name",), "an event group needs a 'name' made of letters, digits and _")
+    if "codes" not in g and "where" not in g:
+        raise doc.error(gkey, "an event group needs 'codes' (a code group) or 'where' (a filter)")
+    treats = _treats(doc, g, gkey, conditions)
+    follows = g.get("follows", [])
+    if not isinstance(follows, list) or not follows and "follows" in g:
+        raise doc.error(gkey + ("follows",), "must be a non-empty list of condition columns")
+    for i, flag in enumerate(follows):
+        if flag not in conditions:
+            raise doc.error(gkey + ("follows", i), f"'{flag}' is not a condition column of this schema (name "
+                            f"a Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
+    around = _around(doc, g["around"], gkey + ("around",), kind, onsets) if "around" in g else None
+    schedule = _schedule(doc, g["schedule"], gkey + ("schedule",), groups.get(g.get("codes") or "")) \
+        if "schedule" in g else ()
+    return EventGroup(gname, g.get("codes"), tuple(dict.fromkeys(treats)), tuple(dict.fromkeys(follows)), around,
+                      schedule)
+
+
+def _treats(doc: Document, g: dict[str, Any], gkey: Key, conditions: set[str]) -> list[Any]:
+    """The condition columns a group ``treats``: one name, or a list of them."""
+    treats = g.get("treats", [])
+    treats = [treats] if isinstance(treats, str) else treats
+    if not isinstance(treats, list) or not treats and "treats" in g:
+        raise doc.error(gkey + ("treats",), "must name a condition column, or list several")
+    for i, flag in enumerate(treats):
+        if flag not in conditions:
+            raise doc.error(gkey + ("treats",) + ((i,) if isinstance(g["treats"], list) else ()),
+                            f"'{flag}' is not a condition column of this schema (name a Condition 'exists' "
+                            f"column; allowed: {', '.join(sorted(conditions))})")
+    return treats
+
+
+def _group_columns(doc: Document, g: dict[str, Any], gkey: Key, stream: Stream, group: EventGroup,
+                   bins: tuple[float, ...], groups: Mapping[str, CodeGroup], taken: set[str]) -> list[Column]:
+    """The patient-view columns of a group: one per cell of the stream's window, then (for a
+    group anchored ``around`` an onset) the values at the onset and after it."""
+    kind, cap = stream.kind, stream.max_per_grain
+    source: dict[str, Any] = {"resource": stream.resource, "summary": "count" if kind == "count" else "last",
+                              **{f: g[f] for f in ("codes", "where", "path", "unit") if f in g}}
+    if kind == "count":
+        for bad in ("path", "unit", "domain"):
+            if bad in g:
+                raise doc.error(gkey + (bad,), "a count stream's groups take no value 'path', 'unit' or 'domain'")
+        domain: Any = {"lower": 0, "upper": cap, "bins": list(bins), "missing": False}
+    else:
+        if "domain" not in g:
+            raise doc.error(gkey + ("domain",), "a value stream's group needs a public 'domain'")
+        domain = g["domain"]
+    raw_col = {"role": "sensitive", "kind": "integer" if kind == "count" else "numeric", "source": source,
+               "domain": domain, "output": g.get("output", {})}
     columns: list[Column] = []
-    for j, raw_group in enumerate(raw_groups):
-        gkey = key + ("groups", j)
-        g = check_keys(doc, raw_group, gkey, EVENT_GROUP_KEYS, "an event group")
-        gname = g.get("name")
-        if not isinstance(gname, str) or not gname.isidentifier():
-            raise doc.error(gkey + ("name",), "an event group needs a 'name' made of letters, digits and _")
-        if "codes" not in g and "where" not in g:
-            raise doc.error(gkey, "an event group needs 'codes' (a code group) or 'where' (a filter)")
-        treats = g.get("treats", [])
-        treats = [treats] if isinstance(treats, str) else treats
-        if not isinstance(treats, list) or not treats and "treats" in g:
-            raise doc.error(gkey + ("treats",), "must name a condition column, or list several")
-        for i, flag in enumerate(treats):
-            if flag not in conditions:
-                raise doc.error(gkey + ("treats",) + ((i,) if isinstance(g["treats"], list) else ()),
-                                f"'{flag}' is not a condition column of this schema (name a Condition 'exists' "
-                                f"column; allowed: {', '.join(sorted(conditions))})")
-        follows = g.get("follows", [])
-        if not isinstance(follows, list) or not follows and "follows" in g:
-            raise doc.error(gkey + ("follows",), "must be a non-empty list of condition columns")
-        for i, flag in enumerate(follows):
-            if flag not in conditions:
-                raise doc.error(gkey + ("follows", i), f"'{flag}' is not a condition column of this schema (name "
-                                f"a Condition 'exists' column; allowed: {', '.join(sorted(conditions))})")
-        around = _around(doc, g["around"], gkey + ("around",), kind, onsets) if "around" in g else None
-        schedule = _schedule(doc, g["schedule"], gkey + ("schedule",), groups.get(g.get("codes") or "")) \
-            if "schedule" in g else ()
-        group = EventGroup(gname, g.get("codes"), tuple(dict.fromkeys(treats)), tuple(dict.fromkeys(follows)), around,
-                           schedule)
-        if any(e.name == gname for e in event_groups):
-            raise doc.error(gkey + ("name",), f"group name '{gname}' is used twice in this stream")
-        event_groups.append(group)
-        source: dict[str, Any] = {"resource": resource, "summary": "count" if kind == "count" else "last",
-                  **{f: g[f] for f in ("codes", "where", "path", "unit") if f in g}}
-        if kind == "count":
-            for bad in ("path", "unit", "domain"):
-                if bad in g:
-                    raise doc.error(gkey + (bad,), "a count stream's groups take no value 'path', 'unit' or 'domain'")
-            domain: Any = {"lower": 0, "upper": cap, "bins": list(bins), "missing": False}
-        else:
-            if "domain" not in g:
-                raise doc.error(gkey + ("domain",), "a value stream's group needs a public 'domain'")
-            domain = g["domain"]
-        raw_col = {"role": "sensitive", "kind": "integer" if kind == "count" else "numeric", "source": source,
-                   "domain": domain, "output": g.get("output", {})}
-        for k, cname in enumerate(stream.columns(group)):
-            columns.append(_group_column(doc, gkey, "name", "the cell column", {**raw_col, "name": cname}, groups,
-                                         taken, cell=(name, k)))
-        if around is not None:
-            at = (-around.at_days, around.at_days)
-            for cname, span in zip(stream.anchored(group), (at, around.after_days)):
-                columns.append(_group_column(doc, gkey, "around", "the column", {**raw_col, "name": cname}, groups,
-                                             taken, anchor=(around.onset_column, *span)))
-    return dataclasses.replace(stream, groups=tuple(event_groups)), columns
+    for k, cname in enumerate(stream.columns(group)):
+        columns.append(_group_column(doc, gkey, "name", "the cell column", {**raw_col, "name": cname}, groups,
+                                     taken, cell=(stream.name, k)))
+    around = group.around
+    if around is not None:
+        at = (-around.at_days, around.at_days)
+        for cname, span in zip(stream.anchored(group), (at, around.after_days)):
+            columns.append(_group_column(doc, gkey, "around", "the column", {**raw_col, "name": cname}, groups,
+                                         taken, anchor=(around.onset_column, *span)))
+    return columns
 
 
 def _schedule(doc: Document, raw: Any, key: Key, group: CodeGroup | None) -> tuple[Schedule, ...]:
