@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from privsynth.atomic import write_bytes
 from privsynth.fhir.output import FhirSink
+from privsynth.fhir.provenance import provenance, provenance_id
 from privsynth.fhir.record import Record
 from privsynth.identity import Identity
 
@@ -38,6 +39,8 @@ class SinkContext:
     delta: float
     reference: object  # a datetime.date
     version: str
+    seed: int = 0  # the post-processing seed (ids of what the sink adds)
+    release_id: str | None = None  # a release's id (None for synthesize and sample)
 
 
 class RecordSink(Protocol):
@@ -89,11 +92,22 @@ class _Fhir:
         self.dir.mkdir(parents=True)
         self.kind, self.context = kind, context
         self.sink = FhirSink(self.dir, kind, context.patients)
+        self.patients: list[str] = []
+
+    def _provenance(self, patients: list[str], part: int) -> dict[str, Any]:
+        c = self.context
+        return provenance(provenance_id(c.seed, part), patients, c.now, c.epsilon, c.delta, c.version, c.release_id)
 
     def add(self, who: Identity, record: Record) -> None:
-        self.sink.add(who.id, record.resources())
+        resources = record.resources()
+        if self.kind == "bundle":  # each Bundle is an output of its own: it says how it was made
+            resources.append(self._provenance([who.id], len(self.patients) + 1))
+        self.patients.append(who.id)
+        self.sink.add(who.id, resources)
 
     def close(self) -> Counter[str]:
+        if self.kind == "ndjson" and self.patients:  # one Provenance for the whole Bulk output
+            self.sink.add("provenance", [self._provenance(self.patients, 0)])
         counts = self.sink.close()
         if self.kind == "bundle":
             return Counter({"Bundle": self.sink.bundles})

@@ -108,14 +108,14 @@ def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = Fals
 
 def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,
                     epsilon: float, delta: float, progress: Progress | None,
-                    placement: Counter[str] | None = None) -> dict[str, int]:
+                    placement: Counter[str] | None = None, release_id: str | None = None) -> dict[str, int]:
     """Write synthetic rows under ``base``: FHIR R4 (``fhir/``) and ``patients.csv`` for
     FHIR schemas, ``synthetic.csv``/``.parquet`` for table schemas. ``placement`` receives
     what placing timelines as FHIR histories had to add or move (counts of synthetic events)."""
     if schema.input_format == "table":
         return write_table_output(base, sample, schema, seed)
     return dict(write_fhir_output(base, sample, schema, seed, output_format, now, epsilon, delta, progress,
-                                  placement))
+                                  placement, release_id=release_id))
 
 
 def synthesize(inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, progress: Progress | None = None,
@@ -213,13 +213,13 @@ def model_findings(synth: Synthesizer, schema: Schema) -> list[Finding]:
 
 def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample: pd.DataFrame, spec: RunSpec,
                           now: str, progress: Progress | None, placement: Counter[str] | None = None,
-                          schema_text: bytes | None = None) -> dict[str, int]:
+                          schema_text: bytes | None = None, release_id: str | None = None) -> dict[str, int]:
     """What every shareable directory holds, written under ``tmp``: the synthetic data (under
     ``data_dir``), the DP model, its public schema (lets a recipient sample it) and
     ``privacy.json``. The one write step synthesize and release share."""
     assert spec.seed is not None  # the caller fixed it (post_processing_seed)
     counts = write_synthetic(data_dir, sample, spec.schema, spec.seed, spec.output_format, now, spec.epsilon,
-                             spec.delta, progress, placement)
+                             spec.delta, progress, placement, release_id=release_id)
     synth.save(tmp / "model")
     if schema_text is None and spec.schema.document is not None:
         schema_text = dump_schema(spec.schema)
@@ -283,14 +283,15 @@ def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[li
 
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
                       now: str, epsilon: float, delta: float, progress: Progress | None,
-                      placement: Counter[str] | None = None) -> Counter[str]:
+                      placement: Counter[str] | None = None, *, release_id: str | None = None) -> Counter[str]:
     """The records of ``sample`` in ``output_format`` (a registered format of
     :mod:`privsynth.formats`: FHIR NDJSON or Bundles, OMOP, or none) and ``patients.csv``
     (fresh identifiers and the synthetic row), all from one writer's typed records."""
     writer = FhirWriter(schema, seed)
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
-    context = SinkContext(total, now, epsilon, delta, schema.reference, versions().get("privsynth", "unknown"))
+    context = SinkContext(total, now, epsilon, delta, schema.reference, versions().get("privsynth", "unknown"), seed,
+                          release_id)
     sink = get_format(output_format).open(tmp, context)
     try:
         for k, (who, facts, record) in enumerate(writer.records(sample)):

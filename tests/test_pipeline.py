@@ -126,8 +126,11 @@ def test_bundle_format_writes_one_valid_transaction_bundle_per_patient(core_sche
         check(bundle)
         patient = bundle["entry"][0]["resource"]
         assert patient["resourceType"] == "Patient" and path.stem == patient["id"]
-        refs = {e["resource"]["subject"]["reference"] for e in bundle["entry"][1:]}
+        refs = {e["resource"]["subject"]["reference"] for e in bundle["entry"][1:]
+                if e["resource"]["resourceType"] != "Provenance"}
         assert refs <= {f"urn:uuid:{patient['id']}"}
+        [provenance] = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
+        assert provenance["target"] == [{"reference": f"urn:uuid:{patient['id']}"}]
 
 
 def test_a_failed_run_leaves_no_partial_output(core_schema, tmp_path, monkeypatch):

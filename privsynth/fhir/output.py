@@ -87,10 +87,18 @@ def to_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
         r = dict(r)
         for field in ("subject", "encounter"):
             if field in r:
-                r[field] = {"reference": "urn:uuid:" + r[field]["reference"].split("/", 1)[1]}
+                r[field] = _local(r[field])
+        for field in ("target", "reasonReference"):  # a Provenance's targets, an Encounter's reasons
+            if field in r:
+                r[field] = [_local(ref) for ref in r[field]]
         entries.append({"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
                         "request": {"method": "POST", "url": r["resourceType"]}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _local(reference: dict[str, str]) -> dict[str, str]:
+    """``Type/id`` as the ``urn:uuid:id`` of an entry of the same transaction."""
+    return {"reference": "urn:uuid:" + reference["reference"].split("/", 1)[1]}
 
 
 def _write_synced(path: Path, data: bytes) -> None:

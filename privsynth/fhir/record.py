@@ -27,6 +27,9 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+# HL7's mark of test data, on every synthetic resource (meta.security; v3-ActReason HTEST)
+SYNTHETIC = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST",
+             "display": "test health data"}
 
 
 @dataclass(frozen=True)
@@ -220,4 +223,7 @@ class Record:
         patient columns' events, then the history's other events."""
         ref = self.ref
         visits = sorted(self.visits, key=lambda e: e.start)
-        return [self.patient] + [e.json(ref) for e in (*visits, *self.events, *self.history)]
+        out = [self.patient] + [e.json(ref) for e in (*visits, *self.events, *self.history)]
+        for resource in out:  # every one is marked synthetic, as HL7 asks of test data
+            resource.setdefault("meta", {})["security"] = [dict(SYNTHETIC)]
+        return out
