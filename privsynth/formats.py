@@ -28,6 +28,20 @@ from privsynth.identity import Identity
 
 
 @dataclass(frozen=True)
+class Output:
+    """How synthetic records are written: the format, the post-processing seed (identities,
+    dates, ids), the run's time, the model's DP parameters, and the release they belong to
+    (None for synthesize, or a sample of a model that was not released)."""
+
+    format: str
+    seed: int
+    now: str
+    epsilon: float
+    delta: float
+    release_id: str | None = None
+
+
+@dataclass(frozen=True)
 class SinkContext:
     """What a sink may need besides the records: how many will come, the run's time and DP
     parameters (for manifests), the reference date of the export (OMOP's observation

@@ -29,7 +29,7 @@ from privsynth.errors import InputError, OutputError
 from privsynth.fhir.record import tenths
 from privsynth.fhir.view import build_patient_view
 from privsynth.fhir.write import FhirWriter, identity_row
-from privsynth.formats import SinkContext
+from privsynth.formats import Output, SinkContext
 from privsynth.formats import get as get_format
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.learnability import Learnability
@@ -106,16 +106,14 @@ def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = Fals
     return view, replace(ingest, data_quality=tuple(found))
 
 
-def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str, now: str,
-                    epsilon: float, delta: float, progress: Progress | None,
-                    placement: Counter[str] | None = None, release_id: str | None = None) -> dict[str, int]:
+def write_synthetic(base: Path, sample: pd.DataFrame, schema: Schema, output: Output,
+                    progress: Progress | None = None, placement: Counter[str] | None = None) -> dict[str, int]:
     """Write synthetic rows under ``base``: FHIR R4 (``fhir/``) and ``patients.csv`` for
     FHIR schemas, ``synthetic.csv``/``.parquet`` for table schemas. ``placement`` receives
     what placing timelines as FHIR histories had to add or move (counts of synthetic events)."""
     if schema.input_format == "table":
-        return write_table_output(base, sample, schema, seed)
-    return dict(write_fhir_output(base, sample, schema, seed, output_format, now, epsilon, delta, progress,
-                                  placement, release_id=release_id))
+        return write_table_output(base, sample, schema, output.seed)
+    return dict(write_fhir_output(base, sample, schema, output, progress, placement))
 
 
 def synthesize(inputs: Iterable[str | Path], schema: Schema, out: str | Path, *, progress: Progress | None = None,
@@ -160,7 +158,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     placement: Counter[str] = Counter()
     with atomic_directory(out) as tmp:
         counts = write_model_directory(tmp, tmp / "data" if schema.input_format == "table" else tmp, synth, sample,
-                                       spec, now, progress, placement, schema_text)
+                                       spec, spec.output(now), progress, placement, schema_text)
     timings["write"] = time.perf_counter() - t0
 
     internal = out.parent / f"{out.name}.internal.json"
@@ -212,14 +210,13 @@ def model_findings(synth: Synthesizer, schema: Schema) -> list[Finding]:
 
 
 def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample: pd.DataFrame, spec: RunSpec,
-                          now: str, progress: Progress | None, placement: Counter[str] | None = None,
-                          schema_text: bytes | None = None, release_id: str | None = None) -> dict[str, int]:
+                          output: Output, progress: Progress | None, placement: Counter[str] | None = None,
+                          schema_text: bytes | None = None) -> dict[str, int]:
     """What every shareable directory holds, written under ``tmp``: the synthetic data (under
     ``data_dir``), the DP model, its public schema (lets a recipient sample it) and
     ``privacy.json``. The one write step synthesize and release share."""
     assert spec.seed is not None  # the caller fixed it (post_processing_seed)
-    counts = write_synthetic(data_dir, sample, spec.schema, spec.seed, spec.output_format, now, spec.epsilon,
-                             spec.delta, progress, placement, release_id=release_id)
+    counts = write_synthetic(data_dir, sample, spec.schema, output, progress, placement)
     synth.save(tmp / "model")
     if schema_text is None and spec.schema.document is not None:
         schema_text = dump_schema(spec.schema)
@@ -281,18 +278,17 @@ def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[li
         yield resources
 
 
-def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int, output_format: str,
-                      now: str, epsilon: float, delta: float, progress: Progress | None,
-                      placement: Counter[str] | None = None, *, release_id: str | None = None) -> Counter[str]:
-    """The records of ``sample`` in ``output_format`` (a registered format of
+def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, output: Output,
+                      progress: Progress | None = None, placement: Counter[str] | None = None) -> Counter[str]:
+    """The records of ``sample`` in ``output.format`` (a registered format of
     :mod:`privsynth.formats`: FHIR NDJSON or Bundles, OMOP, or none) and ``patients.csv``
     (fresh identifiers and the synthetic row), all from one writer's typed records."""
-    writer = FhirWriter(schema, seed)
+    writer = FhirWriter(schema, output.seed)
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
-    context = SinkContext(total, now, epsilon, delta, schema.reference, versions().get("privsynth", "unknown"), seed,
-                          release_id)
-    sink = get_format(output_format).open(tmp, context)
+    context = SinkContext(total, output.now, output.epsilon, output.delta, schema.reference,
+                          versions().get("privsynth", "unknown"), output.seed, output.release_id)
+    sink = get_format(output.format).open(tmp, context)
     try:
         for k, (who, facts, record) in enumerate(writer.records(sample)):
             identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
@@ -305,7 +301,7 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: int
     if placement is not None and writer.history is not None:
         placement.update(writer.history.stats)
     shown = sample.reset_index(drop=True)
-    if output_format != "csv":  # the table says what the FHIR says: numbers as written, to a tenth
+    if output.format != "csv":  # the table says what the FHIR says: numbers as written, to a tenth
         for col in schema.view_columns:
             if col.kind == "numeric" and col.name in shown.columns:
                 values = pd.to_numeric(shown[col.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privsynth.audit.policy import Policy
 from privsynth.errors import InputError
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
 from privsynth.privacy.mechanism import rho_for
 from privsynth.schema.model import Schema
+
+if TYPE_CHECKING:
+    from privsynth.formats import Output
 
 ON_ERROR = ("raise", "skip")
 DEFAULT_BUDGET = "default"
@@ -82,6 +85,13 @@ class RunSpec:
     @property
     def rho(self) -> float:
         return rho_for(self.epsilon, self.delta)
+
+    def output(self, now: str, release_id: str | None = None) -> Output:
+        """How this run writes its records (its seed fixed first: :meth:`with_seed`)."""
+        from privsynth.formats import Output
+
+        assert self.seed is not None, "the post-processing seed is fixed before anything is written"
+        return Output(self.output_format, self.seed, now, self.epsilon, self.delta, release_id)
 
     def with_seed(self, seed: int) -> RunSpec:
         return replace(self, seed=seed)

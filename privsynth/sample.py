@@ -162,7 +162,7 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
     """Draw ``rows`` patients from a shared model (conditioned on ``where``) into ``out``:
     FHIR (``ndjson`` or ``bundle``) or OMOP (``omop``) plus ``patients.csv``, or the table alone (``csv``; the
     only form for a table schema, the default there), and ``sample.json``."""
-    from privsynth.formats import formats
+    from privsynth.formats import Output, formats
     from privsynth.pipeline import post_processing_seed, versions, write_synthetic
 
     if output_format is not None and output_format not in formats():
@@ -202,6 +202,7 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
     with atomic_directory(out) as tmp:
         # as synthesize writes: the table under data/ for a table schema, else FHIR (or, csv, the table alone)
         base = tmp / "data" if schema.input_format == "table" else tmp
-        files = write_synthetic(base, frame, schema, seed, output_format, now, epsilon, delta, progress)
+        output = Output(output_format, seed, now, epsilon, delta, shared.release_id)
+        files = write_synthetic(base, frame, schema, output, progress)
         write_bytes(tmp / "sample.json", json.dumps(statement, indent=2).encode())
     return SampleResult(out, rows, conditions, dict(files), statement)

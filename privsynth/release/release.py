@@ -264,8 +264,8 @@ def _write_release(spec: RunSpec, out: Path, synth: Synthesizer, sample: pd.Data
     assert spec.seed is not None  # run_release fixed it
     schema_hash = sha256_file(Path(schema.source_file)) if schema.source_file else None
     with atomic_directory(out) as tmp:
-        write_model_directory(tmp, tmp / "data", synth, sample, spec, internal.created, progress,
-                              release_id=internal.release_id)
+        write_model_directory(tmp, tmp / "data", synth, sample, spec,
+                              spec.output(internal.created, internal.release_id), progress)
         files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
         shared_policy = {k: v for k, v in policy.as_dict().items() if k != "source"}
         manifest = ReleaseManifest(

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from privsynth.formats import Output
 from privsynth.pipeline import read_view, write_fhir_output
 
 NOW = "2024-01-01T00:00:00+00:00"
@@ -27,7 +28,7 @@ def _htest(resource):
 
 
 def test_ndjson_resources_are_marked_and_one_provenance_names_every_patient(rows, core_schema, tmp_path):
-    write_fhir_output(tmp_path, rows, core_schema, 3, "ndjson", NOW, 1.0, 1e-6, None, release_id="r-1")
+    write_fhir_output(tmp_path, rows, core_schema, Output("ndjson", 3, NOW, 1.0, 1e-6, "r-1"))
     resources = [json.loads(line) for path in (tmp_path / "fhir").glob("*.ndjson")
                  for line in path.read_text().splitlines()]
     assert resources and all(_htest(r) for r in resources)
@@ -43,7 +44,7 @@ def test_ndjson_resources_are_marked_and_one_provenance_names_every_patient(rows
 
 
 def test_each_bundle_carries_its_own_provenance_resolved_inside_it(rows, core_schema, tmp_path):
-    write_fhir_output(tmp_path, rows, core_schema, 3, "bundle", NOW, 1.0, 1e-6, None)
+    write_fhir_output(tmp_path, rows, core_schema, Output("bundle", 3, NOW, 1.0, 1e-6))
     bundles = [json.loads(p.read_text()) for p in (tmp_path / "fhir").glob("*.json")]
     assert len(bundles) == 40
     for bundle in bundles:

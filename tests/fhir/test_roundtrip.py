@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from privsynth.domain import encode
+from privsynth.formats import Output
 from privsynth.pipeline import read_view, write_fhir_output
 from privsynth.schema import load_schema
 from tests.conftest import ROOT
@@ -30,8 +31,8 @@ def _round_trip(export, tmp_path, name):
     view, _ = read_view([export], schema)
     rows = view.reset_index(drop=True)
     placement: Counter[str] = Counter()
-    write_fhir_output(tmp_path / "out", rows, schema, 11, "ndjson", "2024-01-01T00:00:00Z", 1.0, 1e-6, None,
-                      placement)
+    write_fhir_output(tmp_path / "out", rows, schema, Output("ndjson", 11, "2024-01-01T00:00:00Z", 1.0, 1e-6),
+                      placement=placement)
     back, _ = read_view([tmp_path / "out" / "fhir"], schema)
     order = pd.read_csv(tmp_path / "out" / "patients.csv", dtype=str)["patient_id"].tolist()
     back = back.loc[order].reset_index(drop=True)  # the written patients, in the order of the rows written

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from privsynth.formats import Output
 from privsynth.omop.tables import TABLES, ddl
 from privsynth.omop.vocabulary import Vocabulary
 from privsynth.pipeline import read_view, write_fhir_output
@@ -28,8 +29,8 @@ def _write_both(export: Path, schema_name: str, out: Path):
     schema = load_schema(ROOT / "schemas" / f"{schema_name}.yaml")
     view, _ = read_view([export], schema)
     rows = view.reset_index(drop=True)
-    write_fhir_output(out / "fhir_run", rows, schema, SEED, "ndjson", NOW, 1.0, 1e-6, None)
-    counts = write_fhir_output(out / "omop_run", rows, schema, SEED, "omop", NOW, 1.0, 1e-6, None)
+    write_fhir_output(out / "fhir_run", rows, schema, Output("ndjson", SEED, NOW, 1.0, 1e-6))
+    counts = write_fhir_output(out / "omop_run", rows, schema, Output("omop", SEED, NOW, 1.0, 1e-6))
     return schema, counts
 
 
@@ -158,7 +159,7 @@ def test_unmapped_codes_are_written_with_concept_zero_and_counted(core_schema, t
 
     write_example_export(tmp_path / "export", 60, 2)
     view, _ = read_view([tmp_path / "export"], core_schema)
-    write_fhir_output(tmp_path / "out", view.reset_index(drop=True), core_schema, SEED, "omop", NOW, 1.0, 1e-6, None)
+    write_fhir_output(tmp_path / "out", view.reset_index(drop=True), core_schema, Output("omop", SEED, NOW, 1.0, 1e-6))
     con = _load(tmp_path / "out" / "omop")
     zero = con.execute("SELECT count(*) FROM drug_exposure WHERE drug_concept_id = 0").fetchone()[0]
     total = con.execute("SELECT count(*) FROM drug_exposure").fetchone()[0]
