@@ -61,6 +61,8 @@ class RunSpec:
     target: str | None = None
     dataset: str = DEFAULT_BUDGET
     show_counts: bool = False
+    recipients: str = ""  # who receives a release, and why (stated in its manifest and report)
+    purpose: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))

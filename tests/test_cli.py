@@ -182,3 +182,23 @@ def test_progress_off_a_terminal_prints_a_line_every_few_seconds_with_an_eta(mon
     lines = [line.strip() for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines == ["write FHIR: 30/100, about 14 s left", "write FHIR: 60/100, about 8 s left",
                      "write FHIR: 100/100 done in 13 s"]
+
+
+def test_the_gate_is_one_line_per_check_off_a_terminal():
+    """On a pipe the verdicts are plain lines, never a table wrapped into 80 columns."""
+    import io
+
+    from rich.console import Console
+
+    from privsynth.audit.result import AuditResult, Check
+    from privsynth.cli.app import print_verdicts
+
+    long_rule = "fails if " + "a very long rule " * 12
+    result = AuditResult((Check("re-identification", "exact matches", 0.0, (0.0, 0.01), long_rule, True,
+                                "detail " * 20), Check("coherence", "rules", float("inf"), None, "r", True)), {})
+    buffer = io.StringIO()
+    print_verdicts(Console(file=buffer, width=80, force_terminal=False), result, "release audit")
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "release audit" and len(lines) == 3
+    assert lines[1].startswith("pass  re-identification: exact matches = 0") and long_rule.strip() in lines[1]
+    assert lines[2].startswith("FAIL  coherence: rules = inf")

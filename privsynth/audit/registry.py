@@ -56,7 +56,8 @@ def unregister(name: str) -> None:
 
 
 BUILTIN = ("privsynth.audit.reidentification", "privsynth.audit.consistency", "privsynth.audit.membership",
-           "privsynth.audit.inference", "privsynth.audit.coherence", "privsynth.audit.facevalidity")
+           "privsynth.audit.wp29", "privsynth.audit.inference", "privsynth.audit.coherence",
+           "privsynth.audit.facevalidity")
 
 
 def builtin() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ class Check:
         object.__setattr__(self, "value", float(self.value))
         if self.passed is not None:
             object.__setattr__(self, "passed", bool(self.passed))
+        if self.passed and not math.isfinite(self.value):  # a statistic that could not be computed never passes
+            object.__setattr__(self, "passed", False)
+            object.__setattr__(self, "detail", "; ".join(filter(None, ["not a finite number", self.detail])))
         if self.interval is not None:
             object.__setattr__(self, "interval", (float(self.interval[0]), float(self.interval[1])))
 

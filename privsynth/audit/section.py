@@ -62,6 +62,8 @@ class Bars:
     title: str
     labels: tuple[str, ...]
     series: tuple[tuple[str, tuple[float, ...]], ...]
+    label_axis: str = ""  # what the labels are (drawn as the axis title)
+    value_axis: str = ""  # what the bars measure
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,17 @@ def verdict_table(result: Any, title: str) -> Table:
     return table
 
 
+def print_verdicts(text: Console, result: Any, title: str) -> None:
+    """The gate's checks: a table on a terminal; one line per check when the output goes to a
+    pipe or a file (a table squeezed into 80 columns wraps into unreadable fragments)."""
+    if text.is_terminal:
+        text.print(verdict_table(result, title))
+        return
+    text.print(title, highlight=False)
+    for c in result.checks:
+        text.print(c.line(), markup=False, highlight=False, soft_wrap=True)
+
+
 SPEC_NAMES = {"fmt": "output_format"}  # click option names that differ from RunSpec fields
 
 

@@ -15,9 +15,9 @@ from privsynth.cli.app import (
     fail,
     main,
     out,
+    print_verdicts,
     progress_bar,
     schema,
-    verdict_table,
 )
 
 
@@ -126,7 +126,7 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
         result = evaluate(train, holdout, synthetic, s, policy, epsilon=epsilon, delta=delta, seed=seed,
                           progress=progress)
     text = console if as_json else out
-    text.print(verdict_table(result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)"))
+    print_verdicts(text, result, f"privsynth audit ({result.sizes['synthetic']} synthetic rows)")
     for line in policy.weakened():
         text.print(f"[yellow]policy weakened:[/] {line}")
     if json_file:
@@ -146,11 +146,17 @@ def audit(schema_file: str, train_path: str, holdout_path: str, synthetic_path: 
               help="The release's internal audit (default: RELEASE_DIR.audit.json beside it).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Where to write the HTML (default: RELEASE_DIR.report.html beside it).")
-def report(release_dir: str, audit_file: str | None, out_file: str | None) -> None:
-    """Rebuild the self-contained HTML report of an existing release."""
+@click.option("--pdf", is_flag=True, help="Also print it as PDF beside the HTML (headless Chromium), to file and sign.")
+def report(release_dir: str, audit_file: str | None, out_file: str | None, pdf: bool) -> None:
+    """Rebuild the self-contained HTML report of an existing release (and its PDF)."""
     from privsynth.release.release import rebuild_report
 
-    out.print(f"report written: {rebuild_report(release_dir, audit_file, out_file)}")
+    html = rebuild_report(release_dir, audit_file, out_file)
+    out.print(f"report written: {html}")
+    if pdf:
+        from privsynth.report.pdf import to_pdf
+
+        out.print(f"PDF written: {to_pdf(html, html.with_suffix('.pdf'))}")
 
 
 @main.group()

@@ -24,9 +24,9 @@ from privsynth.cli.app import (
     main,
     notice,
     out,
+    print_verdicts,
     progress_bar,
     spec_from,
-    verdict_table,
 )
 from privsynth.formats import formats, record_formats
 
@@ -120,6 +120,9 @@ def demo(out_dir: str, patients: int, epsilon: float, seed: int, export_dir: str
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy YAML.")
 @click.option("--ledger", "ledger_file", type=click.Path(dir_okay=False), default=None,
               help="Budget ledger (SQLite); default $PRIVSYNTH_LEDGER or ~/.local/share/privsynth/ledger.sqlite3.")
+@click.option("--recipients", default="", help="Who receives this release (stated in its manifest, report and "
+              "dp-registry.json; e.g. 'the X consortium's analysts under DUA 2026-04').")
+@click.option("--purpose", default="", help="What the release is for (stated beside the recipients).")
 @click.option("--dataset", default="default", show_default=True,
               help="The named budget (one per data source) whose patients this release is charged to.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New release directory.")
@@ -151,7 +154,7 @@ def release_command(**options: Any) -> None:
         console.print(f"[yellow]warning:[/] {ledger.origin.warning()}", highlight=False)
     with progress_bar() as progress:
         result = run_release(spec, out_dir, ledger=ledger, progress=progress, notice=notice)
-    text.print(verdict_table(result.audit, "release audit"))
+    print_verdicts(text, result.audit, "release audit")
     m = result.manifest
     text.print(f"[bold green]RELEASED[/]: {result.out} ((epsilon, delta) = ({spec.epsilon:g}, {spec.delta:g}), "
                f"rho {m.rho:.6g}); "

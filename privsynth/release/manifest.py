@@ -82,6 +82,8 @@ class ReleaseManifest:
     patient_key: str = "Patient.id"  # what keyed the patients in the budget ledger (from the schema: public)
     patient_key_row_hash: bool = False  # a hash of each row: a changed re-export is a new patient (a weakening)
     max_attempts: int = 3
+    recipients: str = ""  # who receives the release, as the operator stated it (public)
+    purpose: str = ""  # what for, as the operator stated it (public)
 
     @property
     def end_to_end_dp(self) -> bool:
@@ -118,6 +120,8 @@ class ReleaseManifest:
             "seed": self.seed,
             "versions": dict(self.versions),
             "files": dict(self.files),
+            "recipients": self.recipients,
+            "purpose": self.purpose,
         }
 
     def to_json(self) -> bytes:
@@ -142,10 +146,38 @@ class ReleaseManifest:
                 policy=policy, weakened=weakened,
                 verdicts=tuple(Verdict(**v) for v in doc["audit"]["verdicts"]), seed=int(doc["seed"]),
                 versions=dict(doc["versions"]), files=dict(doc["files"]), patient_key=str(key["key"]),
-                patient_key_row_hash=bool(key["row_hash"]), max_attempts=int(gate["max_attempts"]))
+                patient_key_row_hash=bool(key["row_hash"]), max_attempts=int(gate["max_attempts"]),
+                recipients=str(doc.get("recipients", "")), purpose=str(doc.get("purpose", "")))
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: not valid JSON (line {exc.lineno}); is this a privsynth release?") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"{where}: not a privsynth release manifest (missing or bad field {exc})") from None
+
+
+def registry_entry(m: ReleaseManifest) -> bytes:
+    """The release as an entry of a registry of differential privacy deployments (the fields
+    Dwork, Kohli and Mulligan's "Expose your epsilons" (2019) ask every deployment to publish,
+    as the DP deployments registry collects them): shareable, from the manifest alone."""
+    entry = {
+        "registry_format": "dp-deployment/1",
+        "name": f"privsynth synthetic release {m.release_id}",
+        "date": m.created,
+        "data_product": "synthetic patient records (not real persons)" + ("" if m.end_to_end_dp else
+                                                                         "; partial synthesis: some columns real"),
+        "schema": {"name": m.schema_name, "sha256": m.schema_sha256},
+        "recipients": m.recipients, "purpose": m.purpose,
+        "privacy_unit": PRIVACY_UNIT,
+        "privacy_loss": {"epsilon": m.epsilon, "delta": m.delta, "rho": m.rho, "accounting": ACCOUNTING,
+                         "per_patient_cap": "each patient's total across releases is capped by the data owner's "
+                                            "budget ledger", "end_to_end": m.end_to_end_dp},
+        "trust_model": "central (the data owner runs the mechanism on the real data)",
+        "mechanisms": list(m.mechanisms),
+        "implementation": {"software": "privsynth", "version": m.versions.get("privsynth", "unknown"),
+                           "noise_library": f"OpenDP {m.versions.get('opendp', 'unknown')}", "generator": m.generator},
+        "gate": {"differentially_private": False, "max_attempts": m.max_attempts,
+                 "verdicts": {"pass": sum(v.verdict == "pass" for v in m.verdicts),
+                              "fail": sum(v.verdict == "fail" for v in m.verdicts)}},
+    }
+    return json.dumps(entry, indent=2).encode()

@@ -25,6 +25,7 @@ Order matters for privacy:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import signal
 import time
@@ -62,7 +63,7 @@ from privsynth.progress import Progress
 from privsynth.quality import Finding
 from privsynth.release.inputs import input_files, input_fingerprint, sha256_file
 from privsynth.release.internal import InternalAudit, LedgerNote, PatientCounts
-from privsynth.release.manifest import ReleaseManifest, Verdict
+from privsynth.release.manifest import ReleaseManifest, Verdict, registry_entry
 from privsynth.report.data import report_data
 from privsynth.report.html import render
 from privsynth.run import RunSpec
@@ -277,9 +278,14 @@ def _write_release(spec: RunSpec, out: Path, synth: Synthesizer, sample: pd.Data
             verdicts=tuple(Verdict(**v) for v in audit.verdicts()), seed=spec.seed, versions=versions(), files=files,
             patient_key=schema.patient_id.describe(schema.input_format),
             patient_key_row_hash=schema.patient_id.is_row_hash(schema.input_format),
-            max_attempts=int(policy.max_attempts))
-        write_bytes(tmp / "manifest.json", manifest.to_json())
-        html = render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary)
+            max_attempts=int(policy.max_attempts), recipients=spec.recipients, purpose=spec.purpose)
+        entry = tmp / "dp-registry.json"
+        write_bytes(entry, registry_entry(manifest))
+        manifest = replace(manifest, files={**manifest.files, entry.name: sha256_file(entry)})
+        manifest_bytes = manifest.to_json()
+        write_bytes(tmp / "manifest.json", manifest_bytes)
+        html = render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary,
+                      hashlib.sha256(manifest_bytes).hexdigest())
         pause_point("writing")
     return manifest, html
 
@@ -384,5 +390,7 @@ def rebuild_report(release_dir: str | Path, audit_file: str | Path | None = None
         raise InputError(f"{audit_file}: this internal audit belongs to another release than {release_dir} "
                          "(the release ids differ)")
     target = Path(out_file) if out_file else report_path(release_dir)
-    write_bytes(target, render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary).encode())
+    manifest_sha256 = hashlib.sha256((release_dir / "manifest.json").read_bytes()).hexdigest()
+    write_bytes(target, render(manifest.as_dict(), internal.audit, internal.report, internal.ledger.summary,
+                               manifest_sha256).encode())
     return target

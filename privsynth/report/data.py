@@ -20,6 +20,7 @@ import pandas as pd
 
 from privsynth.domain import encode
 from privsynth.history.chart import add_years
+from privsynth.report.dossier import variables
 from privsynth.schema.model import CategoricalDomain, Column, Schema
 
 SUPPRESSED = "suppressed"
@@ -412,6 +413,27 @@ def _deceased(col: Column, row: dict[str, Any], death: Column | None, schema: Sc
     return f"deceased {when}, at about {max(int(lived) - int(years), 0)}"  # the age is counted to the reference
 
 
+def sampling_baseline(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: Schema,
+                      rng: np.random.Generator) -> dict[str, Any]:
+    """How far the synthetic data are from the training patients, beside how far another
+    sample of real patients of the same size (the holdout) is: the mean total-variation
+    distance over every column's shares. Below the sampling baseline, the synthetic data are
+    as close as fresh real data would be."""
+    m = min(len(holdout), len(synthetic))
+    synthetic = synthetic[rng.permutation(len(synthetic))[:m]]
+    holdout = holdout[rng.permutation(len(holdout))[:m]]
+
+    def mean_tvd(other: np.ndarray) -> float:
+        tvds = []
+        for j, col in enumerate(schema.learned_columns):
+            size = len(labels(col))
+            a, b = _shares(_counts(real[:, j], size).astype(float)), _shares(_counts(other[:, j], size).astype(float))
+            tvds.append(0.5 * float(np.abs(a - b).sum()))
+        return float(np.mean(tvds)) if tvds else 0.0
+
+    return {"patients": m, "synthetic": mean_tvd(synthetic), "sampling": mean_tvd(holdout)}
+
+
 def report_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
                 min_cell: int, shift_max: float, target: str | None, seed: int) -> dict[str, Any]:
     """All the report's utility and bias figures (small cells suppressed)."""
@@ -430,6 +452,8 @@ def report_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFr
         "bias": {"shift_max": shift_max, "groups": bias_rows},
         "patients": patients(synthetic, real_codes, synthetic_codes, schema, min_cell, rng),
         "tstr": None,
+        "variables": variables(schema),
+        "baseline": sampling_baseline(real_codes, synthetic_codes, holdout_codes, schema, rng),
     }
     if target is not None:
         data["tstr"] = tstr(real_codes, synthetic_codes, holdout_codes, schema, target, groups, seed)

@@ -16,7 +16,7 @@ from typing import Any
 from privsynth.audit.protocol import HasSection
 from privsynth.audit.registry import audits
 from privsynth.audit.section import Bars, Block, Grid, ReportInfo, Roc, Section, Strong, Table, Text
-from privsynth.report import svg
+from privsynth.report import dossier, svg
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -33,11 +33,19 @@ border:1px solid #e0c060;padding:8px 12px;border-radius:4px}.grid{display:flex;f
 .card dl{display:grid;grid-template-columns:max-content 1fr;gap:1px 10px;margin:6px 0}
 .card dt{font-weight:bold;color:#555}.card dd{margin:0;overflow-wrap:anywhere}
 .small{font-size:12px;color:#555}
+@media print{nav{display:none}header{background:#fff;color:#000;border-bottom:2px solid #000}
+section{break-inside:auto;border:none;padding:0 0 8px}h2{break-after:avoid}svg,table{break-inside:avoid}
+body{background:#fff}main{max-width:none}}
+@page{size:A4;margin:16mm 12mm}
 """
 
-# the report's own sections; each registered audit's section goes between them, in registry order
-BEFORE_AUDITS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates")]
-AFTER_AUDITS = [("utility", "Utility"), ("bias", "Bias check"), ("patients", "Synthetic patients")]
+# the report's own sections, in the order of an EMA Policy 0070 anonymisation report; each
+# registered audit's section goes between them (the risks), in registry order
+BEFORE_AUDITS = [("context", "1. Context and recipients"), ("variables", "2. Data and variables"),
+                 ("guarantee", "3. Privacy statement (NIST SP 800-226)"), ("gates", "4. Risks: the audit gates")]
+AFTER_AUDITS = [("residual", "5. Residual risk: conclusion"), ("utility", "6. Utility"),
+                ("bias", "6b. Subgroups"), ("patients", "6c. Synthetic patients"), ("terms", "7. Appropriate use"),
+                ("signoff", "8. Sign-off")]
 
 
 def _verdict(passed: bool | None) -> str:
@@ -121,7 +129,8 @@ def _table_block(block: Table) -> str:
 
 def _bars(block: Bars) -> str:
     return (f"<div><h3>{escape(block.title)}</h3>"
-            + svg.bars(list(block.labels), {name: list(values) for name, values in block.series}) + "</div>")
+            + svg.bars(list(block.labels), {name: list(values) for name, values in block.series},
+                       label_axis=block.label_axis, value_axis=block.value_axis) + "</div>")
 
 
 def _roc(block: Roc) -> str:
@@ -167,7 +176,7 @@ def audit_sections(figures: dict[str, Any], info: ReportInfo) -> list[Section]:
 def _utility(report: dict[str, Any]) -> str:
     out = [f"<p class='small'>Categories, bins and cells held by fewer than {report['min_cell']} real patients "
            f"are suppressed from every table and plot; real counts are rounded to multiples of {report['min_cell']} "
-           "and shares are taken among the cells shown.</p>"]
+           "and shares are taken among the cells shown.</p>", _baseline(report)]
     t = report.get("tstr")
     if t:
         def fmt(v: float | None, percent: bool = True) -> str:
@@ -186,24 +195,63 @@ def _utility(report: dict[str, Any]) -> str:
                    + _table(["trained on", "accuracy", "balanced accuracy", "AUC"],
                             [row("real training patients", t["real"]), row("synthetic data", t["synthetic"])]))
     a = report["associations"]
-    out.append("<h3>Associations between columns (Cramér's V)</h3><p>Mean absolute difference "
+    gap = _difference(a["real"], a["synthetic"])
+    out.append("<h3>Associations between columns (Cramér's V)</h3><p>Cramér's V of every pair of columns "
+               "(0: independent, 1: one determines the other), real and synthetic, and real minus synthetic "
+               f"(blue: the synthetic data under-state the association). Mean absolute difference "
                f"{a['mean_abs_difference']:.3f}.</p><div class='grid'>"
                + svg.heatmap(a["real"], a["columns"], a["columns"], title="real")
-               + svg.heatmap(a["synthetic"], a["columns"], a["columns"], title="synthetic") + "</div>")
+               + svg.heatmap(a["synthetic"], a["columns"], a["columns"], title="synthetic")
+               + svg.heatmap(gap, a["columns"], a["columns"], vmax=_largest(gap), title="real minus synthetic",
+                             signed=True) + "</div>")
     out.append("<h3>Most associated pairs, cell by cell (share of patients)</h3><div class='grid'>")
     for pair in report["two_way"]:
         vmax = max([v for row in pair["real"] + pair["synthetic"] for v in row if v == v] + [1e-9])
         name = " × ".join(pair["columns"])
+        gap = _difference(pair["real"], pair["synthetic"])
         out.append("<div>" + svg.heatmap(pair["real"], pair["row_labels"], pair["col_labels"], vmax=vmax,
                                          title=f"{name}: real")
                    + svg.heatmap(pair["synthetic"], pair["row_labels"], pair["col_labels"], vmax=vmax,
-                                 title=f"{name}: synthetic") + "</div>")
+                                 title=f"{name}: synthetic")
+                   + svg.heatmap(gap, pair["row_labels"], pair["col_labels"], vmax=_largest(gap),
+                                 title=f"{name}: real minus synthetic", signed=True) + "</div>")
     out.append("</div><h3>Every column: real vs synthetic shares</h3><div class='grid'>")
     for col in report["one_way"]:
         out.append(f"<div><b>{escape(col['column'])}</b> <span class='small'>TVD {col['tvd']:.3f}</span><br>"
                    + svg.bars(col["labels"], {"real": col["real"], "synthetic": col["synthetic"]}, width=460)
                    + "</div>")
     return "".join(out) + "</div>"
+
+
+def _baseline(report: dict[str, Any]) -> str:
+    """The sampling baseline, and the subgroups the synthetic data serve worst."""
+    out = []
+    b = report.get("baseline")
+    if b:
+        out.append("<h3>Against a sampling baseline</h3>"
+                   f"<p>Mean total-variation distance between the training patients' shares and those of "
+                   f"{b['patients']:,} synthetic patients: <b>{b['synthetic']:.3f}</b>; "
+                   f"of {b['patients']:,} other real patients (the holdout): <b>{b['sampling']:.3f}</b>. "
+                   "The second is what sampling alone costs; "
+                   f"the synthetic data are {b['synthetic'] / max(b['sampling'], 1e-9):.1f} times as far.</p>")
+    groups = sorted(report.get("bias", {}).get("groups", []), key=lambda g: -abs(g["shift"]))[:5]
+    if groups:
+        rows = [[escape(f"{g['attribute']} = {g.get('display', g['group'])}"), f"{100 * g['real']:.1f}%",
+                 f"{100 * g['synthetic']:.1f}%", f"{100 * g['shift']:+.1f} pts"] for g in groups]
+        out.append("<h3>Worst-served subgroups</h3><p>The protected groups whose share moved most (the full "
+                   "table, with each group's prediction accuracy, is in 6b).</p>"
+                   + _table(["group", "real share", "synthetic share", "shift"], rows))
+    return "".join(out)
+
+
+def _difference(real: list[list[float]], synthetic: list[list[float]]) -> list[list[float]]:
+    """Cell by cell, real minus synthetic (a suppressed cell stays suppressed)."""
+    return [[r - y if r == r and y == y and r is not None and y is not None else float("nan")
+             for r, y in zip(row_r, row_s)] for row_r, row_s in zip(real, synthetic)]
+
+
+def _largest(matrix: list[list[float]]) -> float:
+    return max([abs(v) for row in matrix for v in row if v == v] + [1e-9])
 
 
 def _bias(report: dict[str, Any]) -> str:
@@ -258,11 +306,16 @@ def _patients(report: dict[str, Any], real_columns: list[str]) -> str:
 
 
 def render(manifest: dict[str, Any], audit: dict[str, Any], report: dict[str, Any] | None,
-           ledger_line: str = "") -> str:
+           ledger_line: str = "", manifest_sha256: str = "") -> str:
     info = ReportInfo(manifest["epsilon"], manifest["delta"], tuple(manifest.get("real_columns") or ()),
                       (report or {}).get("min_cell", 10))
     own = {
-        "guarantee": _guarantee(manifest, ledger_line),
+        "context": dossier.context(manifest),
+        "variables": dossier.data_and_variables(manifest, report),
+        "guarantee": dossier.nist_statement(manifest) + _guarantee(manifest, ledger_line),
+        "residual": dossier.residual_risk(manifest, audit),
+        "terms": dossier.terms(),
+        "signoff": dossier.sign_off(manifest, manifest_sha256 or "not recorded"),
         "gates": _gates(audit),
         "utility": _utility(report) if report else "<p>No utility figures were recorded.</p>",
         "bias": _bias(report) if report else "",

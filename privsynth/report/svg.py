@@ -17,17 +17,25 @@ def _colour(name: str, k: int) -> str:
     return COLOURS.get(name, PALETTE[k % len(PALETTE)])
 
 
-def bars(labels: list[str], series: dict[str, list[float]], width: int = 520, percent: bool = True) -> str:
-    """Grouped horizontal bars, one group per label, one bar per series."""
+def bars(labels: list[str], series: dict[str, list[float]], width: int = 520, percent: bool = True,
+         label_axis: str = "", value_axis: str = "") -> str:
+    """Grouped horizontal bars, one group per label, one bar per series; ``label_axis`` titles
+    the labels (left), ``value_axis`` the bars' lengths (below)."""
     row = 8 * len(series) + 8
-    left, top = 170, 22
-    height = top + row * len(labels) + 10
+    left, top = 170, 22 + (14 if label_axis else 0)
+    height = top + row * len(labels) + 10 + (18 if value_axis else 0)
     top_value = max([v for vs in series.values() for v in vs] + [1e-9])
     scale = (width - left - 120) / top_value
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
     for k, name in enumerate(series):
         parts.append(f'<rect x="{left + 90 * k}" y="4" width="10" height="10" fill="{_colour(name, k)}"/>'
                      f'<text x="{left + 90 * k + 14}" y="13" font-size="11">{escape(name)}</text>')
+    if label_axis:
+        parts.append(f'<text x="{left - 6}" y="{top - 4}" font-size="11" font-weight="bold" text-anchor="end">'
+                     f'{escape(label_axis)}</text>')
+    if value_axis:
+        parts.append(f'<text x="{left}" y="{height - 4}" font-size="11" font-weight="bold">{escape(value_axis)} '
+                     '&#8594;</text>')
     for i, label in enumerate(labels):
         y = top + i * row
         parts.append(f'<text x="{left - 6}" y="{y + row / 2 + 3}" font-size="11" text-anchor="end">'
@@ -45,10 +53,20 @@ def bars(labels: list[str], series: dict[str, list[float]], width: int = 520, pe
     return "".join(parts)
 
 
+def _fill(v: float, vmax: float, signed: bool) -> str:
+    """White at 0 to blue at vmax; signed maps go red below 0 (real above synthetic: blue)."""
+    share = min(1.0, abs(v) / vmax if vmax else 0)
+    shade = int(255 - 200 * share)
+    if signed and v < 0:
+        return f"rgb(255,{shade},{shade})"
+    return f"rgb({shade},{shade},255)"
+
+
 def heatmap(matrix: list[list[float]], row_labels: list[str], col_labels: list[str], vmax: float = 1.0,
-            cell: int | None = None, title: str = "") -> str:
-    """A heatmap; NaN cells (suppressed) are drawn grey."""
-    cell = cell or (22 if len(col_labels) <= 12 else 14)
+            cell: int | None = None, title: str = "", signed: bool = False) -> str:
+    """A heatmap with each cell's value written in it (when the cells are wide enough); NaN
+    cells (suppressed) are drawn grey. ``signed``: a difference map, blue above 0, red below."""
+    cell = cell or (30 if len(col_labels) <= 12 else 14)
     longest = max((len(x) for x in [*row_labels, *col_labels]), default=4)
     left, top = 12 + 6 * min(longest, 40), 20 + int(5.5 * min(longest, 40))
     width = max(left + cell * len(col_labels) + 90, 8 * len(title) + 10)
@@ -68,17 +86,22 @@ def heatmap(matrix: list[list[float]], row_labels: list[str], col_labels: list[s
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 fill, tip = "#ddd", "suppressed"
             else:
-                shade = int(255 - 200 * min(1.0, abs(v) / vmax if vmax else 0))
-                fill, tip = f"rgb({shade},{shade},255)", f"{v:.3f}"
+                fill, tip = _fill(v, vmax, signed), f"{v:.3f}"
             parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
                          f'fill="{fill}"><title>{escape(tip)}</title></rect>')
-    # the colour scale: 0 (white) to vmax (blue), and grey for suppressed cells
+            if cell >= 24 and tip != "suppressed":
+                shown = f"{v:+.2f}" if signed else f"{v:.2f}"
+                parts.append(f'<text x="{left + j * cell + cell / 2 - 0.5}" y="{y + cell / 2 + 3}" font-size="8" '
+                             f'text-anchor="middle">{shown.replace("0.", ".", 1)}</text>')
+    # the colour scale: 0 (white) to vmax (blue; signed: -vmax red), and grey for suppressed cells
     x0 = left + cell * len(col_labels) + 16
+    low = -vmax if signed else 0.0
     for k in range(10):
-        shade = int(255 - 200 * (9 - k) / 9)
-        parts.append(f'<rect x="{x0}" y="{top + 12 * k}" width="14" height="12" fill="rgb({shade},{shade},255)"/>')
-    parts.append(f'<text x="{x0 + 18}" y="{top + 9}" font-size="9">{vmax:.2g}</text>'
-                 f'<text x="{x0 + 18}" y="{top + 118}" font-size="9">0</text>'
+        value = vmax - (vmax - low) * k / 9
+        parts.append(f'<rect x="{x0}" y="{top + 12 * k}" width="14" height="12" fill="{_fill(value, vmax, signed)}"/>')
+    parts.append(f'<text x="{x0 + 18}" y="{top + 9}" font-size="9">{vmax:+.2g}</text>' if signed else
+                 f'<text x="{x0 + 18}" y="{top + 9}" font-size="9">{vmax:.2g}</text>')
+    parts.append(f'<text x="{x0 + 18}" y="{top + 118}" font-size="9">{low:.2g}</text>'
                  f'<rect x="{x0}" y="{top + 126}" width="14" height="10" fill="#ddd"/>'
                  f'<text x="{x0 + 18}" y="{top + 135}" font-size="9">suppressed</text>')
     parts.append("</svg>")

@@ -26,7 +26,7 @@ def test_side_hits_and_exact_binomial_p():
     hits = side_hits(hit_train, hit_holdout)
     assert (hits.train, hits.holdout, hits.several, hits.chunks) == (6, 0, 1, 2)
     assert hits.p == pytest.approx((2 / 3) ** 6)  # P(no holdout hit among 6), each w.p. 1/3
-    assert hits.ratio == float("inf")
+    assert hits.ratio == 6.0  # 6 train hits over 2 chunks against no holdout hit, taken as half a hit
 
 
 def test_tail_uses_the_pooled_quantile():

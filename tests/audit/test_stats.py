@@ -79,3 +79,13 @@ def test_epsilon_lower_bound_zero_without_signal_and_large_for_a_perfect_attack(
     fpr_hi = 1 - (0.05 / 20 / 2) ** (1 / 2000)
     assert perfect == pytest.approx(math.log(clopper_pearson(2000, 2000, 0.05 / 20)[0] / fpr_hi), rel=1e-6)
     assert perfect > 5
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")], ids=["inf", "minus-inf", "nan"])
+def test_a_statistic_that_is_not_a_finite_number_never_passes(value):
+    from privsynth.audit.result import Check
+
+    check = Check("toy", "a ratio", value, None, "fails above 2", True)
+    assert check.passed is False and "not a finite number" in check.detail
+    assert check.line().startswith("FAIL")
+    assert Check("toy", "a ratio", value, None, "information", None).passed is None  # information stays information

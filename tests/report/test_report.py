@@ -14,9 +14,14 @@ import pytest
 
 RARE = "zz-held-by-three"
 # the report's sections in order: its own, then each registered audit's (registry order), then its own
-SECTIONS = [("guarantee", "Privacy guarantee"), ("gates", "Audit gates"), ("distances", "Closest records"),
-            ("membership", "Membership inference"), ("coherence", "Coherence"), ("utility", "Utility"),
-            ("bias", "Bias check"), ("patients", "Synthetic patients")]
+# (EMA Policy 0070's order: context, data, statement, risks, conclusion, utility, terms, sign-off)
+SECTIONS = [("context", "1. Context and recipients"), ("variables", "2. Data and variables"),
+            ("guarantee", "3. Privacy statement (NIST SP 800-226)"), ("gates", "4. Risks: the audit gates"),
+            ("distances", "Closest records"), ("membership", "Membership inference"),
+            ("singling-out", "Singling-out risk (WP29)"), ("linkability", "Linkability risk (WP29)"),
+            ("inference-risk", "Inference risk (WP29)"), ("coherence", "Coherence"),
+            ("residual", "5. Residual risk: conclusion"), ("utility", "6. Utility"), ("bias", "6b. Subgroups"),
+            ("patients", "6c. Synthetic patients"), ("terms", "7. Appropriate use"), ("signoff", "8. Sign-off")]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +53,8 @@ def released(tmp_path_factory):
         {"name": "outcome", "kind": "categorical", "role": "sensitive", "source": {"column": "outcome"},
          "domain": {"categories": [0, 1]}},
     ]})
-    result = release([tmp / "patients.csv"], schema, tmp / "release", epsilon=1.0, ledger=Ledger(tmp / "l.sqlite3"))
+    result = release([tmp / "patients.csv"], schema, tmp / "release", epsilon=1.0, ledger=Ledger(tmp / "l.sqlite3"),
+                     recipients="the toy consortium", purpose="testing the report")
     return result
 
 
@@ -61,6 +67,13 @@ def test_report_has_every_section_and_the_figures(released):
     assert "ε = 1" in html and "Train on synthetic, test on real" in html and "<svg" in html
     assert "The audit gate is not part of the guarantee" in html and "at most 3 charged attempts" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+    assert "the toy consortium" in html and "Residual risk judged acceptably low" in html
+    assert "Against a sampling baseline" in html and "real minus synthetic" in html
+    assert html.count("<td>direct identifier</td>") == 1 and "fresh value made up by Faker" in html
+    manifest = (released.out / "manifest.json").read_bytes()
+    import hashlib
+
+    assert hashlib.sha256(manifest).hexdigest() in html  # the sign-off names what is signed
 
 
 def test_a_category_held_by_three_patients_never_shows(released):
@@ -85,6 +98,27 @@ def test_report_renders_in_headless_chromium(released, tmp_path):
     for key, title in SECTIONS:
         assert f'id="{key}"' in dom and f"<h2>{title}</h2>" in dom
     assert dom.count("<svg") >= 6 and RARE not in dom
+
+
+def test_report_prints_to_pdf_in_headless_chromium(released, tmp_path):
+    from privsynth.report.pdf import browser, to_pdf
+
+    if browser() is None:
+        pytest.skip("Debian's chromium package is not installed")
+    pdf = to_pdf(released.report_file, tmp_path / "report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF") and len(data) > 20_000
+    assert data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 4  # a filed document, several pages
+
+
+def test_the_release_carries_a_dp_registry_entry(released):
+    import json
+
+    entry = json.loads((released.out / "dp-registry.json").read_text())
+    manifest = json.loads((released.out / "manifest.json").read_text())
+    assert entry["privacy_loss"]["epsilon"] == 1.0 and entry["trust_model"].startswith("central")
+    assert entry["recipients"] == "the toy consortium" and "dp-registry.json" in manifest["files"]
+    assert entry["implementation"]["noise_library"].startswith("OpenDP")
 
 
 def test_a_small_protected_group_that_vanishes_is_flagged():
@@ -208,7 +242,8 @@ def test_a_registered_audit_shows_its_section_without_touching_the_report():
     finally:
         for name in ("toy audit", "silent audit", "bare audit"):
             unregister(name)
-    keys = ["guarantee", "gates", "distances", "membership", "coherence", "toy", "utility", "bias", "patients"]
+    keys = ["context", "variables", "guarantee", "gates", "distances", "membership", "coherence", "toy", "residual",
+            "utility", "bias", "patients", "terms", "signoff"]
     assert re.findall(r'<section id="([^"]+)">', html) == keys
     assert re.findall(r'<a href="#([^"]+)">', html) == keys
     assert '<a href="#toy">Toy &lt;audit&gt;</a>' in html and "<h2>Toy &lt;audit&gt;</h2>" in html
