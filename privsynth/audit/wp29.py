@@ -21,8 +21,9 @@ does not gate).
   nearest synthetic row; the worst column is gated (every column is in the figures).
 
 A risk gates (``*_risk_max``, 0.09 by default: the threshold the EMA's Policy 0070 guidance
-and Health Canada's cite for data shared with a controlled group) when its excess is above
-the threshold. Figures are computed on real patients: internal.
+and Health Canada's cite for data shared with a controlled group) when its excess is
+demonstrably above the threshold: its whole 95 % interval (for inference, family-wise over the
+sensitive columns) lies above it. Figures are computed on real patients: internal.
 """
 
 from __future__ import annotations
@@ -78,13 +79,14 @@ def attacks(context: AuditContext) -> int:
     return int(min(context.policy.wp29_attacks, len(context.holdout), len(context.train), len(context.synthetic)))
 
 
-def _risk(evaluator: Any) -> dict[str, Any]:
+def _risk(evaluator: Any, confidence: float = CONFIDENCE) -> dict[str, Any]:
     """An evaluated anonymeter evaluator's figures: its risk and interval, the three success
-    rates, and the excess -- the success on train beyond the control -- with its interval."""
+    rates, and the excess -- the success on train beyond the control -- with its interval
+    (at ``confidence``)."""
     with warnings.catch_warnings():  # "attack no better than the baseline" is recorded below, not printed
         warnings.simplefilter("ignore", UserWarning)
-        results = evaluator.results(confidence_level=CONFIDENCE)
-        risk = evaluator.risk(confidence_level=CONFIDENCE)
+        results = evaluator.results(confidence_level=confidence)
+        risk = evaluator.risk(confidence_level=confidence)
     attack, control = results.attack_rate, results.control_rate
     excess = attack.value - (control.value if control is not None else 0.0)
     error = math.hypot(attack.error, control.error if control is not None else 0.0)
@@ -95,20 +97,28 @@ def _risk(evaluator: Any) -> dict[str, Any]:
             "attacks": int(results.n_attacks_ori)}
 
 
-def _check(name: str, what: str, figure: dict[str, Any], limit: float, detail: str = "") -> Check:
+def _check(name: str, what: str, figure: dict[str, Any], limit: float, detail: str = "",
+           interval: str = "95% interval") -> Check:
     """Gates the excess: the share of attacks that succeed on the patients the model saw beyond
     the share that succeed on held-out patients. anonymeter's risk divides that excess by what
     the control left to gain, ``1 - control``: for a value nearly everyone shares (no stroke:
     the control guesses 98 % right) 8 more successes in 500 read as a risk of 0.67 with an
     interval of [0.34, 1] (example hospital at epsilon 1), while the excess, 0.016, says what
-    an attacker gains. Both are in the figures and the report."""
+    an attacker gains. Both are in the figures and the report.
+
+    The gate refuses when the excess is demonstrably above ``limit``: its whole interval lies
+    above it. A point estimate alone would refuse clean releases by chance -- the worst of 48
+    columns' excesses on clean rhc output at epsilon 1 was 0.081, about what the noise of 500
+    attacks gives a maximum of 48 -- so inference takes its interval family-wise over its
+    columns (Bonferroni)."""
     beats = figure["attack"] > figure["baseline"]
     notes = [f"anonymeter risk {figure['risk']:.3f} [{figure['interval'][0]:.3f}, {figure['interval'][1]:.3f}]"]
     if not beats:
         notes.append("the attack did no better than a random guess")
     detail = "; ".join([*notes, detail]).strip("; ")
     return Check(name, what, figure["excess"], tuple(figure["excess_interval"]),
-                 f"fails if the success beyond the control exceeds {limit:g}", figure["excess"] <= limit, detail)
+                 f"fails if the success beyond the control is above {limit:g} (its {interval} above it)",
+                 figure["excess_interval"][0] <= limit, detail)
 
 
 HEAD = ("attack", "success beyond control", "95% interval", "success (train)", "success (holdout)", "random guess",
@@ -221,16 +231,17 @@ class Inference:
         train, holdout, synthetic, schema = frames(context)
         aux = _quasi_identifiers(schema)
         per_column: dict[str, Any] = {}
-        for col in schema.learned_columns:
-            if col.role != "sensitive":
-                continue
+        secrets = [col for col in schema.learned_columns if col.role == "sensitive"]
+        confidence = 1.0 - (1.0 - CONFIDENCE) / len(secrets)  # family-wise over the columns (Bonferroni)
+        for col in secrets:
             evaluator = InferenceEvaluator(train, synthetic, aux_cols=aux, secret=col.name,
                                            regression=col.kind == "numeric", n_attacks=attacks(context),
                                            control=holdout)
-            per_column[col.name] = _risk(evaluator.evaluate(n_jobs=context.workers or 1))
+            per_column[col.name] = _risk(evaluator.evaluate(n_jobs=context.workers or 1), confidence)
         worst = max(per_column, key=lambda k: per_column[k]["excess"])
         check = _check(self.name, f"inference risk, worst of {len(per_column)} sensitive columns", per_column[worst],
-                       context.policy.inference_risk_max, f"worst: {worst}; known: {', '.join(aux)}")
+                       context.policy.inference_risk_max, f"worst: {worst}; known: {', '.join(aux)}",
+                       f"95% interval over all {len(per_column)} columns")
         return [check], {"columns": per_column, "worst": worst, "known": aux}
 
     def section(self, figures: dict[str, Any], info: ReportInfo) -> Section | None:
