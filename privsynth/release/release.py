@@ -64,7 +64,7 @@ from privsynth.quality import Finding
 from privsynth.release.inputs import input_files, input_fingerprint, sha256_file
 from privsynth.release.internal import InternalAudit, LedgerNote, PatientCounts
 from privsynth.release.manifest import ReleaseManifest, Verdict, registry_entry
-from privsynth.report.data import report_data
+from privsynth.report.figures import report_data
 from privsynth.report.html import render
 from privsynth.run import RunSpec
 from privsynth.schema.load import dump_schema

@@ -11,16 +11,11 @@ figures are not differentially private; they stay with the data owner and the re
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from privsynth.domain import encode
-from privsynth.history.chart import add_years
-from privsynth.report.dossier import variables
 from privsynth.schema.model import CategoricalDomain, Column, Schema
 
 SUPPRESSED = "suppressed"
@@ -35,7 +30,7 @@ def labels(col: Column) -> list[str]:
     return [str(x) for x in col.domain.labels]
 
 
-def _counts(codes: np.ndarray, size: int) -> np.ndarray:
+def counts(codes: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(codes.astype(np.int64), minlength=size)[:size]
 
 
@@ -57,7 +52,7 @@ def one_way(real: np.ndarray, synthetic: np.ndarray, schema: Schema, min_cell: i
     out = []
     for j, col in enumerate(schema.learned_columns[:MAX_COLUMNS]):
         names = labels(col)
-        r, s = _counts(real[:, j], len(names)), _counts(synthetic[:, j], len(names))
+        r, s = counts(real[:, j], len(names)), counts(synthetic[:, j], len(names))
         keep = r >= min_cell
         real_shares, synthetic_shares = _shares(rounded(r[keep], min_cell)), _shares(s[keep].astype(float))
         out.append({
@@ -205,7 +200,7 @@ def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: S
         j = names.index(attr)
         col = schema.learned_columns[j]
         group_labels = labels(col)
-        r, s = _counts(real[:, j], len(group_labels)), _counts(synthetic[:, j], len(group_labels))
+        r, s = counts(real[:, j], len(group_labels)), counts(synthetic[:, j], len(group_labels))
         shown = r >= min_cell
         real_shares = np.zeros(len(r))
         real_shares[shown] = _shares(rounded(r[shown], min_cell))
@@ -222,7 +217,7 @@ def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: S
             ratio = synthetic_share / real_share if real_share > 0 else 1.0
             absolute = abs(synthetic_share - real_share) > shift_max
             relative = ratio < 1 / RELATIVE_CHANGE or ratio > RELATIVE_CHANGE
-            rows.append({"attribute": attr, "group": name, "display": _display(col, name),
+            rows.append({"attribute": attr, "group": name, "display": display_name(col, name),
                          "real": float(real_share), "synthetic": float(synthetic_share),
                          "shift": float(synthetic_share - real_share), "ratio": float(ratio),
                          "flagged": bool(absolute or relative),
@@ -230,187 +225,6 @@ def bias(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: S
                          ("shift" if absolute else "") + (" and " if absolute and relative else "")
                          + ("relative change" if relative else "")})
     return rows, masks
-
-
-def _display(col: Column, label: str) -> str:
-    """A category's display name from the schema ('2106-3' -> 'White'), else the label."""
-    if isinstance(col.domain, CategoricalDomain):
-        for c in col.domain.categories:
-            if c.code == label and c.display:
-                return c.display
-    return label
-
-
-UNITS = {"mm[Hg]": "mmHg", "kg/m2": "kg/m²", "[degF]": "°F", "Cel": "°C"}  # UCUM as a clinician writes it
-
-
-def _number(value: Any, col: Column) -> str:
-    unit = col.output.get("unit") or col.source.unit or ""
-    unit = "" if unit == "1" else UNITS.get(unit, unit)
-    text = f"{value:.1f}" if isinstance(value, float) else str(value)
-    return f"{text} {unit}".strip()
-
-
-def _whole(value: Any) -> Any:
-    """A whole number as an int (an onset age of 60, not 60.0); anything else as it is."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return int(value)
-    return value
-
-
-def _streams(schema: Schema, row: dict[str, Any], suppressed: set[str]) -> dict[str, list[str]]:
-    """The timeline of one row in a line per event group: how many events in how many of the
-    window's cells, or a lab's number of values and its latest one with its unit. Goes under
-    the card's encounters, medications, procedures or observations."""
-    out: dict[str, list[str]] = {"encounters": [], "medications": [], "procedures": [], "observations": []}
-    timeline = schema.timeline
-    if timeline is None:
-        return out
-    where = {"Encounter": "encounters", "MedicationRequest": "medications", "Procedure": "procedures"}
-    for stream in timeline.streams:
-        span = f"{stream.window_years} years"
-        for group in stream.groups:
-            names = stream.columns(group)
-            label = group.name.replace("_", " ")
-            if any(n in suppressed for n in names):
-                out[where.get(stream.resource, "observations")].append(f"{label}: {SUPPRESSED}")
-                continue
-            if stream.kind == "count":
-                counts = [int(row[n]) for n in names if row.get(n) is not None and row[n] is not pd.NA
-                          and not (isinstance(row[n], float) and np.isnan(row[n])) and int(row[n]) > 0]
-                if counts:
-                    out[where.get(stream.resource, "observations")].append(
-                        f"{label}: {sum(counts)} in {len(counts)} of the last {stream.cells} "
-                        f"{stream.grain}s" if stream.cells != stream.window_years else
-                        f"{label}: {sum(counts)} in {len(counts)} of the last {span}")
-            else:
-                values = [(k, row[n]) for k, n in enumerate(names) if row.get(n) is not None and row[n] is not pd.NA
-                          and not (isinstance(row[n], float) and np.isnan(row[n]))]
-                if values:
-                    latest = schema.column(names[values[0][0]])  # cell 0 is the most recent
-                    out["observations"].append(f"{label} series: {len(values)} value(s) in the last {span}, latest "
-                                               f"{_number(float(values[0][1]), latest)}")
-    return out
-
-
-def _series_codes(schema: Schema, row: dict[str, Any]) -> set[str]:
-    """The observation codes a timeline lab series of this row holds a value of."""
-    out: set[str] = set()
-    if schema.timeline is None:
-        return out
-    for stream in schema.timeline.streams:
-        if stream.kind != "value":
-            continue
-        for group in stream.groups:
-            names = stream.columns(group)
-            if any(row.get(n) is not None for n in names):
-                code = schema.column(names[0]).output.get("code")
-                if code:
-                    out.add(str(code))
-    return out
-
-
-def patients(synthetic: pd.DataFrame, real_codes: np.ndarray, synthetic_codes: np.ndarray, schema: Schema,
-             min_cell: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """A few random synthetic patients laid out as a clinician reads a record: who they are
-    (display names, not codes), deceased and about when, the conditions they have with their
-    onset age, the latest observations with units, medications and procedures, encounters by
-    class, and each timeline group in a line. A value whose category or bin has fewer than
-    ``min_cell`` real patients reads 'suppressed'. Absent conditions and missing values are
-    left out."""
-    cols = schema.learned_columns
-    index = {c.name: j for j, c in enumerate(cols)}
-    rare = [set(np.flatnonzero(_counts(real_codes[:, j], c.domain.size if c.domain else 1) < min_cell).tolist())
-            for j, c in enumerate(cols)]
-    onset_of = {c.name: c.onset for c in schema.conditions if c.onset is not None and c.onset.learned}
-    onsets = set(c.name for c in onset_of.values())
-    flags = {c.name for c in schema.conditions}
-    death = schema.death_column
-    timeline = set(schema.timeline.column_names) if schema.timeline is not None else set()
-    if schema.timeline is not None:
-        for stream in schema.timeline.streams:
-            for group in stream.groups:
-                if group.around is not None:
-                    timeline |= set(stream.anchored(group))
-    picks = rng.choice(len(synthetic), size=min(PATIENTS, len(synthetic)), replace=False)
-    out = []
-
-    def shown(col: Column, i: int) -> Any:
-        value = synthetic[col.name].iloc[i]
-        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-            return None
-        if col.name in index and int(synthetic_codes[i, index[col.name]]) in rare[index[col.name]]:
-            return SUPPRESSED
-        return _whole(value)
-
-    for i in picks.tolist():
-        card: dict[str, list[str]] = {key: [] for key in ("person", "conditions", "observations", "medications",
-                                                          "procedures", "encounters", "other")}
-        row = {c.name: shown(c, i) for c in schema.view_columns if c.name in synthetic.columns}
-        observed: list[str | None] = []  # the code of each observation line
-        suppressed = {name for name, value in row.items() if value == SUPPRESSED}
-        for col in schema.view_columns:
-            src = col.source
-            value = row.get(col.name)
-            if value is None or col.name in onsets or col.name in timeline:
-                continue  # an onset is shown with its condition; a timeline cell in its group's line
-            if death is not None and col.name == death.name:
-                continue  # shown with "deceased"
-            if col.name in flags:
-                if _true(value) or value == SUPPRESSED:  # numpy booleans too (a card showed no condition)
-                    onset = onset_of.get(col.name)
-                    age = row.get(onset.name) if onset is not None else None
-                    text = col.name.replace("_", " ") if _true(value) else SUPPRESSED
-                    card["conditions"].append(text + (f" (onset at {age})" if age not in (None, SUPPRESSED) else ""))
-            elif col.kind == "boolean" and src.resource == "Patient":
-                if _true(value):
-                    card["person"].append(_deceased(col, row, death, schema) if col.name == "deceased" else
-                                          col.name.replace("_", " "))
-            elif src.resource == "Patient" or (src.resource is None and col.kind != "numeric"):
-                if value == SUPPRESSED:
-                    card["person"].append(f"{col.name.replace('_', ' ')} suppressed")
-                elif isinstance(col.domain, CategoricalDomain):
-                    card["person"].append(_display(col, str(value)))
-                else:
-                    card["person"].append(f"{col.name.replace('_', ' ')} {value}")
-            elif src.summary_kind.counts:
-                if value == SUPPRESSED or int(value) > 0:
-                    key = {"Encounter": "encounters", "MedicationRequest": "medications",
-                           "Procedure": "procedures"}.get(src.resource or "", "other")
-                    name = col.output.get("display", col.name.replace("_", " "))
-                    card[key].append(f"{name}: {value}")
-            elif col.kind == "boolean":
-                if _true(value):
-                    card["other"].append(col.name.replace("_", " "))
-            elif col.kind in ("numeric", "integer"):
-                name = col.output.get("display", col.name.replace("_", " "))
-                card["observations"].append(f"{name}: {value if value == SUPPRESSED else _number(value, col)}")
-                observed.append(col.output.get("code"))
-            else:
-                card["other"].append(f"{col.name.replace('_', ' ')}: {value}")
-        carried = _series_codes(schema, row)  # the FHIR writes a lab's series instead of its last value: so does
-        card["observations"] = [line for line, code in zip(card["observations"], observed) if code not in carried]
-        for key, lines in _streams(schema, row, suppressed).items():
-            card[key] += lines
-        out.append({"person": ", ".join(str(p) for p in card.pop("person")), **card})
-    return out
-
-
-def _deceased(col: Column, row: dict[str, Any], death: Column | None, schema: Schema) -> str:
-    """'deceased' with the year of death the model gives (its years before the reference date)."""
-    years = row.get(death.name) if death is not None else None
-    if years is None or years == SUPPRESSED:
-        return "deceased"
-    # the writer dates the death inside the year before the reference these whole years name
-    end = add_years(schema.reference, -int(years))
-    start = add_years(schema.reference, -int(years) - 1) + dt.timedelta(days=1)
-    when = (f"in {start.year}" if start.year == end.year or (end.month, end.day) == (1, 1)
-            else f"between {start:%b %Y} and {end:%b %Y}")
-    age = schema.age_column
-    lived = row.get(age.name) if age is not None else None
-    if lived is None or lived == SUPPRESSED:
-        return f"deceased {when}"
-    return f"deceased {when}, at about {max(int(lived) - int(years), 0)}"  # the age is counted to the reference
 
 
 def sampling_baseline(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarray, schema: Schema,
@@ -427,39 +241,17 @@ def sampling_baseline(real: np.ndarray, synthetic: np.ndarray, holdout: np.ndarr
         tvds = []
         for j, col in enumerate(schema.learned_columns):
             size = len(labels(col))
-            a, b = _shares(_counts(real[:, j], size).astype(float)), _shares(_counts(other[:, j], size).astype(float))
+            a, b = _shares(counts(real[:, j], size).astype(float)), _shares(counts(other[:, j], size).astype(float))
             tvds.append(0.5 * float(np.abs(a - b).sum()))
         return float(np.mean(tvds)) if tvds else 0.0
 
     return {"patients": m, "synthetic": mean_tvd(synthetic), "sampling": mean_tvd(holdout)}
 
 
-def report_data(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
-                min_cell: int, shift_max: float, target: str | None, seed: int) -> dict[str, Any]:
-    """All the report's utility and bias figures (small cells suppressed)."""
-    rng = np.random.default_rng(seed)
-    real_codes, _ = encode(train, schema)
-    synthetic_codes, _ = encode(synthetic, schema)
-    holdout_codes, _ = encode(holdout, schema)
-    assoc = associations(real_codes, synthetic_codes, schema)
-    bias_rows, groups = bias(real_codes, synthetic_codes, holdout_codes, schema, min_cell, shift_max)
-    target = target or schema.target
-    data: dict[str, Any] = {
-        "min_cell": min_cell,
-        "one_way": one_way(real_codes, synthetic_codes, schema, min_cell),
-        "associations": assoc,
-        "two_way": two_way(real_codes, synthetic_codes, schema, assoc, min_cell),
-        "bias": {"shift_max": shift_max, "groups": bias_rows},
-        "patients": patients(synthetic, real_codes, synthetic_codes, schema, min_cell, rng),
-        "tstr": None,
-        "variables": variables(schema),
-        "baseline": sampling_baseline(real_codes, synthetic_codes, holdout_codes, schema, rng),
-    }
-    if target is not None:
-        data["tstr"] = tstr(real_codes, synthetic_codes, holdout_codes, schema, target, groups, seed)
-    return data
-
-
-def _true(value: Any) -> bool:
-    """A boolean cell that is true: Python's True or numpy's (``value is True`` misses numpy's)."""
-    return isinstance(value, bool | np.bool_) and bool(value)
+def display_name(col: Column, label: str) -> str:
+    """A category's display name from the schema ('2106-3' -> 'White'), else the label."""
+    if isinstance(col.domain, CategoricalDomain):
+        for c in col.domain.categories:
+            if c.code == label and c.display:
+                return c.display
+    return label

@@ -147,7 +147,7 @@ def test_cards_list_conditions_held_as_numpy_booleans(core_schema):
     import pandas as pd
 
     from privsynth.domain import encode
-    from privsynth.report.data import patients
+    from privsynth.report.cards import patients
 
     row = {c.name: (np.bool_(False) if c.kind == "boolean" else 0 if c.source.summary_kind.counts else None)
            for c in core_schema.view_columns}
@@ -170,7 +170,7 @@ def test_a_timeline_card_shows_each_group_in_a_line_and_a_series_instead_of_its_
     """A card says what the FHIR says: a lab series replaces the lab's last value (the
     history writer writes the series), counts read as events in how many cells."""
     from privsynth.domain import encode
-    from privsynth.report.data import patients
+    from privsynth.report.cards import patients
     from privsynth.schema import load_schema
     from tests.conftest import SCHEMA
 
