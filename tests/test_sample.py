@@ -49,6 +49,9 @@ def test_a_conditioned_sample_meets_its_condition_and_writes_valid_linked_fhir(m
             if r["resourceType"] == "Patient":
                 assert r["id"] in ids and r["gender"] == "female"
                 continue
+            if r["resourceType"] == "Provenance":  # how the sample was made, naming every patient
+                assert {t["reference"].split("/", 1)[1] for t in r["target"]} == ids
+                continue
             assert r["subject"]["reference"].split("/", 1)[1] in ids
             if r["resourceType"] == "Condition" and r["code"]["coding"][0]["code"] == "44054006":
                 diabetic.add(r["subject"]["reference"].split("/", 1)[1])

@@ -3,11 +3,13 @@ release), for every Patient it holds. Marked synthetic like every resource privs
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 import numpy as np
 
+from privsynth.fhir.instant import instant
 from privsynth.fhir.record import SYNTHETIC
 
 DP_EXTENSION = "urn:privsynth:differential-privacy"
@@ -31,7 +33,7 @@ def provenance(resource_id: str, patients: list[str], now: str, epsilon: float, 
         "resourceType": "Provenance", "id": resource_id, "meta": {"security": [dict(SYNTHETIC)]},
         "extension": [{"url": DP_EXTENSION, "extension": facts}],
         "target": [{"reference": f"Patient/{p}"} for p in patients],
-        "recorded": now,
+        "recorded": instant(dt.datetime.fromisoformat(now)),  # canonical: UTC, "Z"
         "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}],
                      "text": "synthesized from a differentially private model"},
         "reason": [{"coding": [dict(SYNTHETIC)], "text": "synthetic data: not real patients"}],
