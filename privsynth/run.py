@@ -12,7 +12,7 @@ A spec checks itself when it is built, so a bad option is refused before any dat
 >>> RunSpec(s, epsilon=1.0, output_format="xml")
 Traceback (most recent call last):
 ...
-privsynth.errors.InputError: unknown output format 'xml'; allowed: ndjson, bundle
+privsynth.errors.InputError: unknown output format 'xml'; allowed: ndjson, bundle, omop
 """
 
 from __future__ import annotations
