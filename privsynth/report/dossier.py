@@ -52,7 +52,8 @@ def variables(schema: Schema) -> list[dict[str, str]]:
 
 
 def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    """A table; with an empty ``head`` it has no header row (a list of key/value pairs)."""
+    out = ["<table>" + ("<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>" if any(head) else "")]
     for k, row in enumerate(rows):
         cls = f' class="{classes[k]}"' if classes and classes[k] else ""
         out.append(f"<tr{cls}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
@@ -87,7 +88,7 @@ def data_and_variables(m: dict[str, Any], report: dict[str, Any] | None) -> str:
         classes.append("flag" if treatment == "kept" else "")
     counts = {t: sum(1 for v in listed if (("kept" if v["name"] in kept else v["treatment"]) == t))
               for t in TECHNIQUE}
-    return (f"<p>{len(listed)} variables: {counts['identifier']} direct identifiers (replaced, never read), "
+    return (f"<p>{len(listed)} variables: {counts['identifier']} direct identifier(s) (replaced, never read), "
             f"{counts['learned']} synthesised, {counts['derived']} derived, {counts['kept']} kept real. Roles come "
             "from the schema: a quasi-identifier is what an attacker may know (age, sex, place); a sensitive "
             "variable is what must not be learned about a person.</p>"
