@@ -36,8 +36,9 @@ import numpy as np
 
 from privsynth.generator.compress import Compression
 from privsynth.generator.constraint import compress_masks
+from privsynth.generator.counts import Counts
 from privsynth.generator.estimate import Estimate, Measurement, mirror_descent
-from privsynth.generator.factor import Clique, cells, contingency
+from privsynth.generator.factor import Clique, cells
 from privsynth.generator.junction import JunctionTree
 from privsynth.generator.measure import SAFETY, measure, measure_one_ways, measure_structure
 from privsynth.generator.protocol import Fitted, Problem
@@ -151,7 +152,7 @@ class _FirstPass:
 
     measurements: list[Measurement]
     compressions: list[Compression]
-    small: np.ndarray
+    small: Counts
     sizes: tuple[int, ...]
     masks: dict[Clique, np.ndarray]
     estimate: Estimate
@@ -171,14 +172,13 @@ def _first_pass(problem: Problem, accountant: Accountant, settings: AimSettings)
         plan = one_way_plan(n_hat, sizes, rho, rho_left, settings)
         return [prior.rho_one_way(rho * share) * SAFETY for share in plan]
 
-    measurements, compressions, small = measure_one_ways(problem.codes, sizes, accountant, problem.names, rho_one,
+    measurements, compressions, small = measure_one_ways(problem.data, accountant, problem.names, rho_one,
                                                          prior.compressible(None), 1.0, then=more)
-    small = np.asfortranarray(small)  # every marginal reads a few whole columns
-    small_sizes = tuple(c.size for c in compressions)
+    small_sizes = small.sizes
     problem.report("measure 1-way", d, d)
     masks = compress_masks(prior.masks, compressions)
     if prior.structure:
-        measurements += measure_structure(small, small_sizes, prior.structure,
+        measurements += measure_structure(small, prior.structure,
                                           min(rho_structure, accountant.rho_remaining), accountant, problem.names)
     estimate = mirror_descent(measurements, small_sizes, iterations=settings.round_iterations * 2,
                               max_cells=problem.max_cells, masks=masks)
@@ -252,9 +252,10 @@ class _Rounds:
     def _scores(self, candidates: list[Clique], sigma: float) -> np.ndarray:
         """AIM's score: the workload-weighted L1 gap to the model minus the measurement's own expected error."""
         scores = np.empty(len(candidates))
+        missing = [r for r in candidates if r not in self.truth]
+        for r, table in zip(missing, self.first.small.many(missing)):  # one engine pass for the lot
+            self.truth[r] = table  # exact integer counts (measured as they are when chosen)
         for k, r in enumerate(candidates):
-            if r not in self.truth:
-                self.truth[r] = contingency(self.first.small, r, self.first.sizes).astype(np.float64)
             model = marginal(self.estimate.tree, self.estimate.marginals, r)
             penalty = math.sqrt(2.0 / math.pi) * sigma * self.truth[r].size
             scores[k] = self.weights[len(r)] * (float(np.abs(self.truth[r] - model).sum()) - penalty)
@@ -279,9 +280,10 @@ class _Rounds:
                 self.refused.add(chosen)  # public: depends only on sizes and earlier selections
                 continue
             before = marginal(self.estimate.tree, self.estimate.marginals, chosen)
-            first.measurements.append(measure(first.small, first.sizes, chosen,
+            first.measurements.append(measure(first.small, chosen,
                                               min(rho_measure, accountant.rho_remaining * SAFETY), accountant,
-                                              f"{len(chosen)}-way {' x '.join(names[a] for a in chosen)}"))
+                                              f"{len(chosen)}-way {' x '.join(names[a] for a in chosen)}",
+                                              self.truth.get(chosen)))
             self.measured.add(chosen)
             picked.append((chosen, before))
         return picked

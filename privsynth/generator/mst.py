@@ -25,8 +25,9 @@ import numpy as np
 
 from privsynth.generator.compress import Compression
 from privsynth.generator.constraint import compress_masks
+from privsynth.generator.counts import Counts, as_counts
 from privsynth.generator.estimate import Measurement, estimate_total, mirror_descent
-from privsynth.generator.factor import Clique, contingency
+from privsynth.generator.factor import Clique
 from privsynth.generator.forest import DisjointSets
 from privsynth.generator.measure import SAFETY, measure, measure_one_ways, measure_structure
 from privsynth.generator.prior import PublicPrior
@@ -40,7 +41,7 @@ SPLIT = (0.3, 0.1, 0.6)  # shares of rho: 1-way marginals, selection, 2-way marg
 
 
 def select_tree(
-    codes: np.ndarray, sizes: tuple[int, ...], one_way: list[Measurement], rho: float,
+    small: Counts, one_way: list[Measurement], rho: float,
     accountant: Accountant, names: tuple[str, ...], sigma_pair: float,
     progress: Progress | None = None, connected: tuple[Clique, ...] = (),
 ) -> list[tuple[int, int]]:
@@ -55,6 +56,7 @@ def select_tree(
     a pair worth measuring is one whose signal beats its noise. The penalty is public
     (it depends only on the domain and the budget), so the sensitivity stays 1.
     """
+    sizes = small.sizes
     d = len(sizes)
     sets = DisjointSets(d)
     for clique in connected:
@@ -70,8 +72,7 @@ def select_tree(
         probs.append(p / p.sum() if p.sum() > 0 else np.full(p.shape, 1.0 / p.size))
     pairs = list(itertools.combinations(range(d), 2))
     scores = np.empty(len(pairs))
-    for k, (i, j) in enumerate(pairs):
-        true = contingency(codes, (i, j), sizes)
+    for k, ((i, j), true) in enumerate(zip(pairs, small.many(pairs))):
         model = np.outer(probs[i], probs[j]) * total
         penalty = math.sqrt(2.0 / math.pi) * sigma_pair * sizes[i] * sizes[j]
         scores[k] = float(np.abs(true - model).sum()) - penalty
@@ -90,7 +91,7 @@ def select_tree(
 
 
 def fit_mst(
-    codes: np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
+    data: Counts | np.ndarray, sizes: tuple[int, ...], accountant: Accountant, names: tuple[str, ...],
     progress: Progress | None = None, split: tuple[float, float, float] = SPLIT,
     compressible: tuple[bool, ...] | None = None, threshold: float = 3.0, prior: PublicPrior | None = None,
 ) -> tuple[list[Measurement], list[Compression]]:
@@ -99,32 +100,32 @@ def fit_mst(
 
     Returns the measurements (over compressed domains) and each column's compression.
     """
+    data = as_counts(data, sizes)
     d = len(sizes)
     prior = prior or PublicPrior.none(d)
     rho = accountant.rho_remaining
     if d == 1:
-        return [measure(codes, sizes, (0,), rho * SAFETY, accountant, f"1-way {names[0]}")], [
+        return [measure(data, (0,), rho * SAFETY, accountant, f"1-way {names[0]}")], [
             Compression.identity(sizes[0])]
     rho_structure = rho * prior.structure_share if prior.structure else 0.0
     shares = np.asarray(split, dtype=np.float64) / sum(split)
     rho_one, rho_select, rho_two = ((rho - rho_structure) * s for s in shares)
-    one_way, compressions, small = measure_one_ways(codes, sizes, accountant, names,
+    one_way, compressions, small = measure_one_ways(data, accountant, names,
                                                     prior.rho_one_way(rho_one) * SAFETY,
                                                     prior.compressible(compressible), threshold)
     if progress is not None:
         progress("measure 1-way", d, d)
-    small_sizes = tuple(c.size for c in compressions)
-    structural = measure_structure(small, small_sizes, prior.structure, rho_structure, accountant, names)
+    structural = measure_structure(small, prior.structure, rho_structure, accountant, names)
     pairs_left = max(1, d - 1 - sum(len(c) - 1 for c in prior.structure))
     rho_pair = rho_two / pairs_left * SAFETY
     sigma_pair = gaussian_scale(rho_pair)
-    tree = select_tree(small, small_sizes, one_way[:d], rho_select, accountant, names, sigma_pair, progress,
+    tree = select_tree(small, one_way[:d], rho_select, accountant, names, sigma_pair, progress,
                        connected=prior.structure)
     if len(tree) < pairs_left:  # the structure formed cycles: fewer pairs, each with more budget
         rho_pair = rho_two / max(1, len(tree)) * SAFETY
     two_way = structural
-    for k, (i, j) in enumerate(tree):
-        two_way.append(measure(small, small_sizes, (i, j), rho_pair, accountant, f"2-way {names[i]} x {names[j]}"))
+    for k, ((i, j), table) in enumerate(zip(tree, small.many(tree))):
+        two_way.append(measure(small, (i, j), rho_pair, accountant, f"2-way {names[i]} x {names[j]}", table))
         if progress is not None:
             progress("measure 2-way", k + 1, len(tree))
     return one_way + two_way, compressions
@@ -139,7 +140,7 @@ class MST:
     def fit(self, problem: Problem, accountant: Accountant) -> Fitted:
         # merges rare categories of unordered columns only (merging number bins hurt MST
         # in benchmarks/run.py)
-        measurements, compressions = fit_mst(problem.codes, problem.sizes, accountant, problem.names,
+        measurements, compressions = fit_mst(problem.data, problem.sizes, accountant, problem.names,
                                              problem.progress, compressible=problem.prior.unordered,
                                              threshold=1.0, prior=problem.prior)
         small_sizes = tuple(c.size for c in compressions)

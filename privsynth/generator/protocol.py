@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from privsynth.generator.compress import Compression
+from privsynth.generator.counts import Counts, as_counts
 from privsynth.generator.estimate import Estimate, Measurement
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.prior import PublicPrior
@@ -34,12 +35,13 @@ from privsynth.progress import Progress
 
 @dataclass(frozen=True)
 class Problem:
-    """The patient view as a generator sees it: ``codes`` (n x d integers, column j in
-    ``0 .. sizes[j] - 1``, one row per patient), public ``sizes`` and ``names``, and what is
-    known before the data (:class:`PublicPrior`). ``max_cells`` bounds every junction-tree
-    clique; ``iterations`` is the final estimation's budget of steps."""
+    """The patient view as a generator sees it: ``data``, its exact marginal counts
+    (:class:`~privsynth.generator.counts.Counts`; an n x d array of codes, column j in
+    ``0 .. sizes[j] - 1``, one row per patient, is wrapped), public ``sizes`` and ``names``,
+    and what is known before the data (:class:`PublicPrior`). ``max_cells`` bounds every
+    junction-tree clique; ``iterations`` is the final estimation's budget of steps."""
 
-    codes: np.ndarray
+    data: Counts
     sizes: tuple[int, ...]
     names: tuple[str, ...]
     prior: PublicPrior
@@ -49,8 +51,10 @@ class Problem:
 
     def __post_init__(self) -> None:
         d = len(self.sizes)
-        if self.codes.ndim != 2 or self.codes.shape[1] != d or len(self.names) != d:
-            raise ValueError("codes, sizes and names must describe the same columns")
+        if isinstance(self.data, np.ndarray):
+            object.__setattr__(self, "data", as_counts(self.data, self.sizes))
+        if tuple(self.data.sizes) != tuple(self.sizes) or len(self.names) != d:
+            raise ValueError("data, sizes and names must describe the same columns")
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encod
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator import registry
 from privsynth.generator.constraint import satisfy, tilt
+from privsynth.generator.counts import ArrayCounts, Counts
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS, check_footprint
 from privsynth.generator.junction import DEFAULT_MAX_CELLS
 from privsynth.generator.learnability import assess, empty_streams
@@ -40,6 +42,34 @@ from privsynth.progress import Progress
 from privsynth.schema.model import NumericDomain, Schema
 
 REFINE_SHARE = 0.03  # of rho, for the within-bin detail of numeric columns
+
+
+@dataclass(frozen=True)
+class ViewCounts:
+    """What a fit reads of the patient view, and nothing more: the exact marginal counts of
+    its codes (:class:`Counts`), each numeric column's exact fine histogram (``n_bins *
+    SUB_BINS`` cells) and the counted treatments of values outside their domains. Computed
+    here from a frame, or per shard and summed by an engine (:mod:`privsynth.engine`)."""
+
+    counts: Counts
+    fine: dict[str, np.ndarray]
+    report: EncodeReport
+
+
+def fine_histograms(frame: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]:
+    """Each numeric learned column's exact fine histogram (missing values not counted)."""
+    out: dict[str, np.ndarray] = {}
+    for col in schema.learned_columns:
+        if isinstance(col.domain, NumericDomain):
+            index = sub_bin_index(frame[col.name], col.domain)
+            out[col.name] = np.bincount(index[index >= 0], minlength=col.domain.n_bins * SUB_BINS)
+    return out
+
+
+def view_counts(frame: pd.DataFrame, schema: Schema) -> ViewCounts:
+    """:class:`ViewCounts` of a patient view held in this process."""
+    codes, report = encode(frame, schema)
+    return ViewCounts(ArrayCounts(codes, domain_sizes(schema)), fine_histograms(frame, schema), report)
 
 
 class Synthesizer:
@@ -74,23 +104,27 @@ class Synthesizer:
 
     def fit(self, data: pd.DataFrame, progress: Progress | None = None) -> Synthesizer:
         """Learn a DP model of ``data`` (the raw patient view, one row per patient)."""
-        generator = registry.get(self.method)
         if not isinstance(data, pd.DataFrame):
             raise InputError("fit expects a pandas DataFrame with one row per patient")
         if len(data) == 0:
             raise InputError("the input has no patients")
+        return self.fit_counts(view_counts(data, self.schema), progress)
+
+    def fit_counts(self, view: ViewCounts, progress: Progress | None = None) -> Synthesizer:
+        """Learn a DP model from what a fit reads of the patient view (:class:`ViewCounts`:
+        exact marginal counts, wherever they are computed, e.g. summed over shards)."""
+        generator = registry.get(self.method)
         check_footprint(self.schema, self.max_model_cells)
         try:
             epsilon, delta = float(self.epsilon), float(self.delta)
         except (TypeError, ValueError):
             raise BudgetError("epsilon and delta must be numbers") from None
         accountant = Accountant.from_epsilon_delta(epsilon, delta)
-        codes, report = encode(data, self.schema)
         sizes = domain_sizes(self.schema)
         names = tuple(c.name for c in self.schema.learned_columns)
-        refinements = self._refine(data, accountant) if self.refine_numbers else {}
+        refinements = self._refine(view.fine, accountant) if self.refine_numbers else {}
         prior = PublicPrior.from_schema(self.schema)  # public: bin edges, rules, the schema's choices
-        problem = Problem(codes, sizes, names, prior, self.max_cells, self.iterations, progress)
+        problem = Problem(view.counts, sizes, names, prior, self.max_cells, self.iterations, progress)
         fitted = generator.fit(problem, accountant)
         est, compressions = fitted.estimate, fitted.compressions
         small_sizes = tuple(c.size for c in compressions)
@@ -116,10 +150,10 @@ class Synthesizer:
         self.model_.metadata["learnability"] = assess(self.schema, self.model_, delta).as_dict()
         self.model_.metadata["empty_streams"] = list(empty_streams(self.schema, self.model_))
         self.accountant_ = accountant
-        self.encode_report_: EncodeReport = report
+        self.encode_report_: EncodeReport = view.report
         return self
 
-    def _refine(self, data: pd.DataFrame, accountant: Accountant) -> dict[str, np.ndarray]:
+    def _refine(self, fine: dict[str, np.ndarray], accountant: Accountant) -> dict[str, np.ndarray]:
         """Measure each number's fine histogram (SUB_BINS per public bin) with a small share
         of rho; decoding then draws values by it inside their bin. One value per patient per
         column, so each histogram has sensitivity 1."""
@@ -130,9 +164,7 @@ class Synthesizer:
         out: dict[str, np.ndarray] = {}
         for col in numeric:
             assert isinstance(col.domain, NumericDomain)
-            index = sub_bin_index(data[col.name], col.domain)
-            counts = np.bincount(index[index >= 0], minlength=col.domain.n_bins * SUB_BINS)
-            noisy, release = measure_counts(counts, rho_each)
+            noisy, release = measure_counts(fine[col.name], rho_each)
             accountant.charge(f"within-bin detail {col.name}", release)
             out[col.name] = noisy.reshape(col.domain.n_bins, SUB_BINS)
         return out

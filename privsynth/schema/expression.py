@@ -131,8 +131,8 @@ class Arithmetic(Binary):
         return (min(corners), max(corners)) if corners else (-np.inf, np.inf)
 
 
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
-            "!=": np.not_equal}
+_COMPARE: dict[str, Callable[..., np.ndarray]] = {
+    "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
 
 
 def _numbers(values: Any) -> np.ndarray:

@@ -224,6 +224,7 @@ def test_one_way_plan_follows_the_dp_signal():
 
 
 def test_further_one_way_passes_are_charged_and_combined_by_inverse_variance():
+    from privsynth.generator.counts import ArrayCounts
     from privsynth.generator.measure import measure_one_ways
     from privsynth.privacy.accounting import Accountant
 
@@ -236,11 +237,11 @@ def test_further_one_way_passes_are_charged_and_combined_by_inverse_variance():
         seen.append(n_hat)
         return [0.3, 0.0]  # a zero pass is skipped
 
-    ms, comps, small = measure_one_ways(codes, (4, 4, 4), acc, ("a", "b", "c"), 0.1, None, 1.0, then=then)
+    ms, comps, small = measure_one_ways(ArrayCounts(codes, (4, 4, 4)), acc, ("a", "b", "c"), 0.1, None, 1.0, then=then)
     assert acc.rho_spent == pytest.approx(3 * 0.1 + 3 * 0.3)
     assert len(ms) == 6 and all(c.size == 4 for c in comps)  # nothing rare: no merge
     assert abs(seen[0] - 5000) < 200  # the DP total of the first pass
-    assert small.flags.f_contiguous
+    assert small.codes.flags.f_contiguous and small.sizes == (4, 4, 4)
     sigmas = sorted({round(float(np.max(m.sigma)), 6) for m in ms})
     assert len(sigmas) == 2 and sigmas[0] < sigmas[1]  # the second pass is the more precise one
 

@@ -23,7 +23,7 @@ class Independent:
 
     def fit(self, problem: Problem, accountant: Accountant) -> Fitted:
         rho = problem.prior.rho_one_way(accountant.rho_remaining) * SAFETY
-        measurements, compressions, _ = measure_one_ways(problem.codes, problem.sizes, accountant, problem.names,
+        measurements, compressions, _ = measure_one_ways(problem.data, accountant, problem.names,
                                                          rho, problem.prior.compressible(None), threshold=1.0)
         sizes = tuple(c.size for c in compressions)
         estimate = mirror_descent(measurements, sizes, iterations=problem.iterations, max_cells=problem.max_cells,
