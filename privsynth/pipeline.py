@@ -33,7 +33,7 @@ from privsynth.formats import Output, SinkContext
 from privsynth.formats import get as get_format
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.learnability import Learnability
-from privsynth.generator.synthesizer import Synthesizer
+from privsynth.generator.synthesizer import Synthesizer, ViewCounts
 from privsynth.history.bound import bound_view
 from privsynth.ingest import Ingest
 from privsynth.progress import Progress
@@ -140,14 +140,7 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    view, ingest = read_view(list(spec.inputs), schema, validate_input=spec.validate_input, on_error=spec.on_error,
-                             progress=progress, notice=notice)
-    timings["ingest"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    synth = fit_model(spec, view, progress, notice)
-    timings["fit"] = time.perf_counter() - t0
+    synth, ingest, patients_in = read_and_fit(spec, timings, progress, notice)
 
     t0 = time.perf_counter()
     sample = synth.sample(spec.rows, rng=spec.seed)  # every rule of the schema holds; derived columns computed
@@ -178,18 +171,56 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
         # synthetic events only (post-processing): what placing the timeline cells as dated FHIR had to add or move
         report["history_placement"] = dict(sorted(placement.items()))
     write_bytes(internal, json.dumps(report, indent=2).encode())
-    return SynthesisResult(out, internal, len(view), len(sample), dict(counts), spec.epsilon, spec.delta,
+    return SynthesisResult(out, internal, patients_in, len(sample), dict(counts), spec.epsilon, spec.delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
                            tuple(f.as_dict() for f in (*ingest.data_quality, *model_findings(synth, schema))))
 
 
-def fit_model(spec: RunSpec, train: pd.DataFrame, progress: Progress | None,
+def read_and_fit(spec: RunSpec, timings: dict[str, float], progress: Progress | None,
+                 notice: Callable[[Finding], None] | None) -> tuple[Synthesizer, Ingest, int]:
+    """Read the input (whole, or in patient shards by an engine) and fit the DP model on all
+    of it; what reading counted, and the number of patients read."""
+    t0 = time.perf_counter()
+    if spec.sharded:
+        from privsynth.engine import registry
+        from privsynth.engine.ingest import read_sharded
+
+        engine = registry.start(spec.engine or "duckdb", spec.workers, spec.master)
+        try:
+            with read_sharded(list(spec.inputs), spec.schema, engine, spec.shard_count, work=spec.work_dir,
+                              validate=spec.validate_input, on_error=spec.on_error) as sharded:
+                for finding in sharded.ingest.data_quality:
+                    if notice is not None:
+                        notice(finding)
+                timings["ingest"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                synth = fit_model(spec, sharded.counts, progress, notice)
+                ingest, rows = sharded.ingest, sharded.rows
+        finally:
+            engine.close()
+    else:
+        view, ingest = read_view(list(spec.inputs), spec.schema, validate_input=spec.validate_input,
+                                 on_error=spec.on_error, progress=progress, notice=notice)
+        timings["ingest"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        synth = fit_model(spec, view, progress, notice)
+        rows = len(view)
+    timings["fit"] = time.perf_counter() - t0
+    return synth, ingest, rows
+
+
+def fit_model(spec: RunSpec, train: pd.DataFrame | ViewCounts, progress: Progress | None,
               notice: Callable[[Finding], None] | None = None) -> Synthesizer:
-    """The DP model of ``train`` as the spec asks (the one place synthesize and release fit).
-    What the model could not learn (too few patients for the schema; streams it fills with
-    noise only, written empty) is passed to ``notice`` as findings: DP quantities only."""
+    """The DP model of ``train`` (the patient view, or what a fit reads of it, e.g. counted
+    over shards) as the spec asks (the one place synthesize and release fit). What the model
+    could not learn (too few patients for the schema; streams it fills with noise only,
+    written empty) is passed to ``notice`` as findings: DP quantities only."""
     synth = Synthesizer(spec.schema, spec.epsilon, spec.delta, method=spec.method,
-                        max_model_cells=spec.max_model_cells).fit(train, progress=progress)
+                        max_model_cells=spec.max_model_cells)
+    if isinstance(train, ViewCounts):
+        synth.fit_counts(train, progress=progress)
+    else:
+        synth.fit(train, progress=progress)
     if notice is not None:
         for finding in model_findings(synth, spec.schema):
             notice(finding)

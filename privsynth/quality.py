@@ -13,7 +13,8 @@ directory. Messages name columns, resource types and counts, never a patient's v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,11 +49,51 @@ class Finding:
 
 def findings(view: pd.DataFrame, schema: Schema, ingest: Ingest) -> list[Finding]:
     """The findings of one ingest: ``view`` is the patient view, ``ingest`` what reading it counted."""
-    if len(view) == 0:
+    return findings_of(column_stats(view, schema), schema, ingest)
+
+
+def findings_of(stats: ColumnStats, schema: Schema, ingest: Ingest) -> list[Finding]:
+    """The findings from the view's per-column counts (:func:`column_stats`, summed over
+    shards when the view is sharded) and what reading it counted."""
+    if stats.rows == 0:
         return [Finding("empty", "input", "no patients were read")]
     out, absent_types = _absent_resources(schema, ingest)
-    out += _column_findings(view, schema, absent_types)
+    out += _column_findings(stats, schema, absent_types)
     return out + _ingest_findings(schema, ingest)
+
+
+@dataclass
+class ColumnStats:
+    """Per learned column: patients with no value, with a value ('present': a flag set or a
+    count above zero) and with an 'other' code; exact counts that add up over shards."""
+
+    rows: int = 0
+    missing: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)
+    other: Counter[str] = field(default_factory=Counter)
+
+    def add(self, more: ColumnStats) -> ColumnStats:
+        return ColumnStats(self.rows + more.rows, self.missing + more.missing, self.present + more.present,
+                           self.other + more.other)
+
+
+def column_stats(view: pd.DataFrame, schema: Schema) -> ColumnStats:
+    """:class:`ColumnStats` of a patient view."""
+    stats = ColumnStats(rows=len(view))
+    if len(view) == 0:
+        return stats
+    codes, _ = encode(view, schema)
+    for j, col in enumerate(schema.learned_columns):
+        series = view[col.name]
+        stats.missing[col.name] = int(series.isna().sum())
+        if not col.source.summary_kind.reads_value:
+            present = (series.fillna(False).astype(bool) if col.source.summary_kind.flags
+                       else pd.to_numeric(series, errors="coerce").fillna(0) > 0)
+            stats.present[col.name] = int(present.sum())
+        domain = col.domain
+        if isinstance(domain, CategoricalDomain) and domain.other_code is not None:
+            stats.other[col.name] = int(np.sum(codes[:, j] == domain.other_code))
+    return stats
 
 
 def _absent_resources(schema: Schema, ingest: Ingest) -> tuple[list[Finding], set[str]]:
@@ -75,32 +116,25 @@ def _absent_resources(schema: Schema, ingest: Ingest) -> tuple[list[Finding], se
     return out, absent_types
 
 
-def _column_findings(view: pd.DataFrame, schema: Schema, absent_types: set[str]) -> list[Finding]:
+def _column_findings(stats: ColumnStats, schema: Schema, absent_types: set[str]) -> list[Finding]:
     """Columns mostly missing, mostly 'other' or never present, and code groups that matched nothing."""
     out: list[Finding] = []
-    codes, _ = encode(view, schema)
     groups_matched: dict[tuple[str, str], bool] = {}
     never: dict[str, list[str]] = {}
     onsets = {c.onset.name for c in schema.conditions if c.onset is not None}
-    for j, col in enumerate(schema.learned_columns):
+    for col in schema.learned_columns:
         src = col.source
         if src.resource in absent_types or src.cell is not None:
             continue  # reported above; timeline cells are reported per stream, below
         if col.name in onsets or src.anchor is not None:
             continue  # an onset (or a value around it) is missing when its condition is absent: not a data problem
-        series = view[col.name]
         if not src.summary_kind.reads_value:
-            present = (series.fillna(False).astype(bool) if src.summary_kind.flags
-                       else pd.to_numeric(series, errors="coerce").fillna(0) > 0)
             if src.codes:
                 key = (src.resource or "", src.codes)
-                groups_matched[key] = groups_matched.get(key, False) or bool(present.any())
+                groups_matched[key] = groups_matched.get(key, False) or stats.present[col.name] > 0
             continue  # absent and zero are values here, not missing
-        missing = float(series.isna().mean())
-        domain = col.domain
-        other = 0.0
-        if isinstance(domain, CategoricalDomain) and domain.other_code is not None:
-            other = float(np.mean(codes[:, j] == domain.other_code))
+        missing = stats.missing[col.name] / stats.rows
+        other = stats.other[col.name] / stats.rows
         if missing >= 1.0:
             never.setdefault(src.resource or "the input", []).append(col.name)
         elif missing >= MOSTLY:

@@ -63,6 +63,12 @@ class RunSpec:
     show_counts: bool = False
     recipients: str = ""  # who receives a release, and why (stated in its manifest and report)
     purpose: str = ""
+    # reading in patient shards (privsynth.engine): an engine, or a number of shards, asks for it
+    engine: str | None = None
+    shards: int | None = None
+    workers: int = 2
+    master: str | None = None
+    work_dir: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
@@ -83,6 +89,34 @@ class RunSpec:
         if self.target is not None and self.target not in [c.name for c in self.schema.learned_columns]:
             raise InputError(f"--target '{self.target}': not a learned column of schema '{self.schema.name}'")
         rho_for(self.epsilon, self.delta)  # a bad budget is refused before anything else
+        self._check_sharding()
+
+    def _check_sharding(self) -> None:
+        from privsynth.engine import registry
+
+        if self.engine is not None and self.engine not in registry.names():
+            raise InputError(f"unknown engine '{self.engine}'; allowed: {', '.join(registry.names())}")
+        if self.shards is not None and (isinstance(self.shards, bool) or self.shards < 1):
+            raise InputError("--shards must be a whole number of at least 1")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise InputError("--workers must be a whole number of at least 1")
+        if self.work_dir is not None:
+            object.__setattr__(self, "work_dir", Path(self.work_dir))
+        if self.sharded and self.schema.input_format != "fhir":
+            raise InputError(f"--engine/--shards read a FHIR export in patient shards: schema '{self.schema.name}' "
+                             "reads a table")
+        if not self.sharded and (self.master is not None or self.work_dir is not None):
+            raise InputError("--master and --work-dir are for a sharded run: give --engine (or --shards) too")
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the export is read in patient shards by an engine (else whole, in this process)."""
+        return self.engine is not None or self.shards is not None
+
+    @property
+    def shard_count(self) -> int:
+        """The number of shards (default: four per worker, so that workers stay busy)."""
+        return self.shards if self.shards is not None else 4 * self.workers
 
     @property
     def rho(self) -> float:

@@ -28,6 +28,13 @@ def core_schema():
 
 
 @pytest.fixture(scope="session")
+def timeline_schema():
+    from privsynth.schema import load_schema
+
+    return load_schema(SCHEMA.parent / "patient-timeline.yaml")
+
+
+@pytest.fixture(scope="session")
 def synthea_view(core_schema):
     need_shared()
     from privsynth.fhir.view import build_patient_view

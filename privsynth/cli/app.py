@@ -198,6 +198,28 @@ def print_verdicts(text: Console, result: Any, title: str) -> None:
 SPEC_NAMES = {"fmt": "output_format"}  # click option names that differ from RunSpec fields
 
 
+def sharding_options(command: Any) -> Any:
+    """The options of reading an export in patient shards (privsynth.engine)."""
+    from privsynth.engine import registry
+
+    summaries = registry.summaries()
+    engines = "; ".join(f"{name}: {text}" for name, text in summaries.items())
+    for option in reversed([
+        click.option("--engine", type=click.Choice(list(summaries)), default=None,
+                     help=f"Read the FHIR export in patient shards with this engine ({engines})."),
+        click.option("--shards", type=click.IntRange(min=1), default=None,
+                     help="Patient shards (default with --engine: 4 per worker)."),
+        click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Worker processes (duckdb) or local cores (spark without --master)."),
+        click.option("--master", default=None, help="Spark master URL (--engine spark; default: local mode)."),
+        click.option("--work-dir", "work_dir", type=click.Path(file_okay=False), default=None,
+                     help="Where the shards are written (real patients' data: the data owner's storage, reachable "
+                          "by every executor; default: a temporary directory removed after the run)."),
+    ]):
+        command = option(command)
+    return command
+
+
 def spec_from(options: dict[str, Any]) -> Any:
     """The run's :class:`~privsynth.run.RunSpec` from a command's options (the options that are
     not the spec's -- output paths, --json, the ledger -- are popped first by the command).

@@ -26,6 +26,7 @@ from privsynth.cli.app import (
     out,
     print_verdicts,
     progress_bar,
+    sharding_options,
     spec_from,
 )
 from privsynth.formats import formats, record_formats
@@ -72,6 +73,7 @@ def run_synthesize(options: dict[str, Any]) -> None:
 @click.option("--validate-input", is_flag=True, help="Validate every input resource with fhir.resources R4B.")
 @click.option("--skip-bad-input", is_flag=True, help="Skip (and count) bad files and lines instead of stopping.")
 @click.option("--max-model-cells", type=click.IntRange(min=1), default=None, help=MAX_MODEL_CELLS_HELP)
+@sharding_options
 def synthesize(**options: Any) -> None:
     """Turn FHIR R4 files or directories, or CSV/Parquet tables (INPUTS), into DP synthetic data.
 

@@ -1,1 +1,1 @@
-"""Engines that process patients in shards (issue 23): :mod:`.shard` counts a sharded view."""
+"""Engines that run the patient-sharded steps (ingest, counting): DuckDB here, Spark past one machine."""

@@ -39,7 +39,7 @@ from privsynth.fhir.value import coerce, parse_instant
 from privsynth.progress import Progress
 from privsynth.schema.model import Schema
 
-__all__ = ["DEFAULT_DATE", "PATIENT_FIELDS", "IngestReport", "build_patient_view"]
+__all__ = ["DEFAULT_DATE", "PATIENT_FIELDS", "IngestReport", "build_patient_view", "check_fhir_schema", "view_of"]
 
 
 @dataclass
@@ -69,16 +69,34 @@ def build_patient_view(
     booleans, None for missing); encoding to public domains happens in
     :mod:`privsynth.domain`, which counts what falls outside them.
     """
+    check_fhir_schema(schema, on_error)
+    stats = ReadStats()
+    files = discover(list(inputs), stats)
+    resources = iter_resources(files, stats, on_error, _ticker(progress, len(files)))
+    frame, report = view_of(resources, stats, schema, validate=validate, on_error=on_error)
+    report.files_skipped = len(stats.files_skipped)
+    return frame, report
+
+
+def check_fhir_schema(schema: Schema, on_error: str) -> None:
     if schema.input_format != "fhir":
         raise InputError("this schema describes a table; use a table input, not FHIR files")
     if on_error not in ("raise", "skip"):
         raise InputError("on_error must be 'raise' or 'skip'")
-    stats = ReadStats()
-    files = discover(list(inputs), stats)
+
+
+def view_of(
+    resources: Iterable[tuple[dict[str, Any], Location]], stats: ReadStats, schema: Schema, *,
+    validate: bool = False, on_error: str = "raise", require_patients: bool = True,
+) -> tuple[pd.DataFrame, IngestReport]:
+    """The patient view of ``resources`` (each with where it was read); what reading them
+    skipped is counted in ``stats``. The one code path that decides what a patient's row is:
+    the whole export here, or one shard of it (:mod:`privsynth.engine.ingest`), where a
+    shard without patients is no error (``require_patients=False``)."""
     compiled = Extractors(schema)
     report = IngestReport()
     charts = _Charts(PatientIndex(schema.patient_id))
-    for resource, loc in iter_resources(files, stats, on_error, _ticker(progress, len(files))):
+    for resource, loc in resources:
         try:
             _read_resource(resource, loc, compiled, charts, report, validate)
         except InputError as exc:
@@ -87,10 +105,9 @@ def build_patient_view(
             stats.errors_skipped[reason(exc)] += 1
 
     report.files_read = stats.files_read
-    report.files_skipped = len(stats.files_skipped)
     report.resources_read = dict(stats.resources)
     report.errors_skipped = dict(stats.errors_skipped)
-    if not charts.patients:
+    if not charts.patients and require_patients:
         raise InputError(
             "no Patient resource found in the input; the patient view needs one Patient per "
             "patient (Bundles with a Patient entry, or a Patient.ndjson file)"
