@@ -55,6 +55,7 @@ class SinkContext:
     version: str
     seed: int = 0  # the post-processing seed (ids of what the sink adds)
     release_id: str | None = None  # a release's id (None for synthesize and sample)
+    part: int | None = None  # output written in parts (privsynth.engine.write): this part's number
 
 
 class RecordSink(Protocol):
@@ -98,14 +99,28 @@ def get(name: str) -> Format:
         raise ValueError(f"unknown output format '{name}'; allowed: {', '.join(_FORMATS)}") from None
 
 
+def bulk_manifest(fhir_dir: Path, context: SinkContext, files: list[tuple[str, str, int]]) -> None:
+    """The Bulk Data manifest of an NDJSON output: every file, its type and its count."""
+    manifest = {
+        "transactionTime": context.now, "request": "privsynth synthesize", "requiresAccessToken": False,
+        "output": [{"type": rtype, "url": url, "count": n} for rtype, url, n in sorted(files)],
+        "error": [],
+        "extension": {"privsynth": {"synthetic": True, "epsilon": context.epsilon, "delta": context.delta}},
+    }
+    write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+
+
 class _Fhir:
     """FHIR R4 resources, validated, as NDJSON (with a Bulk Data manifest) or Bundles."""
 
     def __init__(self, base: Path, context: SinkContext, kind: str) -> None:
         self.dir = base / "fhir"
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=context.part is not None)
         self.kind, self.context = kind, context
-        self.sink = FhirSink(self.dir, kind, context.patients)
+        # a part is written by one worker of an engine: it validates in its own process
+        self.suffix = "" if context.part is None else f".{context.part:04d}"
+        self.sink = FhirSink(self.dir, kind, context.patients, workers=None if context.part is None else 1,
+                             suffix=self.suffix)
         self.patients: list[str] = []
 
     def _provenance(self, patients: list[str], part: int) -> dict[str, Any]:
@@ -125,14 +140,8 @@ class _Fhir:
         counts = self.sink.close()
         if self.kind == "bundle":
             return Counter({"Bundle": self.sink.bundles})
-        context = self.context
-        manifest = {
-            "transactionTime": context.now, "request": "privsynth synthesize", "requiresAccessToken": False,
-            "output": [{"type": rtype, "url": f"{rtype}.ndjson", "count": counts[rtype]} for rtype in sorted(counts)],
-            "error": [],
-            "extension": {"privsynth": {"synthetic": True, "epsilon": context.epsilon, "delta": context.delta}},
-        }
-        write_bytes(self.dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+        if self.context.part is None:  # parts: the engine writes one manifest listing every part's files
+            bulk_manifest(self.dir, self.context, [(rtype, f"{rtype}.ndjson", counts[rtype]) for rtype in counts])
         return counts
 
     def abort(self) -> None:

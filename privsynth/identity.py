@@ -40,11 +40,14 @@ class Identity:
 class IdentityFactory:
     """Makes identities from a seeded Faker and a seeded numpy generator."""
 
-    def __init__(self, seed: int, locale: str = "en_US") -> None:
+    def __init__(self, seed: int, locale: str = "en_US", block: tuple[int, int] = (0, 1)) -> None:
         self._fake = Faker(locale)
         self._fake.seed_instance(seed)
         self._rng = np.random.default_rng(seed)
         self._used_mrn: set[str] = set()
+        # output written in parts (privsynth.engine.write): part k of K draws MRNs congruent
+        # to k modulo K, so no two parts can give two patients one MRN
+        self._part, self._parts = block
 
     def new_id(self) -> str:
         """A random UUID (version 4) drawn from the seeded generator."""
@@ -60,7 +63,8 @@ class IdentityFactory:
             given = fake.first_name_nonbinary()
         family = fake.last_name()
         while True:
-            mrn = f"SYN{self._rng.integers(10**7, 10**8)}"
+            slot = int(self._rng.integers(0, (9 * 10**7 - 1 - self._part) // self._parts + 1))
+            mrn = f"SYN{10**7 + slot * self._parts + self._part}"
             if mrn not in self._used_mrn:
                 self._used_mrn.add(mrn)
                 break

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from privsynth.atomic import atomic_directory, write_bytes
+from privsynth.engine.protocol import Engine
+from privsynth.engine.write import IN_PARTS
 from privsynth.errors import InputError, OutputError
 from privsynth.fhir.record import tenths
 from privsynth.fhir.view import build_patient_view
@@ -140,19 +142,28 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: already exists and is not empty; choose a new --out directory")
     timings: dict[str, float] = {}
-    synth, ingest, patients_in = read_and_fit(spec, timings, progress, notice)
-
-    t0 = time.perf_counter()
-    sample = synth.sample(spec.rows, rng=spec.seed)  # every rule of the schema holds; derived columns computed
-    timings["sample"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    placement: Counter[str] = Counter()
-    with atomic_directory(out) as tmp:
-        counts = write_model_directory(tmp, tmp / "data" if schema.input_format == "table" else tmp, synth, sample,
-                                       spec, spec.output(now), progress, placement, schema_text)
-    timings["write"] = time.perf_counter() - t0
+    engine = start_engine(spec)
+    try:
+        synth, ingest, patients_in = read_and_fit(spec, timings, progress, notice, engine)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        placement: Counter[str] = Counter()
+        counts: dict[str, int]
+        if engine is not None and spec.output_format in IN_PARTS:
+            patients_out, parts = _write_parts(spec, out, synth, engine, now, placement, timings, schema_text)
+            counts = dict(parts)
+        else:
+            t0 = time.perf_counter()
+            sample = synth.sample(spec.rows, rng=spec.seed)  # every rule of the schema holds; derived columns computed
+            timings["sample"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with atomic_directory(out) as tmp:
+                counts = write_model_directory(tmp, tmp / "data" if schema.input_format == "table" else tmp, synth,
+                                               sample, spec, spec.output(now), progress, placement, schema_text)
+            timings["write"] = time.perf_counter() - t0
+            patients_out = len(sample)
+    finally:
+        if engine is not None:
+            engine.close()
 
     internal = out.parent / f"{out.name}.internal.json"
     report = {
@@ -166,38 +177,60 @@ def run_synthesis(spec: RunSpec, out: str | Path, *, progress: Progress | None =
         "encoding": synth.encode_report_.as_dict(),
         "model": {"learnability": synth.model_.metadata["learnability"], "empty_streams": list(synth.empty_streams)},
         "seconds": timings,
+        "reading": {"engine": spec.engine or "duckdb", "shards": spec.shard_count, "workers": spec.workers}
+        if spec.sharded else {"engine": None, "shards": 1},
     }
     if schema.timeline is not None:
         # synthetic events only (post-processing): what placing the timeline cells as dated FHIR had to add or move
         report["history_placement"] = dict(sorted(placement.items()))
     write_bytes(internal, json.dumps(report, indent=2).encode())
-    return SynthesisResult(out, internal, patients_in, len(sample), dict(counts), spec.epsilon, spec.delta,
+    return SynthesisResult(out, internal, patients_in, patients_out, dict(counts), spec.epsilon, spec.delta,
                            synth.accountant_.rho_total, synth.accountant_.rho_spent, timings,
                            tuple(f.as_dict() for f in (*ingest.data_quality, *model_findings(synth, schema))))
 
 
+def start_engine(spec: RunSpec) -> Engine | None:
+    """The engine a sharded run asks for (None: the whole export, in this process)."""
+    if not spec.sharded:
+        return None
+    from privsynth.engine import registry
+
+    return registry.start(spec.engine or "duckdb", spec.workers, spec.master)
+
+
+def _write_parts(spec: RunSpec, out: Path, synth: Synthesizer, engine: Engine, now: str, placement: Counter[str],
+                 timings: dict[str, float], schema_text: bytes | None) -> tuple[int, Counter[str]]:
+    """Sample and write the output in parts on the engine (privsynth.engine.write), then the model files."""
+    from privsynth.engine.write import part_count, write_in_parts
+
+    rows = spec.rows if spec.rows is not None else synth.n_rows_estimate
+    t0 = time.perf_counter()
+    with atomic_directory(out) as tmp:
+        written, counts = write_in_parts(tmp, synth, rows, spec.output(now), engine,
+                                         part_count(rows, spec.shard_count), placement)
+        write_model_files(tmp, synth, spec, schema_text)
+    timings["sample and write"] = time.perf_counter() - t0
+    return written, counts
+
+
 def read_and_fit(spec: RunSpec, timings: dict[str, float], progress: Progress | None,
-                 notice: Callable[[Finding], None] | None) -> tuple[Synthesizer, Ingest, int]:
-    """Read the input (whole, or in patient shards by an engine) and fit the DP model on all
+                 notice: Callable[[Finding], None] | None,
+                 engine: Engine | None = None) -> tuple[Synthesizer, Ingest, int]:
+    """Read the input (whole, or in patient shards by ``engine``) and fit the DP model on all
     of it; what reading counted, and the number of patients read."""
     t0 = time.perf_counter()
-    if spec.sharded:
-        from privsynth.engine import registry
+    if engine is not None:
         from privsynth.engine.ingest import read_sharded
 
-        engine = registry.start(spec.engine or "duckdb", spec.workers, spec.master)
-        try:
-            with read_sharded(list(spec.inputs), spec.schema, engine, spec.shard_count, work=spec.work_dir,
-                              validate=spec.validate_input, on_error=spec.on_error) as sharded:
-                for finding in sharded.ingest.data_quality:
-                    if notice is not None:
-                        notice(finding)
-                timings["ingest"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                synth = fit_model(spec, sharded.counts, progress, notice)
-                ingest, rows = sharded.ingest, sharded.rows
-        finally:
-            engine.close()
+        with read_sharded(list(spec.inputs), spec.schema, engine, spec.shard_count, work=spec.work_dir,
+                          validate=spec.validate_input, on_error=spec.on_error) as sharded:
+            for finding in sharded.ingest.data_quality:
+                if notice is not None:
+                    notice(finding)
+            timings["ingest"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            synth = fit_model(spec, sharded.counts, progress, notice)
+            ingest, rows = sharded.ingest, sharded.rows
     else:
         view, ingest = read_view(list(spec.inputs), spec.schema, validate_input=spec.validate_input,
                                  on_error=spec.on_error, progress=progress, notice=notice)
@@ -248,6 +281,13 @@ def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample:
     ``privacy.json``. The one write step synthesize and release share."""
     assert spec.seed is not None  # the caller fixed it (post_processing_seed)
     counts = write_synthetic(data_dir, sample, spec.schema, output, progress, placement)
+    write_model_files(tmp, synth, spec, schema_text)
+    return counts
+
+
+def write_model_files(tmp: Path, synth: Synthesizer, spec: RunSpec, schema_text: bytes | None = None) -> None:
+    """The DP model, its public schema and ``privacy.json`` (beside the data in ``tmp``)."""
+    assert spec.seed is not None
     synth.save(tmp / "model")
     if schema_text is None and spec.schema.document is not None:
         schema_text = dump_schema(spec.schema)
@@ -255,7 +295,6 @@ def write_model_directory(tmp: Path, data_dir: Path, synth: Synthesizer, sample:
         write_bytes(tmp / "schema.yaml", schema_text)
     privacy = privacy_document(synth, spec.schema, spec.epsilon, spec.delta, spec.rows, spec.seed)
     write_bytes(tmp / "privacy.json", json.dumps(privacy, indent=2).encode())
-    return counts
 
 
 def privacy_document(synth: Synthesizer, schema: Schema, epsilon: float, delta: float, rows: int | None,
@@ -310,15 +349,19 @@ def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[li
 
 
 def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, output: Output,
-                      progress: Progress | None = None, placement: Counter[str] | None = None) -> Counter[str]:
+                      progress: Progress | None = None, placement: Counter[str] | None = None,
+                      part: tuple[int, int] | None = None) -> Counter[str]:
     """The records of ``sample`` in ``output.format`` (a registered format of
     :mod:`privsynth.formats`: FHIR NDJSON or Bundles, OMOP, or none) and ``patients.csv``
-    (fresh identifiers and the synthetic row), all from one writer's typed records."""
-    writer = FhirWriter(schema, output.seed)
+    (fresh identifiers and the synthetic row), all from one writer's typed records.
+    ``part`` (k, K): this is part k of K of an output written in parts (its files and its
+    ``patients.<k>.csv`` carry the part's number; :mod:`privsynth.engine.write`)."""
+    writer = FhirWriter(schema, output.seed, block=part or (0, 1))
     identity_rows: list[dict[str, Any]] = []
     total = len(sample)
     context = SinkContext(total, output.now, output.epsilon, output.delta, schema.reference,
-                          versions().get("privsynth", "unknown"), output.seed, output.release_id)
+                          versions().get("privsynth", "unknown"), output.seed, output.release_id,
+                          None if part is None else part[0])
     sink = get_format(output.format).open(tmp, context)
     try:
         for k, (who, facts, record) in enumerate(writer.records(sample)):
@@ -338,5 +381,6 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, output: O
                 values = pd.to_numeric(shown[col.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 shown[col.name] = pd.array(tenths(values), dtype="Float64")  # NaN stays NaN
     table = pd.concat([pd.DataFrame(identity_rows), shown], axis=1)
-    write_bytes(tmp / "patients.csv", table.to_csv(index=False).encode())
+    write_bytes(tmp / ("patients.csv" if part is None else f"patients.{part[0]:04d}.csv"),
+                table.to_csv(index=False).encode())
     return counts

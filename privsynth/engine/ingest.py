@@ -5,7 +5,9 @@ export in one process:
 
 1. **Route** (a task per chunk of input files): every resource is read where it lies (the
    same reader, the same errors, the same counted skips as the whole-export path) and written,
-   with where it was read, to the shard of its patient: a Patient by its id, a clinical
+   with where it was read, to the shard of its patient (a Bundle whose resources all belong
+   to one patient -- Synthea's, most EHRs' per-patient exports -- is routed as the file's
+   name, and its shard reads it where it lies): a Patient by its id, a clinical
    resource by the patient its ``subject``/``patient``/``beneficiary`` names (a ``urn:uuid:``
    reference resolved within its own Bundle, as FHIR resolves it). Types the schema does not
    read are only counted. Each task returns the identity of the Patients it saw.
@@ -130,20 +132,29 @@ def _route(resources: Iterator[tuple[dict[str, Any], Location]], chunk: int, set
             pending.append((resource, loc))
         else:
             _write(resource, loc, urns, chunk, setup, sinks)
-    for resource, loc in pending:
-        _write(resource, loc, urns, chunk, setup, sinks)
+    keys = [_patient_of(resource, loc, urns) for resource, loc in pending]
+    if pending and len(set(keys)) == 1 and keys[0]:  # one patient's Bundle: its shard reads the file itself
+        _sink(shard_of(keys[0], setup.shards), chunk, setup, sinks).write(
+            orjson.dumps({"p": keys[0], "file": pending[0][1].file}) + b"\n")
+        return
+    for (resource, loc), key in zip(pending, keys):
+        _write(resource, loc, urns, chunk, setup, sinks, key)
 
 
-def _write(resource: dict[str, Any], loc: Location, urns: dict[str, str], chunk: int, setup: ShardSetup,
-           sinks: dict[int, BinaryIO]) -> None:
-    key = _patient_of(resource, loc, urns)
-    shard = shard_of(key, setup.shards)
+def _sink(shard: int, chunk: int, setup: ShardSetup, sinks: dict[int, BinaryIO]) -> BinaryIO:
     sink = sinks.get(shard)
     if sink is None:
         folder = setup.routed(shard)
         folder.mkdir(parents=True, exist_ok=True)
         sink = sinks[shard] = open(folder / f"chunk-{chunk:08d}.ndjson", "ab")  # noqa: SIM115
-    sink.write(orjson.dumps({"p": key, "f": loc.file, "l": loc.line, "e": loc.entry, "r": resource}) + b"\n")
+    return sink
+
+
+def _write(resource: dict[str, Any], loc: Location, urns: dict[str, str], chunk: int, setup: ShardSetup,
+           sinks: dict[int, BinaryIO], key: str | None = None) -> None:
+    key = _patient_of(resource, loc, urns) if key is None else key
+    _sink(shard_of(key, setup.shards), chunk, setup, sinks).write(
+        orjson.dumps({"p": key, "f": loc.file, "l": loc.line, "e": loc.entry, "r": resource}) + b"\n")
 
 
 def _patient_of(resource: dict[str, Any], loc: Location, urns: dict[str, str]) -> str:
@@ -248,7 +259,10 @@ def _routed_resources(task: ShardTask) -> Iterator[tuple[dict[str, Any], Locatio
                     if (line["p"] in task.moved and task.moved[line["p"]] != task.shard) if own \
                             else line["p"] not in arriving:
                         continue
-                    yield line["r"], Location(line["f"], line["l"], line["e"])
+                    if "file" in line:  # a one-patient Bundle, read where it lies
+                        yield from iter_resources([Path(line["file"])], ReadStats(), setup.on_error)
+                    else:
+                        yield line["r"], Location(line["f"], line["l"], line["e"])
 
 
 @dataclass

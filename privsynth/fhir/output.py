@@ -125,10 +125,12 @@ def _batch(patients: list[tuple[str, list[dict[str, Any]]]], bundle_dir: str | N
 class FhirSink:
     """Takes one patient's resources at a time; ``close()`` returns the count per type written."""
 
-    def __init__(self, fhir_dir: Path, output_format: str, patients: int, workers: int | None = None) -> None:
+    def __init__(self, fhir_dir: Path, output_format: str, patients: int, workers: int | None = None,
+                 suffix: str = "") -> None:
         if output_format not in ("ndjson", "bundle"):
             raise ValueError(f"unknown FHIR output format {output_format!r}")
         self.dir = fhir_dir
+        self.suffix = suffix  # NDJSON files of one part of an output: <Type><suffix>.ndjson
         self.bundle_dir = str(fhir_dir) if output_format == "bundle" else None
         self.counts: Counter[str] = Counter()
         self.bundles = 0
@@ -174,7 +176,7 @@ class FhirSink:
                 if self.bundle_dir is None:
                     fh = self._files.get(rtype)
                     if fh is None:
-                        fh = self._files[rtype] = open(self.dir / f"{rtype}.ndjson", "wb")  # noqa: SIM115
+                        fh = self._files[rtype] = open(self.dir / f"{rtype}{self.suffix}.ndjson", "wb")  # noqa: SIM115
                     fh.write(line)
                     fh.write(b"\n")
 

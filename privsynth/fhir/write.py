@@ -68,10 +68,10 @@ UNSPECIFIED = {"MedicationRequest": "Medication not specified (a count of medica
 class FhirWriter:
     """Turns decoded synthetic rows into R4 resources for one schema."""
 
-    def __init__(self, schema: Schema, seed: int) -> None:
+    def __init__(self, schema: Schema, seed: int, block: tuple[int, int] = (0, 1)) -> None:
         self.schema = schema
         self.plan = WritePlan.of(schema)
-        self.identities = IdentityFactory(seed)
+        self.identities = IdentityFactory(seed, block=block)  # block: this part of an output written in parts
         self.kinds = frozenset(c.faker for c in schema.identifier_columns if c.faker)
         self.rng = np.random.default_rng(seed + 1)
         self.history = HistoryWriter(schema, self.rng, self.identities.new_id) if schema.timeline else None
