@@ -42,7 +42,7 @@ class SparkCounts(SqlCounts):
         self.spark, self.root = spark, str(root)
         if view is None:
             view = f"privsynth_view_{abs(hash(self.root)) % 10**9}"
-            spark.read.parquet(self.root).createOrReplaceTempView(view)
+            spark.read.parquet(self.root).cache().createOrReplaceTempView(view)  # read once, scanned per batch
         self.view = view
         super().__init__(view, sizes, maps)
 

@@ -18,6 +18,7 @@ from privsynth.generator.counts import mapped_sizes
 from privsynth.generator.factor import Clique
 
 BATCH = 48  # count tables per scan (GROUPING SETS); a scan is the cost, the tables are small
+BATCH_COLUMNS = 60  # columns grouped by in one scan at most (Spark allows 64)
 
 
 class SqlCounts:
@@ -63,8 +64,8 @@ class SqlCounts:
         """Each clique's exact table; distinct column sets answered together, BATCH per scan."""
         wanted = list(dict.fromkeys(tuple(sorted(c)) for c in cliques if c))
         tables: dict[Clique, np.ndarray] = {}
-        for start in range(0, len(wanted), BATCH):
-            tables.update(self._scan(wanted[start:start + BATCH]))
+        for batch in _batches(wanted):
+            tables.update(self._scan(batch))
         out = []
         for c in cliques:
             if not c:
@@ -76,6 +77,7 @@ class SqlCounts:
         return out
 
     def _scan(self, sets: list[Clique]) -> dict[Clique, np.ndarray]:
+        """The tables of ``sets`` from one scan (GROUPING SETS)."""
         used = sorted({a for s in sets for a in s})
         inner = ", ".join(f"{self._column(a)} AS g{a}" for a in used)
         grouping = ", ".join("(" + ", ".join(f"g{a}" for a in s) + ")" for s in sets)
@@ -95,3 +97,19 @@ class SqlCounts:
             np.add.at(table, index, n[pick])
             out[s] = table
         return out
+
+
+def _batches(sets: list[Clique]) -> list[list[Clique]]:
+    """``sets`` in input order, in batches of at most BATCH sets over at most BATCH_COLUMNS columns."""
+    out: list[list[Clique]] = []
+    batch: list[Clique] = []
+    columns: set[int] = set()
+    for s in sets:
+        if batch and (len(batch) == BATCH or len(columns | set(s)) > BATCH_COLUMNS):
+            out.append(batch)
+            batch, columns = [], set()
+        batch.append(s)
+        columns |= set(s)
+    if batch:
+        out.append(batch)
+    return out

@@ -126,6 +126,10 @@ def run_release(spec: RunSpec, out: str | Path, *, ledger: Ledger, progress: Pro
                 notice: Callable[[Finding], None] | None = None) -> ReleaseResult:
     """:func:`release` for a spec built once (the CLI's path)."""
     schema, policy = spec.schema, spec.policy
+    if spec.sharded:  # refused, not ignored: a run must do what it was asked or say why not
+        raise InputError("a release reads the export whole, in one process: its audits compare every train, "
+                         "holdout and synthetic patient, which sharded reading does not yet collect "
+                         "(docs/engines.md); --engine/--shards are for synthesize")
     if schema.patient_id.is_row_hash(schema.input_format) and not policy.allow_row_hash_key:
         raise InputError(
             f"schema '{schema.name}' declares no patient_id, so patients would be keyed by a hash of their row: a "

@@ -74,3 +74,15 @@ def test_a_sharded_read_on_the_engine_equals_the_whole_read(engine, timeline_sch
 
     export = write_example_export(tmp_path / "export", 150, 3)
     _same([export], timeline_schema, shards=4, engine=engine)
+
+
+def test_many_tables_over_many_columns_are_counted_in_scans_an_engine_accepts(engine, tmp_path):
+    """Spark groups by at most 64 columns in one scan: batches stay within that."""
+    rng = np.random.default_rng(9)
+    sizes = (2,) * 80
+    codes = rng.integers(0, 2, size=(500, 80))
+    write_shards(codes, [f"p{k}" for k in range(500)], tmp_path / "wide", 3)
+    pairs = [(a, 79 - a) for a in range(40)] + [(a, a + 1) for a in range(79)]
+    exact = ArrayCounts(codes, sizes)
+    for clique, a, b in zip(pairs, engine.counts(tmp_path / "wide", sizes).many(pairs), exact.many(pairs)):
+        assert np.array_equal(a, b), clique

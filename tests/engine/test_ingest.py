@@ -125,3 +125,13 @@ def test_a_bad_number_of_shards_or_engine_is_refused(core_schema, tmp_path):
         read_sharded([tmp_path], core_schema, registry.start("duckdb", 1), 0)
     with pytest.raises(InputError, match="unknown engine 'hadoop'; allowed: duckdb, spark"):
         registry.start("hadoop")
+
+
+def test_a_release_asked_to_read_in_shards_refuses_before_anything_is_charged(core_schema, tmp_path):
+    from privsynth.privacy.ledger import Ledger
+    from privsynth.release.release import release
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    with pytest.raises(InputError, match="a release reads the export whole"):
+        release([FHIR_2019], core_schema, tmp_path / "out", ledger=ledger, epsilon=1.0, engine="duckdb")
+    assert ledger.budgets() == [] and not (tmp_path / "out").exists()
