@@ -119,9 +119,11 @@ def read_one(engine: str, export: str, schema_file: str, shards: int, workers: i
 
 def end_to_end(engine: str, export: Path, schema_file: str, shards: int, workers: int, rows: int | None,
                work: Path) -> None:
+    from privsynth.fhir.output import use_workers
     from privsynth.pipeline import synthesize
     from privsynth.schema import load_schema
 
+    use_workers(workers)  # as the command line does: the whole path validates its output in worker processes
     schema = load_schema(schema_file)
     with PeakMemory() as memory:
         t0 = time.perf_counter()
@@ -146,7 +148,7 @@ def main() -> None:
     parser.add_argument("--schema", default="patient-timeline")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--engines", nargs="+", default=["whole", "duckdb", "spark"])
+    parser.add_argument("--engines", nargs="*", default=["whole", "duckdb", "spark"])
     parser.add_argument("--export", default=None, help="an existing export to read (else one is built and removed)")
     parser.add_argument("--end-to-end", nargs="*", default=[], help="engines to run synthesize on end to end")
     parser.add_argument("--rows", type=int, default=None, help="synthetic patients end to end (default: DP estimate)")
@@ -191,10 +193,11 @@ def main() -> None:
             rows.append([r["engine"], f"{r['rows']:,}", f"{r['resources']:,}", round(r["read"], 1),
                          f"{r['resources'] / r['read']:,.0f}", round(r["count"], 1), r["tables"],
                          "yes" if same else "NO", f"{r['peak_mb']:,.0f}"])
-        table(f"Reading {args.patients:,} example patients ({args.schema}; {args.shards} shards, "
-              f"{args.workers} workers)",
-              ["engine", "patients", "resources", "read s", "resources/s", "count s", "tables",
-               f"= {first}", "peak MB"], rows)
+        if rows:
+            table(f"Reading {args.patients:,} example patients ({args.schema}; {args.shards} shards, "
+                  f"{args.workers} workers)",
+                  ["engine", "patients", "resources", "read s", "resources/s", "count s", "tables",
+                   f"= {first}", "peak MB"], rows)
         for engine in args.end_to_end:
             end_to_end(engine, export, schema_file, args.shards, args.workers, args.rows, work)
     finally:

@@ -207,7 +207,7 @@ def _write_parts(spec: RunSpec, out: Path, synth: Synthesizer, engine: Engine, n
     t0 = time.perf_counter()
     with atomic_directory(out) as tmp:
         written, counts = write_in_parts(tmp, synth, rows, spec.output(now), engine,
-                                         part_count(rows, spec.shard_count), placement)
+                                         part_count(rows, engine.parallelism), placement)
         write_model_files(tmp, synth, spec, schema_text)
     timings["sample and write"] = time.perf_counter() - t0
     return written, counts

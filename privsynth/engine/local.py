@@ -57,6 +57,10 @@ class LocalEngine:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
+    @property
+    def parallelism(self) -> int:
+        return self.workers
+
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         if self.workers == 1 or len(tasks) <= 1:
             return [fn(t) for t in tasks]

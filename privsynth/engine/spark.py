@@ -99,6 +99,10 @@ class SparkEngine:
         self.spark.sparkContext.setLogLevel("ERROR")
         self.workers = workers
 
+    @property
+    def parallelism(self) -> int:
+        return int(self.spark.sparkContext.defaultParallelism)
+
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         if not tasks:
             return []

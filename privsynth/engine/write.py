@@ -37,9 +37,10 @@ def part_seed(seed: int, part: int) -> int:
     return int(np.random.SeedSequence([seed, part]).generate_state(1, np.uint64)[0] >> np.uint64(12))
 
 
-def part_count(rows: int, shards: int) -> int:
-    """How many parts ``rows`` synthetic patients are written in (at most one per shard)."""
-    return max(1, min(shards, rows // MIN_PART))
+def part_count(rows: int, parallelism: int) -> int:
+    """How many parts ``rows`` synthetic patients are written in: one per task the engine runs
+    at once (each part pays sampling's fixed cost once), and none under MIN_PART patients."""
+    return max(1, min(parallelism, rows // MIN_PART))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def refuse(x: int) -> int:
 
 
 def test_map_keeps_task_order_and_reraises_input_errors_as_themselves(engine):
+    assert engine.parallelism == 2  # started with 2 workers (local cores for Spark)
     assert engine.map(square, list(range(9))) == [x * x for x in range(9)]
     with pytest.raises(InputError, match="^task 3: refused$"):
         engine.map(refuse, list(range(5)))
