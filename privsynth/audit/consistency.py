@@ -19,8 +19,10 @@ conservative). It fails when z exceeds ``consistency_z_max``.
 
 It needs the model (``AuditContext.resample``): ``release`` gives it; an audit of another
 tool's data (``privsynth audit``) does not, and a partial synthesis (real rows, by design)
-skips it. What it cannot see is a leak inside the model itself -- a model that memorised --
-which the train-against-holdout tests are for.
+skips it. It compares at most ``ROWS`` released rows (a uniform sample of the audited ones)
+and fresh draws of as many, against the audited train sample: five nearest-neighbour passes
+of that size (docs/audit.md, "At scale"). What it cannot see is a leak inside the model
+itself -- a model that memorised -- which the train-against-holdout tests are for.
 
 >>> round(consistency_z(185, np.array([140.0, 150.0, 155.0, 151.0])), 2)
 2.64
@@ -39,6 +41,7 @@ from privsynth.audit.result import Check
 from privsynth.audit.space import AuditSpace, audit_space
 
 DRAWS = 4  # fresh samples of the model
+ROWS = 10_000  # released rows compared (and rows per fresh draw)
 ISOLATION = 0.3  # the copied record at most this times as far as the second-nearest training record
 
 
@@ -75,10 +78,13 @@ class Consistency:
     def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
         assert context.resample is not None
         schema = context.schema
-        train = audit_space(context.train, schema)
+        train_rows, _, synthetic = context.audited()
+        if len(synthetic) > ROWS:
+            synthetic = synthetic.iloc[np.sort(context.rng.choice(len(synthetic), size=ROWS, replace=False))]
+        train = audit_space(train_rows, schema)
         near = context.policy.near_match_distance / 2
-        n = len(context.synthetic)
-        released = copied_records(audit_space(context.synthetic, schema), train, near, context.workers)
+        n = len(synthetic)
+        released = copied_records(audit_space(synthetic, schema), train, near, context.workers)
         fresh = np.array([copied_records(audit_space(context.resample(n, context.rng), schema), train, near,
                                          context.workers) for _ in range(DRAWS)], dtype=float)
         z = consistency_z(released, fresh)
@@ -88,7 +94,7 @@ class Consistency:
                       f"released {released}, fresh draws {', '.join(str(int(f)) for f in fresh)} "
                       f"(within {near:g} in every column, isolated)")
         return [check], {"released": released, "fresh": fresh.tolist(), "z": z, "distance": near,
-                         "isolation": ISOLATION, "draws": DRAWS}
+                         "isolation": ISOLATION, "draws": DRAWS, "rows": n, "train_rows": train.n}
 
 
 register(Consistency())

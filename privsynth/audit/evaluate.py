@@ -71,5 +71,8 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     figures["seconds"] = time.perf_counter() - t0
     figures["policy"] = policy.as_dict()
     figures["weakened"] = policy.weakened()
-    sizes = {"train": len(train), "holdout": len(holdout), "holdout_compared": m, "synthetic": len(synthetic)}
+    audited = [len(frame) for frame in context.audited()]
+    sizes = {"train": len(train), "holdout": len(holdout), "holdout_compared": min(m, *audited[:2]),
+             "synthetic": len(synthetic), "audit_rows_max": context.audit_rows,
+             "train_audited": audited[0], "holdout_audited": audited[1], "synthetic_audited": audited[2]}
     return AuditResult(tuple(checks), sizes, figures)

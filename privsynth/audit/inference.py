@@ -100,7 +100,8 @@ class AttributeInference:
         return context.partial
 
     def run(self, context: AuditContext) -> tuple[list[Check], dict[str, Any]]:
-        checks, figures = attribute_inference_checks(context.synthetic, context.train, context.holdout,
+        train, holdout, synthetic = context.audited()
+        checks, figures = attribute_inference_checks(synthetic, train, holdout,
                                                      list(context.keep), context.schema, context.policy,
                                                      context.rng, context.workers)
         return checks, {"columns": figures, "kept_columns": list(context.keep)}

@@ -104,19 +104,49 @@ class AuditContext:
             return self.schema
         return self.schema.only([c.name for c in self.schema.learned_columns if c.name not in self.keep])
 
+    @property
+    def audit_rows(self) -> int:
+        """The most rows of each side the distance audits compare (never below min_holdout)."""
+        return max(int(self.policy.audit_rows_max), int(self.policy.min_holdout))
+
+    def audited(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The train, holdout and synthetic rows the distance audits compare: all of them, or
+        past ``audit_rows`` a uniform random sample, drawn once from the audit's own
+        randomness (docs/audit.md, "At scale"). Train and holdout are sampled at the SAME rate
+        (the larger one cut to ``audit_rows``; the holdout never below ``min_holdout``), so
+        the sides keep their proportions: a copy whose source was not sampled then hits a
+        look-alike on train and holdout as the null hypothesis expects, not more often on the
+        holdout. Synthetic rows are cut to ``audit_rows``. Audits of rates (coherence) read
+        the full frames."""
+        if "audited" not in self.cache:
+            cap = self.audit_rows
+            rate = min(1.0, cap / max(1, len(self.train), len(self.holdout)))
+
+            def cut(frame: pd.DataFrame, size: int) -> pd.DataFrame:
+                if len(frame) <= size:
+                    return frame
+                return frame.iloc[np.sort(self.rng.choice(len(frame), size=size, replace=False))]
+
+            holdout = max(round(rate * len(self.holdout)), int(self.policy.min_holdout))
+            self.cache["audited"] = (cut(self.train, round(rate * len(self.train))), cut(self.holdout, holdout),
+                                     cut(self.synthetic, cap))
+        audited: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] = self.cache["audited"]
+        return audited
+
     def spaces(self) -> tuple[AuditSpace, AuditSpace, AuditSpace]:
         """Train (in random order), holdout (random, cut to the compared size) and synthetic
-        rows in the audit space, made once."""
+        rows of :meth:`audited` in the audit space, made once."""
         if "spaces" not in self.cache:
             from privsynth.audit.space import audit_space
 
-            m = min(len(self.train), len(self.holdout))
-            train_rows = self.rng.permutation(len(self.train))
-            holdout_rows = self.rng.permutation(len(self.holdout))[:m]
+            train, holdout, synthetic = self.audited()
+            m = min(len(train), len(holdout))
+            train_rows = self.rng.permutation(len(train))
+            holdout_rows = self.rng.permutation(len(holdout))[:m]
             schema = self.distance_schema
-            self.cache["spaces"] = (audit_space(self.train.iloc[train_rows], schema),
-                                    audit_space(self.holdout.iloc[holdout_rows], schema),
-                                    audit_space(self.synthetic, schema))
+            self.cache["spaces"] = (audit_space(train.iloc[train_rows], schema),
+                                    audit_space(holdout.iloc[holdout_rows], schema),
+                                    audit_space(synthetic, schema))
         spaces: tuple[AuditSpace, AuditSpace, AuditSpace] = self.cache["spaces"]
         return spaces
 

@@ -30,6 +30,9 @@ RELEASE_THRESHOLDS = (
     Threshold("min_cell_patients", 10, 1, 10**6, False, whole=True,
               help="reports suppress categories and bins with fewer real patients"),
     Threshold("bias_shift_max", 0.05, 0.0, 1.0, True, help="the bias check flags a protected group shifting more"),
+    Threshold("audit_rows_max", 50_000, 1000, 10**9, False, whole=True,
+              help="the distance audits compare at most this many train, holdout and synthetic rows each (a uniform "
+                   "random sample past it; fewer lowers their power: docs/audit.md, 'At scale')"),
 )
 
 _AUDITS: dict[str, Audit] = {}

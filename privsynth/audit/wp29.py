@@ -59,24 +59,26 @@ def attack_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 def frames(context: AuditContext) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema]:
-    """Train, holdout (the control) and synthetic rows on the compared columns, made once.
-    Train and holdout are cut to the same size (random rows): a predicate is likelier to hold
-    for exactly one of 4,000 patients than of 1,000, so unequal sizes would read as risk
-    where there is none (independent draws of one population scored 0.23 at 1,500 vs 400)."""
+    """Train, holdout (the control) and synthetic rows on the compared columns (of the
+    audited sample, :meth:`AuditContext.audited`), made once. Train and holdout are cut to
+    the same size (random rows): a predicate is likelier to hold for exactly one of 4,000
+    patients than of 1,000, so unequal sizes would read as risk where there is none
+    (independent draws of one population scored 0.23 at 1,500 vs 400)."""
     if "wp29" not in context.cache:
         schema = context.distance_schema
-        m = min(len(context.train), len(context.holdout))
-        train = context.train.iloc[np.sort(context.rng.permutation(len(context.train))[:m])]
-        holdout = context.holdout.iloc[np.sort(context.rng.permutation(len(context.holdout))[:m])]
+        train, holdout, synthetic = context.audited()
+        m = min(len(train), len(holdout))
+        train = train.iloc[np.sort(context.rng.permutation(len(train))[:m])]
+        holdout = holdout.iloc[np.sort(context.rng.permutation(len(holdout))[:m])]
         context.cache["wp29"] = (attack_frame(train, schema), attack_frame(holdout, schema),
-                                 attack_frame(context.synthetic, schema), schema)
+                                 attack_frame(synthetic, schema), schema)
     cached: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema] = context.cache["wp29"]
     return cached
 
 
 def attacks(context: AuditContext) -> int:
     """Attacks per evaluation: the policy's, at most the holdout's and the synthetic rows' size."""
-    return int(min(context.policy.wp29_attacks, len(context.holdout), len(context.train), len(context.synthetic)))
+    return int(min(context.policy.wp29_attacks, *(len(frame) for frame in context.audited())))
 
 
 def _risk(evaluator: Any, confidence: float = CONFIDENCE) -> dict[str, Any]:
