@@ -49,6 +49,10 @@ class ModelTooLargeError(PrivsynthError, MemoryError):
     """A graphical model would not fit in the memory allowed for it."""
 
 
+class EngineError(PrivsynthError, RuntimeError):
+    """A worker of the engine running the shard tasks stopped (killed, out of memory)."""
+
+
 class OutputError(PrivsynthError, OSError):
     """Output cannot be written where it was asked for."""
 

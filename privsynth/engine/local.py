@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,7 +67,17 @@ class LocalEngine:
             return [fn(t) for t in tasks]
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return list(self._pool.map(fn, tasks))
+        try:
+            return list(self._pool.map(fn, tasks))
+        except BrokenProcessPool:
+            from privsynth.errors import EngineError
+
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise EngineError(
+                f"a worker process of the duckdb engine stopped while running {getattr(fn, '__name__', 'a step')} "
+                f"on {len(tasks)} task(s) (killed, or out of memory?); nothing was written. Run again with fewer "
+                "--workers or more --shards (smaller tasks), or see the system log for why it stopped") from None
 
     def counts(self, root: Path, sizes: tuple[int, ...]) -> DuckCounts:
         return DuckCounts(root, sizes, threads=self.workers)

@@ -6,6 +6,7 @@ skipped (saying why) only where pyspark or Java cannot be installed."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from privsynth.engine import registry
 from privsynth.engine.shard import write_shards
-from privsynth.errors import InputError
+from privsynth.errors import EngineError, InputError
 from privsynth.generator.counts import ArrayCounts
 
 
@@ -51,6 +52,22 @@ def test_map_keeps_task_order_and_reraises_input_errors_as_themselves(engine):
     assert engine.map(square, list(range(9))) == [x * x for x in range(9)]
     with pytest.raises(InputError, match="^task 3: refused$"):
         engine.map(refuse, list(range(5)))
+
+
+def stop(x: int) -> int:
+    if x == 1:
+        os._exit(9)  # a worker killed mid-task (as the out-of-memory killer does)
+    return x
+
+
+def test_a_worker_that_stops_is_one_clear_error_and_the_engine_still_runs():
+    running = registry.start("duckdb", 2)
+    try:
+        with pytest.raises(EngineError, match="^a worker process of the duckdb engine stopped while running stop on 3"):
+            running.map(stop, [0, 1, 2])
+        assert running.map(square, [2, 3]) == [4, 9]  # a fresh pool for the next step
+    finally:
+        running.close()
 
 
 def test_counts_are_exact_over_shards_and_under_a_compression(engine, tmp_path):
