@@ -165,9 +165,11 @@ class _Omop:
         self.mapper.add(record)
 
     def close(self) -> Counter[str]:
-        from privsynth.omop.output import write_omop
+        from privsynth.omop.output import write_omop, write_omop_part
 
         c = self.context
+        if c.part is not None:  # one part of an output written in parts: joined by the driver
+            return write_omop_part(self.dir, c.part, self.mapper.out)
         return write_omop(self.dir, self.mapper.out, c.now, c.epsilon, c.delta, c.version)
 
     def abort(self) -> None:

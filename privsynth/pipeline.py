@@ -11,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import platform
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,8 @@ from privsynth.atomic import atomic_directory, write_bytes
 from privsynth.engine.protocol import Engine
 from privsynth.engine.write import IN_PARTS
 from privsynth.errors import InputError, OutputError
-from privsynth.fhir.record import tenths
 from privsynth.fhir.view import build_patient_view
-from privsynth.fhir.write import FhirWriter, identity_row
-from privsynth.formats import Output, SinkContext
-from privsynth.formats import get as get_format
+from privsynth.formats import Output
 from privsynth.generator.footprint import check_footprint
 from privsynth.generator.learnability import Learnability
 from privsynth.generator.synthesizer import Synthesizer, ViewCounts
@@ -40,6 +35,7 @@ from privsynth.history.bound import bound_view
 from privsynth.ingest import Ingest
 from privsynth.progress import Progress
 from privsynth.quality import Finding, findings
+from privsynth.records import versions, write_fhir_output
 from privsynth.run import RunSpec
 from privsynth.schema.load import dump_schema
 from privsynth.schema.model import Schema
@@ -71,16 +67,6 @@ def post_processing_seed(seed: int | None) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("--seed must be a non-negative whole number")
     return seed
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("privsynth", "opendp", "numpy", "pandas", "scipy", "scikit-learn", "fhir.resources", "faker"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
 
 
 def read_view(inputs: list[Path], schema: Schema, *, validate_input: bool = False, on_error: str = "raise",
@@ -339,48 +325,3 @@ def write_table_output(tmp: Path, sample: pd.DataFrame, schema: Schema, seed: in
     table = pd.DataFrame(columns)
     write_table(table, tmp, "synthetic")
     return {"rows": len(table)}
-
-
-def fhir_records(sample: pd.DataFrame, schema: Schema, seed: int) -> Iterator[list[dict[str, Any]]]:
-    """Each row of ``sample`` as the FHIR resources :func:`write_fhir_output` writes for it
-    (the same writer, in memory; nothing is written)."""
-    for _who, _facts, resources in FhirWriter(schema, seed).patients(sample):
-        yield resources
-
-
-def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, output: Output,
-                      progress: Progress | None = None, placement: Counter[str] | None = None,
-                      part: tuple[int, int] | None = None) -> Counter[str]:
-    """The records of ``sample`` in ``output.format`` (a registered format of
-    :mod:`privsynth.formats`: FHIR NDJSON or Bundles, OMOP, or none) and ``patients.csv``
-    (fresh identifiers and the synthetic row), all from one writer's typed records.
-    ``part`` (k, K): this is part k of K of an output written in parts (its files and its
-    ``patients.<k>.csv`` carry the part's number; :mod:`privsynth.engine.write`)."""
-    writer = FhirWriter(schema, output.seed, block=part or (0, 1))
-    identity_rows: list[dict[str, Any]] = []
-    total = len(sample)
-    context = SinkContext(total, output.now, output.epsilon, output.delta, schema.reference,
-                          versions().get("privsynth", "unknown"), output.seed, output.release_id,
-                          None if part is None else part[0])
-    sink = get_format(output.format).open(tmp, context)
-    try:
-        for k, (who, facts, record) in enumerate(writer.records(sample)):
-            identity_rows.append({**identity_row(who, writer.kinds), "birth_date": facts["birth_date"]})
-            sink.add(who, record)
-            if progress is not None and (k % 50 == 0 or k == total - 1):
-                progress("write records", k + 1, total)
-        counts = sink.close()
-    finally:
-        sink.abort()
-    if placement is not None and writer.history is not None:
-        placement.update(writer.history.stats)
-    shown = sample.reset_index(drop=True)
-    if output.format != "csv":  # the table says what the FHIR says: numbers as written, to a tenth
-        for col in schema.view_columns:
-            if col.kind == "numeric" and col.name in shown.columns:
-                values = pd.to_numeric(shown[col.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                shown[col.name] = pd.array(tenths(values), dtype="Float64")  # NaN stays NaN
-    table = pd.concat([pd.DataFrame(identity_rows), shown], axis=1)
-    write_bytes(tmp / ("patients.csv" if part is None else f"patients.{part[0]:04d}.csv"),
-                table.to_csv(index=False).encode())
-    return counts

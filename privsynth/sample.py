@@ -163,7 +163,8 @@ def sample(model_dir: str | Path, rows: int, out: str | Path, *, where: list[str
     FHIR (``ndjson`` or ``bundle``) or OMOP (``omop``) plus ``patients.csv``, or the table alone (``csv``; the
     only form for a table schema, the default there), and ``sample.json``."""
     from privsynth.formats import Output, formats
-    from privsynth.pipeline import post_processing_seed, versions, write_synthetic
+    from privsynth.pipeline import post_processing_seed, write_synthetic
+    from privsynth.records import versions
 
     if output_format is not None and output_format not in formats():
         raise InputError(f"unknown output format '{output_format}'; allowed: {', '.join(formats())}")

@@ -2,12 +2,14 @@
 
 The fitted model is small; sampling and writing a million patients is not. The rows are
 split into ``parts``; part ``k`` samples its rows from the model and writes them (FHIR
-NDJSON files ``<Type>.<k>.ndjson``, or one Bundle per patient) on an engine's worker, with
+NDJSON files ``<Type>.<k>.ndjson``, one Bundle per patient, or OMOP tables keyed from 1)
+on an engine's worker, with
 its own post-processing seed derived from the recorded one (:func:`part_seed`: the whole
 output is reproducible from the one seed in ``privacy.json``), MRNs from its own block
 (no two parts give two patients one MRN) and every resource validated with its R4 model as
-in one process. The driver then writes the Bulk Data manifest listing every part's files
-and joins the parts' ``patients.csv``. It is all post-processing of the DP model: nothing
+in one process. The driver then writes the Bulk Data manifest listing every part's files,
+joins OMOP's tables (shifting each part's keys past the parts before it) and the parts'
+``patients.csv``. It is all post-processing of the DP model: nothing
 here reads the real data.
 """
 
@@ -23,8 +25,9 @@ from privsynth.atomic import write_bytes
 from privsynth.engine.protocol import Engine
 from privsynth.formats import Output, SinkContext, bulk_manifest
 from privsynth.generator.synthesizer import Synthesizer
+from privsynth.records import versions, write_fhir_output
 
-IN_PARTS = ("ndjson", "bundle")  # formats written in parts (OMOP's keys are numbered across the whole output)
+IN_PARTS = ("ndjson", "bundle", "omop")  # formats written in parts (every record format)
 MIN_PART = 1_000  # patients: smaller parts cost more to start than they save
 
 
@@ -62,7 +65,6 @@ class PartResult:
 
 def write_part(task: PartTask) -> PartResult:
     """Sample and write one part (on a worker)."""
-    from privsynth.pipeline import write_fhir_output
 
     sample = task.synth.sample(task.rows, rng=task.output.seed)
     placement: Counter[str] = Counter()
@@ -75,7 +77,6 @@ def write_in_parts(base: Path, synth: Synthesizer, rows: int, output: Output, en
                    placement: Counter[str] | None = None) -> tuple[int, Counter[str]]:
     """Sample ``rows`` synthetic patients and write them under ``base`` in ``parts`` parts on
     ``engine``; the patients written and the resources per type."""
-    from privsynth.pipeline import versions
 
     sizes = [len(chunk) for chunk in np.array_split(np.arange(rows), parts)]
     tasks = [PartTask(synth, n, k, parts, replace(output, seed=part_seed(output.seed, k)), str(base))
@@ -91,6 +92,11 @@ def write_in_parts(base: Path, synth: Synthesizer, rows: int, output: Output, en
                               versions().get("privsynth", "unknown"), output.seed, output.release_id)
         bulk_manifest(base / "fhir", context, [(rtype, f"{rtype}.{k:04d}.ndjson", n)
                                                for k, r in enumerate(results) for rtype, n in r.counts.items()])
+    if output.format == "omop":  # keys numbered per part; the join shifts them (privsynth.omop.output)
+        from privsynth.omop.output import join_omop_parts
+
+        counts = join_omop_parts(base / "omop", parts, output.now, output.epsilon, output.delta,
+                                 versions().get("privsynth", "unknown"))
     _join_tables(base, parts)
     return sum(r.rows for r in results), counts
 

@@ -58,6 +58,12 @@ def write_omop(out: Path, mapped: OmopRows, now: str, epsilon: float, delta: flo
         counts[name] = table.num_rows
         pacsv.write_csv(table, out / f"{name}.csv")
         pq.write_table(table, out / f"{name}.parquet")
+    _write_rest(out, counts, mapped.unmapped, mapped.undated_deaths)
+    return counts
+
+
+def _write_rest(out: Path, counts: Counter[str], unmapped: Counter[str], undated_deaths: int) -> None:
+    """The DDL, the load scripts and ``omop.json``."""
     (out / "ddl").mkdir(exist_ok=True)
     for dialect in ("duckdb", "postgresql"):
         write_bytes(out / "ddl" / f"{dialect}.sql", ddl(dialect).encode())
@@ -69,8 +75,83 @@ def write_omop(out: Path, mapped: OmopRows, now: str, epsilon: float, delta: flo
         "\\i ddl/postgresql.sql\n"
         + "".join(f"\\copy {name} FROM '{name}.csv' WITH (FORMAT csv, HEADER true)\n" for name in TABLES)).encode())
     summary = {"cdm_version": CDM_VERSION, "vocabulary": VOCABULARY_VERSION, "rows": dict(counts),
-               "unmapped": {"rows": sum(mapped.unmapped.values()), "codes": dict(sorted(mapped.unmapped.items()))},
-               "deaths_without_a_date": mapped.undated_deaths,
+               "unmapped": {"rows": sum(unmapped.values()), "codes": dict(sorted(unmapped.items()))},
+               "deaths_without_a_date": undated_deaths,
                "note": "codes the shipped map cannot map are written with concept 0 and their code in *_source_value"}
     write_bytes(out / "omop.json", json.dumps(summary, indent=2).encode())
+
+
+# An output written in parts (privsynth.engine.write): each part numbers its rows from 1, as a
+# whole output would; the driver then shifts every key by the rows of that table in the parts
+# before it, so the joined tables are numbered 1..n without gaps, exactly as one process would.
+KEYS = {"person_id": "person", "observation_period_id": "observation_period",
+        "visit_occurrence_id": "visit_occurrence", "preceding_visit_occurrence_id": "visit_occurrence",
+        "condition_occurrence_id": "condition_occurrence", "measurement_id": "measurement",
+        "observation_id": "observation", "drug_exposure_id": "drug_exposure",
+        "procedure_occurrence_id": "procedure_occurrence"}
+PART_FILE = "part.json"
+
+
+def part_dir(out: Path, part: int) -> Path:
+    return out / f"part-{part:04d}"
+
+
+def write_omop_part(out: Path, part: int, mapped: OmopRows) -> Counter[str]:
+    """One part's tables as Parquet under ``out/part-<k>/``, keys numbered from 1, and what
+    the join needs (the keys used per table, the unmapped codes); the row count per table."""
+    where = part_dir(out, part)
+    where.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    for name in TABLES:
+        if name == "cdm_source":
+            continue
+        table = table_of(name, mapped.rows[name])
+        counts[name] = table.num_rows
+        pq.write_table(table, where / f"{name}.parquet")
+    write_bytes(where / PART_FILE, json.dumps({"keys": dict(mapped.next_ids), "unmapped": dict(mapped.unmapped),
+                                               "undated_deaths": mapped.undated_deaths}).encode())
     return counts
+
+
+def join_omop_parts(out: Path, parts: int, now: str, epsilon: float, delta: float, version: str) -> Counter[str]:
+    """The parts under ``out`` as one set of OMOP tables (CSV and Parquet, streamed part by
+    part, keys shifted), with the DDL, load scripts and ``omop.json``; the parts are removed."""
+    import shutil
+
+    import pyarrow.compute as pc
+
+    meta = [json.loads((part_dir(out, k) / PART_FILE).read_bytes()) for k in range(parts)]
+    offsets: list[dict[str, int]] = []
+    running: Counter[str] = Counter()
+    for m in meta:
+        offsets.append(dict(running))
+        running.update(m["keys"])
+    counts: Counter[str] = Counter()
+    for name in TABLES:
+        if name == "cdm_source":
+            continue
+        schema = table_of(name, []).schema
+        with pq.ParquetWriter(out / f"{name}.parquet", schema) as parquet, \
+                pacsv.CSVWriter(out / f"{name}.csv", schema) as csv:
+            for k in range(parts):
+                table = pq.read_table(part_dir(out, k) / f"{name}.parquet").cast(schema)  # Parquet keeps ms
+                for column, keyed in KEYS.items():
+                    shift = offsets[k].get(keyed, 0)
+                    if column in table.column_names and shift:
+                        at = table.column_names.index(column)
+                        table = table.set_column(at, column, pc.add(table[column], pa.scalar(shift, pa.int64())))
+                parquet.write_table(table)
+                csv.write_table(table)
+                counts[name] += table.num_rows
+    cdm = table_of("cdm_source", [cdm_source_row(now, epsilon, delta, version)])
+    counts["cdm_source"] = cdm.num_rows
+    pacsv.write_csv(cdm, out / "cdm_source.csv")
+    pq.write_table(cdm, out / "cdm_source.parquet")
+    unmapped: Counter[str] = Counter()
+    for m in meta:
+        unmapped.update(m["unmapped"])
+    _write_rest(out, Counter({name: counts[name] for name in TABLES}), unmapped,
+                sum(m["undated_deaths"] for m in meta))
+    for k in range(parts):
+        shutil.rmtree(part_dir(out, k))
+    return Counter({name: counts[name] for name in TABLES})

@@ -69,6 +69,11 @@ class OmopRows:
         self._next[table] += 1
         return self._next[table]
 
+    @property
+    def next_ids(self) -> Counter[str]:
+        """The keys given so far per table (the last one: keys run from 1)."""
+        return Counter(self._next)
+
 
 class OmopMapper:
     """Maps one record at a time into :class:`OmopRows` (ids are sequential per table)."""

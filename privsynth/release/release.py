@@ -49,18 +49,12 @@ from privsynth.generator.synthesizer import Synthesizer, check_keep
 from privsynth.history.chart import iter_patients
 from privsynth.history.redflag import UNCODED_ORDER
 from privsynth.ingest import Ingest
-from privsynth.pipeline import (
-    fhir_records,
-    fit_model,
-    post_processing_seed,
-    read_view,
-    versions,
-    write_model_directory,
-)
+from privsynth.pipeline import fit_model, post_processing_seed, read_view, write_model_directory
 from privsynth.privacy.ledger import Ledger, Reservation
 from privsynth.privacy.mechanism import epsilon_for, rho_for
 from privsynth.progress import Progress
 from privsynth.quality import Finding
+from privsynth.records import fhir_records, versions
 from privsynth.release.inputs import input_files, input_fingerprint, sha256_file
 from privsynth.release.internal import InternalAudit, LedgerNote, PatientCounts
 from privsynth.release.manifest import ReleaseManifest, Verdict, registry_entry

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from privsynth.formats import Output
-from privsynth.pipeline import read_view, write_fhir_output
+from privsynth.pipeline import read_view
+from privsynth.records import write_fhir_output
 
 NOW = "2024-01-01T00:00:00+00:00"
 

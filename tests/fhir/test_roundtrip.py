@@ -8,7 +8,8 @@ import pytest
 
 from privsynth.domain import encode
 from privsynth.formats import Output
-from privsynth.pipeline import read_view, write_fhir_output
+from privsynth.pipeline import read_view
+from privsynth.records import write_fhir_output
 from privsynth.schema import load_schema
 from tests.conftest import ROOT
 

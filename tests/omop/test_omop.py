@@ -15,7 +15,8 @@ import pytest
 from privsynth.formats import Output
 from privsynth.omop.tables import TABLES, ddl
 from privsynth.omop.vocabulary import Vocabulary
-from privsynth.pipeline import read_view, write_fhir_output
+from privsynth.pipeline import read_view
+from privsynth.records import write_fhir_output
 from privsynth.schema import load_schema
 from tests.conftest import BUNDLES, ROOT, need_shared
 
@@ -175,3 +176,64 @@ def test_ddl_declares_the_keys_and_both_dialects():
     assert "FOREIGN KEY (visit_occurrence_id) REFERENCES visit_occurrence (visit_occurrence_id)" in text
     with pytest.raises(ValueError, match="allowed: duckdb, postgresql"):
         ddl("oracle")
+
+
+def _tables(omop_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(omop_dir.glob("*.csv"))}
+
+
+def test_omop_in_one_part_joins_to_the_whole_output_byte_for_byte(example_export, tmp_path):
+    """A part numbers its keys from 1 and the join shifts nothing: one part is the whole output."""
+    from privsynth.omop.output import join_omop_parts
+
+    schema = load_schema(ROOT / "schemas" / "patient-timeline.yaml")
+    rows = read_view([example_export], schema)[0].reset_index(drop=True)
+    output = Output("omop", SEED, NOW, 1.0, 1e-6)
+    whole = write_fhir_output(tmp_path / "whole", rows, schema, output)
+    part = write_fhir_output(tmp_path / "parts", rows, schema, output, part=(0, 1))
+    joined = join_omop_parts(tmp_path / "parts" / "omop", 1, NOW, 1.0, 1e-6, "test")
+    assert {k: v for k, v in part.items() if k != "cdm_source"} == {k: v for k, v in whole.items() if k != "cdm_source"}
+    assert joined == whole and not list((tmp_path / "parts" / "omop").glob("part-*"))
+    a, b = _tables(tmp_path / "whole" / "omop"), _tables(tmp_path / "parts" / "omop")
+    assert set(a) == set(b) and all(a[name] == b[name] for name in a if name != "cdm_source.csv")
+    assert (json.loads((tmp_path / "whole" / "omop" / "omop.json").read_text())
+            == json.loads((tmp_path / "parts" / "omop" / "omop.json").read_text()))
+
+
+def test_omop_in_parts_loads_with_its_keys_numbered_without_gaps(example_export, tmp_path):
+    """Three parts of the same rows: every table's own key unique and 1..n, every reference
+    resolving (DuckDB enforces the DDL's keys on load), the counts the parts' counts."""
+    from privsynth.omop.output import join_omop_parts
+
+    schema = load_schema(ROOT / "schemas" / "patient-timeline.yaml")
+    rows = read_view([example_export], schema)[0].reset_index(drop=True)
+    thirds = [rows.iloc[k::3].reset_index(drop=True) for k in range(3)]
+    counts: Counter[str] = Counter()
+    for k, third in enumerate(thirds):
+        counts.update(write_fhir_output(tmp_path, third, schema, Output("omop", SEED + k, NOW, 1.0, 1e-6),
+                                        part=(k, 3)))
+    joined = join_omop_parts(tmp_path / "omop", 3, NOW, 1.0, 1e-6, "test")
+    con = _load(tmp_path / "omop")
+    assert _orphans(con) == 0
+    for name, table in TABLES.items():
+        n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        assert n == joined[name] == (counts[name] if name != "cdm_source" else 1)
+        if table.primary_key == f"{name}_id":  # its own key (death's is the person's)
+            low, high, distinct = con.execute(f"SELECT min({table.primary_key}), max({table.primary_key}), "
+                                              f"count(DISTINCT {table.primary_key}) FROM {name}").fetchone()
+            assert n == 0 or (low, high, distinct) == (1, n, n)
+    assert joined["person"] == len(rows) and json.loads((tmp_path / "omop" / "omop.json").read_text())["rows"] == \
+        dict(joined)
+
+
+def test_a_sharded_run_writes_omop_in_parts(core_schema, tmp_path):
+    from privsynth.example.hospital import write_example_export
+    from privsynth.pipeline import synthesize
+
+    export = write_example_export(tmp_path / "export", 300, 2)
+    result = synthesize([export], core_schema, tmp_path / "out", epsilon=1.0, rows=2000, seed=5, engine="duckdb",
+                        shards=2, workers=2, output_format="omop")
+    con = _load(tmp_path / "out" / "omop")
+    assert _orphans(con) == 0 and con.execute("SELECT count(*) FROM person").fetchone()[0] == 2000
+    assert result.patients_out == 2000 and not list((tmp_path / "out" / "omop").glob("part-*"))
+    assert len((tmp_path / "out" / "patients.csv").read_text().splitlines()) == 2001
