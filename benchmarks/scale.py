@@ -2,7 +2,7 @@
 
     python -m benchmarks.scale [--patients 100000] [--schema patient-timeline] [--shards 8]
                                [--workers 2] [--engines whole duckdb spark] [--export DIR]
-                               [--end-to-end duckdb] [--rows N]
+                               [--end-to-end duckdb] [--rows N] [--validate-output sample]
 
 Builds (or reuses, ``--export``) an example-hospital export of N patients with histories
 (per-patient Bundles), then, each in a fresh process so that its memory is its own:
@@ -14,7 +14,8 @@ Builds (or reuses, ``--export``) an example-hospital export of N patients with h
   tree, sampled every 0.2 s: Spark's JVM included), and checks that every count table of
   every engine equals the whole path's exactly;
 - ``--end-to-end ENGINE``: the whole ``synthesize`` run (read, fit, sample, write) sharded
-  on that engine, with its steps' seconds and resources written per second.
+  on that engine, with its steps' seconds and resources written per second
+  (``--validate-output sample``: the stated sample of resources validated, not every one).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def read_one(engine: str, export: str, schema_file: str, shards: int, workers: i
 
 
 def end_to_end(engine: str, export: Path, schema_file: str, shards: int, workers: int, rows: int | None,
-               work: Path) -> None:
+               work: Path, validation: str = "all") -> None:
     from privsynth.fhir.output import use_workers
     from privsynth.pipeline import synthesize
     from privsynth.schema import load_schema
@@ -127,15 +128,16 @@ def end_to_end(engine: str, export: Path, schema_file: str, shards: int, workers
     schema = load_schema(schema_file)
     with PeakMemory() as memory:
         t0 = time.perf_counter()
+        sharding = {} if engine == "whole" else {"engine": engine, "shards": shards, "workers": workers}
         result = synthesize([export], schema, work / f"out-{engine}", epsilon=1.0, seed=1, rows=rows,
-                            **({} if engine == "whole" else {"engine": engine, "shards": shards,
-                                                              "workers": workers}))
+                            validate_output=validation, **sharding)
         total = time.perf_counter() - t0
     written = sum(result.resources_out.values())
     ingest = json.loads(result.internal_report.read_text())["ingest"]
     read = sum(ingest["resources_read"].values())
     writing = sum(v for k, v in result.seconds.items() if k in ("sample", "write", "sample and write"))
-    table(f"End to end on {engine}: {result.patients_in:,} patients in, {result.patients_out:,} out",
+    table(f"End to end on {engine}: {result.patients_in:,} patients in, {result.patients_out:,} out, "
+          f"output validated: {validation}",
           ["step", "seconds"],
           [[k, round(v, 1)] for k, v in result.seconds.items()] + [["end to end", round(total, 1)]])
     print(f"resources read {read:,} ({read / result.seconds['ingest']:,.0f}/s in ingest); written {written:,} "
@@ -152,6 +154,8 @@ def main() -> None:
     parser.add_argument("--export", default=None, help="an existing export to read (else one is built and removed)")
     parser.add_argument("--end-to-end", nargs="*", default=[], help="engines to run synthesize on end to end")
     parser.add_argument("--rows", type=int, default=None, help="synthetic patients end to end (default: DP estimate)")
+    parser.add_argument("--validate-output", choices=["all", "sample"], default="all",
+                        help="end to end: validate every resource written, or the stated sample")
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -199,7 +203,7 @@ def main() -> None:
                   ["engine", "patients", "resources", "read s", "resources/s", "count s", "tables",
                    f"= {first}", "peak MB"], rows)
         for engine in args.end_to_end:
-            end_to_end(engine, export, schema_file, args.shards, args.workers, args.rows, work)
+            end_to_end(engine, export, schema_file, args.shards, args.workers, args.rows, work, args.validate_output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

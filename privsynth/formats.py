@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from privsynth.atomic import write_bytes
-from privsynth.fhir.output import FhirSink
+from privsynth.fhir.output import FhirSink, validation_rule
 from privsynth.fhir.provenance import provenance, provenance_id
 from privsynth.fhir.record import Record
 from privsynth.identity import Identity
@@ -39,6 +39,7 @@ class Output:
     epsilon: float
     delta: float
     release_id: str | None = None
+    validation: str = "all"  # FHIR: every resource validated, or a stated sample (privsynth.fhir.output)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class SinkContext:
     seed: int = 0  # the post-processing seed (ids of what the sink adds)
     release_id: str | None = None  # a release's id (None for synthesize and sample)
     part: int | None = None  # output written in parts (privsynth.engine.write): this part's number
+    validation: str = "all"  # FHIR output: every resource validated, or a stated sample
 
 
 class RecordSink(Protocol):
@@ -105,7 +107,8 @@ def bulk_manifest(fhir_dir: Path, context: SinkContext, files: list[tuple[str, s
         "transactionTime": context.now, "request": "privsynth synthesize", "requiresAccessToken": False,
         "output": [{"type": rtype, "url": url, "count": n} for rtype, url, n in sorted(files)],
         "error": [],
-        "extension": {"privsynth": {"synthetic": True, "epsilon": context.epsilon, "delta": context.delta}},
+        "extension": {"privsynth": {"synthetic": True, "epsilon": context.epsilon, "delta": context.delta,
+                                    "validation": validation_rule(context.validation)}},
     }
     write_bytes(fhir_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
 
@@ -120,7 +123,7 @@ class _Fhir:
         # a part is written by one worker of an engine: it validates in its own process
         self.suffix = "" if context.part is None else f".{context.part:04d}"
         self.sink = FhirSink(self.dir, kind, context.patients, workers=None if context.part is None else 1,
-                             suffix=self.suffix)
+                             suffix=self.suffix, validation=context.validation)
         self.patients: list[str] = []
 
     def _provenance(self, patients: list[str], part: int) -> dict[str, Any]:
@@ -136,7 +139,7 @@ class _Fhir:
 
     def close(self) -> Counter[str]:
         if self.kind == "ndjson" and self.patients:  # one Provenance for the whole Bulk output
-            self.sink.add("provenance", [self._provenance(self.patients, 0)])
+            self.sink.add("provenance", [self._provenance(self.patients, 0)], validate=True)
         counts = self.sink.close()
         if self.kind == "bundle":
             return Counter({"Bundle": self.sink.bundles})

@@ -57,7 +57,7 @@ def write_fhir_output(tmp: Path, sample: pd.DataFrame, schema: Schema, output: O
     total = len(sample)
     context = SinkContext(total, output.now, output.epsilon, output.delta, schema.reference,
                           versions().get("privsynth", "unknown"), output.seed, output.release_id,
-                          None if part is None else part[0])
+                          None if part is None else part[0], output.validation)
     sink = get_format(output.format).open(tmp, context)
     try:
         for k, (who, facts, record) in enumerate(writer.records(sample)):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from privsynth.audit.policy import Policy
 from privsynth.errors import InputError
+from privsynth.fhir.output import VALIDATION
 from privsynth.generator.footprint import DEFAULT_MAX_MODEL_CELLS
 from privsynth.privacy.mechanism import rho_for
 from privsynth.schema.model import Schema
@@ -50,6 +51,7 @@ class RunSpec:
     inputs: tuple[Path, ...] = ()
     seed: int | None = None
     output_format: str = "ndjson"
+    validate_output: str = "all"  # FHIR output: "all" resources validated, or a stated "sample"
     method: str = "aim"
     rows: int | None = None
     validate_input: bool = False
@@ -80,6 +82,8 @@ class RunSpec:
         if self.output_format == "omop" and self.schema.input_format != "fhir":
             raise InputError(f"--format omop writes patient records: schema '{self.schema.name}' is a table schema "
                              "(its output is the table, as CSV and Parquet)")
+        if self.validate_output not in VALIDATION:
+            raise InputError(f"--validate-output must be one of {', '.join(VALIDATION)}")
         if self.rows is not None and (isinstance(self.rows, bool) or self.rows < 1):
             raise InputError("--rows must be a positive number of synthetic patients")
         if self.on_error not in ON_ERROR:
@@ -127,7 +131,7 @@ class RunSpec:
         from privsynth.formats import Output
 
         assert self.seed is not None, "the post-processing seed is fixed before anything is written"
-        return Output(self.output_format, self.seed, now, self.epsilon, self.delta, release_id)
+        return Output(self.output_format, self.seed, now, self.epsilon, self.delta, release_id, self.validate_output)
 
     def with_seed(self, seed: int) -> RunSpec:
         return replace(self, seed=seed)

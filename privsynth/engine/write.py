@@ -89,7 +89,8 @@ def write_in_parts(base: Path, synth: Synthesizer, rows: int, output: Output, en
             placement.update(r.placement)
     if output.format == "ndjson":
         context = SinkContext(rows, output.now, output.epsilon, output.delta, synth.schema.reference,
-                              versions().get("privsynth", "unknown"), output.seed, output.release_id)
+                              versions().get("privsynth", "unknown"), output.seed, output.release_id,
+                              validation=output.validation)
         bulk_manifest(base / "fhir", context, [(rtype, f"{rtype}.{k:04d}.ndjson", n)
                                                for k, r in enumerate(results) for rtype, n in r.counts.items()])
     if output.format == "omop":  # keys numbered per part; the join shifts them (privsynth.omop.output)
