@@ -1,9 +1,10 @@
-"""The distributed engine: per-shard steps on Spark executors, counts by Spark SQL.
+"""The distributed engine: per-shard steps on Spark executors, counts per shard summed.
 
 ``--engine spark --master URL`` runs the shard tasks as one Spark task each (the same
 functions the embedded engine runs: :mod:`privsynth.engine.ingest`) and counts the encoded
-view's Parquet partitions with Spark SQL, partial counts per partition summed by the
-cluster (:mod:`privsynth.engine.sql`); only count rows reach the driver. Without a master
+view's Parquet partitions in Spark tasks too, one per shard, each returning its count
+tables, which the driver sums (:mod:`privsynth.engine.counts`); only count tables reach the
+driver. Without a master
 it runs in local mode with ``workers`` cores (what the tests use). Past one machine the
 working directory must be storage every executor reaches (a shared or object-store path),
 and privsynth must be installed on the executors.
@@ -21,10 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
+from privsynth.engine.counts import ShardCounts
 from privsynth.engine.registry import register
-from privsynth.engine.sql import SqlCounts
 from privsynth.errors import InputError, PrivsynthError
 
 T = TypeVar("T")
@@ -32,31 +31,6 @@ R = TypeVar("R")
 
 NEEDS = ("the spark engine needs pyspark and Java 17: pip install 'privsynth[spark]' and install a Java 17 "
          "runtime (Debian: apt-get install openjdk-17-jre-headless)")
-
-
-class SparkCounts(SqlCounts):
-    """Counts of Parquet partitions, by Spark SQL."""
-
-    def __init__(self, spark: Any, root: Path | str, sizes: tuple[int, ...],
-                 maps: tuple[np.ndarray | None, ...] | None = None, view: str | None = None) -> None:
-        self.spark, self.root = spark, str(root)
-        if view is None:
-            view = f"privsynth_view_{abs(hash(self.root)) % 10**9}"
-            spark.read.parquet(self.root).cache().createOrReplaceTempView(view)  # read once, scanned per batch
-        self.view = view
-        super().__init__(view, sizes, maps)
-
-    def _run(self, query: str) -> dict[str, np.ndarray]:
-        frame = self.spark.sql(query)
-        rows = frame.collect()  # count rows only: at most the cells of the tables asked for
-        return {name: np.array([r[name] if r[name] is not None else -1 for r in rows], dtype=np.int64)
-                for name in frame.columns}
-
-    def _lookup(self, column: str, values: np.ndarray) -> str:
-        return "element_at(array(" + ", ".join(str(int(v)) for v in values) + f"), {column} + 1)"
-
-    def _with(self, maps: tuple[np.ndarray | None, ...], sizes: tuple[int, ...]) -> SparkCounts:
-        return SparkCounts(self.spark, self.root, sizes, maps, self.view)
 
 
 class _Captured:
@@ -114,8 +88,8 @@ class SparkEngine:
             out.append(r)
         return out
 
-    def counts(self, root: Path, sizes: tuple[int, ...]) -> SparkCounts:
-        return SparkCounts(self.spark, root, sizes)
+    def counts(self, root: Path, sizes: tuple[int, ...]) -> ShardCounts:
+        return ShardCounts(self, root, sizes)
 
     def close(self) -> None:
         self.spark.stop()
