@@ -50,10 +50,10 @@ def _capturing(fn: Callable[[T], R]) -> Callable[[T], R | _Captured]:
 
 
 class SparkEngine:
-    """Shard tasks as Spark tasks; counts by Spark SQL."""
+    """Shard tasks as Spark tasks; counts per shard in Spark tasks, summed on the driver."""
 
     name = "spark"
-    summary = "past one machine: Spark executors for the shards, Spark SQL for the counts (--master URL)"
+    summary = "past one machine: Spark executors for the shards and their counts (--master URL)"
 
     def __init__(self, workers: int, master: str | None, options: dict[str, Any]) -> None:
         try:
