@@ -6,11 +6,8 @@ import numpy as np
 import pandas as pd
 
 from privsynth.audit import Policy
-from privsynth.audit.canary import plant
 from privsynth.audit.protocol import AuditContext
-from privsynth.audit.reidentification import Reidentification
-from privsynth.audit.split import holdout_split
-from tests.audit.test_reidentification import TWINS, twins
+from tests.audit.test_reidentification import TWINS, twin_trials
 
 SMALL = Policy(audit_rows_max=2000, min_holdout=100)
 
@@ -48,18 +45,9 @@ def test_a_leak_is_still_refused_on_a_sample_nine_times_in_ten_and_clean_rows_pa
     # twin, on train 4 times in 5: noise in the null's proportions. The sample costs power by
     # the sampling rate (docs/audit.md, "At scale"): the full data refuse 1% near-copies here
     # nine times in ten (test_reidentification), the sample needs about 20% for the same.
-    refused, clean_refused = 0, 0
-    for seed in range(10):
-        rng = np.random.default_rng(seed)
-        view = twins(3000, rng)
-        train_rows, holdout_rows = holdout_split(len(view), 0.2, 1000, rng)
-        train, holdout = view.iloc[train_rows].reset_index(drop=True), view.iloc[holdout_rows].reset_index(drop=True)
-        clean = twins(len(train), rng)
-        for synthetic, leaked in ((clean, False), (plant("near-copies", clean, train, TWINS, rng, share=0.2), True)):
-            context = AuditContext(train, holdout, synthetic, TWINS, SMALL, rng)
-            checks, figures = Reidentification().run(context)
-            assert [len(f) for f in context.audited()] == [2000, round(2000 * len(holdout) / len(train)), 2000]
-            verdict = next(c.passed for c in checks if c.name.startswith("isolated near matches"))
-            refused += leaked and not verdict
-            clean_refused += not leaked and not verdict
+    def sampled(context: AuditContext) -> None:
+        train, holdout = len(context.train), len(context.holdout)
+        assert [len(f) for f in context.audited()] == [2000, round(2000 * holdout / train), 2000]
+
+    refused, clean_refused = twin_trials(SMALL, 0.2, 1.0, sampled)
     assert refused >= 9 and clean_refused == 0
