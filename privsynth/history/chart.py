@@ -51,6 +51,7 @@ COLONOSCOPY = frozenset({"73761001"})
 MAMMOGRAPHY = frozenset({"71651007"})
 HBA1C = frozenset({"4548-4"})
 CHOLESTEROL = frozenset({"2093-3"})
+GLUCOSE = frozenset({"2339-0"})
 BODY_HEIGHT = frozenset({"8302-2"})
 BODY_WEIGHT = frozenset({"29463-7"})
 BMI = frozenset({"39156-5"})
@@ -269,11 +270,22 @@ def _condition(r: Resource, stamp: Any, linked: bool) -> Event:
     return Event("Condition", _codes(r.get("code")), day_of(stamp), sort_key=str(stamp or ""))
 
 
+def _mg_per_dl(q: Any, per_mmol: float) -> float | None:
+    """A serum concentration in mg/dL; a value in mmol/L times ``per_mmol`` (the molar mass / 10)."""
+    value = _quantity(q)
+    if value is None:
+        return None
+    return value * per_mmol if "mmol" in str(q.get("code") or q.get("unit") or "").lower() else value
+
+
 def _observation(r: Resource, stamp: Any, linked: bool) -> Event:
     codes = _codes(r.get("code"))
-    value = (_centimetres(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_HEIGHT)
-             else _kilograms(r.get("valueQuantity")) if has_code(codes, LOINC, BODY_WEIGHT)
-             else _quantity(r.get("valueQuantity")))
+    q = r.get("valueQuantity")
+    value = (_centimetres(q) if has_code(codes, LOINC, BODY_HEIGHT)
+             else _kilograms(q) if has_code(codes, LOINC, BODY_WEIGHT)
+             else _mg_per_dl(q, 18.016) if has_code(codes, LOINC, GLUCOSE)
+             else _mg_per_dl(q, 38.67) if has_code(codes, LOINC, CHOLESTEROL)
+             else _quantity(q))
     systolic, diastolic = _bp(r)
     return Event("Observation", codes, day_of(stamp), value=value, systolic=systolic, diastolic=diastolic,
                  sort_key=str(stamp or ""), linked=linked)

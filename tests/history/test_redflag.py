@@ -208,6 +208,21 @@ CASES += [
     ("deceased without a date", [patient(deceasedBoolean=True)], (True, True)),
     ("deceased without a date", [patient(deceasedDateTime="2020-01-01")], (True, False)),
     ("deceased without a date", [patient(deceasedBoolean=False)], (False, False)),
+    ("COPD before 40", [patient("1990-01-01"), condition(COPD, "2025-01-01"), condition(COPD, "2020-01-01")],
+     (True, True)),
+    ("COPD before 40", [patient("1970-01-01"), condition(COPD, "2015-01-01")], (True, False)),
+    ("COPD before 40", [patient("1990-01-01"), condition(HTN, "2020-01-01")], (False, False)),
+    ("depression or anxiety before 6", [patient("2015-01-01"), condition("35489007", "2019-01-01")], (True, True)),
+    ("depression or anxiety before 6", [patient("2005-01-01"), condition("197480006", "2019-01-01")], (True, False)),
+    ("depression or anxiety before 6", [patient("2015-01-01"), condition("195967001", "2019-01-01")], (False, False)),
+    ("prediabetes after diabetes", [patient(), condition(T2D, "2010-01-01"), condition("15777000", "2012-01-01")],
+     (True, True)),
+    ("prediabetes after diabetes", [patient(), condition("15777000", "2008-01-01"), condition(T2D, "2010-01-01"),
+                                    condition("15777000", "2012-01-01")], (True, False)),
+    ("prediabetes after diabetes", [patient(), condition("15777000", "2012-01-01")], (False, False)),
+    ("alive at 100 or older", [patient("1923-06-01")], (True, True)),
+    ("alive at 100 or older", [patient("1925-06-01")], (True, False)),
+    ("alive at 100 or older", [patient("1900-06-01", deceasedDateTime="1990-01-01")], (False, False)),
     ("antidiabetic without diabetes", [patient(), medication("860975", "2020-01-01")], (True, True)),
     ("antidiabetic without diabetes", [patient(), medication(None, "2020-01-01", "Insulin glargine 100 UNT/ML")],
      (True, True)),
@@ -253,6 +268,32 @@ CASES += [
                                          observation("8302-2", "2023-07-01", 140.0, "cm")], (True, False)),
     ("child height below growth limit", [patient("2000-06-01"), observation("8302-2", "2010-07-01", 90.0, "cm")],
      (False, False)),
+    # a 3-year-old girl: limit 1.1 x 109.5 = 120.5 cm
+    ("child height above growth limit", [patient("2020-03-01"), observation("8302-2", "2023-07-01", 123.5, "cm")],
+     (True, True)),
+    ("child height above growth limit", [patient("2020-03-01"), observation("8302-2", "2023-07-01", 104.0, "cm")],
+     (True, False)),
+    ("child height above growth limit", [patient("2000-06-01"), observation("8302-2", "2010-07-01", 190.0, "cm")],
+     (False, False)),
+    ("HbA1c below 4 %", [patient(), observation("4548-4", "2020-01-01", 5.4, "%"),
+                         observation("4548-4", "2021-01-01", 3.6, "%")], (True, True)),
+    ("HbA1c below 4 %", [patient(), observation("4548-4", "2020-01-01", 4.0, "%")], (True, False)),
+    ("HbA1c below 4 %", [patient(), observation("2339-0", "2020-01-01", 3.0)], (False, False)),
+    # consecutive values 2 years or less apart; mmol/L is converted (3.0 mmol/L = 116 mg/dL)
+    ("cholesterol halves or doubles within 2 years", [patient(), observation("2093-3", "2020-01-01", 460, "mg/dL"),
+                                                      observation("2093-3", "2021-06-01", 3.0, "mmol/L")],
+     (True, True)),
+    ("cholesterol halves or doubles within 2 years", [patient(), observation("2093-3", "2020-01-01", 260, "mg/dL"),
+                                                      observation("2093-3", "2021-06-01", 180, "mg/dL")],
+     (True, False)),
+    ("cholesterol halves or doubles within 2 years", [patient(), observation("2093-3", "2015-01-01", 400, "mg/dL"),
+                                                      observation("2093-3", "2021-06-01", 150, "mg/dL")],
+     (False, False)),
+    ("glucose >= 200 mg/dL without diabetes", [patient(), observation("2339-0", "2020-01-01", 11.5, "mmol/L")],
+     (True, True)),
+    ("glucose >= 200 mg/dL without diabetes", [patient(), observation("2339-0", "2020-01-01", 250, "mg/dL"),
+                                               condition(T2D, "2019-01-01")], (True, False)),
+    ("glucose >= 200 mg/dL without diabetes", [patient(), observation("4548-4", "2020-01-01", 250)], (False, False)),
     ("BMI below 12 or above 70", [patient(), observation("39156-5", "2020-01-01", 11.4, "kg/m2")], (True, True)),
     ("BMI below 12 or above 70", [patient(), observation("39156-5", "2020-01-01", 24.0, "kg/m2")], (True, False)),
     ("BMI below 12 or above 70", [patient()], (False, False)),
@@ -287,7 +328,9 @@ def test_every_flag_has_a_flagged_a_clean_and_an_outside_case() -> None:
         ">=10 inpatient admissions in 10 years", "admission without a reason", "inpatient stay with nothing recorded",
         "HbA1c before 1980", "event before birth", "event after death", "deceased without a date",
         "antidiabetic without diabetes", "child with cholesterol measured", "pulse pressure < 20 mmHg",
-        "diastolic >= systolic", "child height below growth limit"}
+        "diastolic >= systolic", "child height below growth limit", "child height above growth limit",
+        "COPD before 40", "depression or anxiety before 6", "prediabetes after diabetes", "alive at 100 or older",
+        "glucose >= 200 mg/dL without diabetes", "HbA1c below 4 %", "cholesterol halves or doubles within 2 years"}
     assert required <= set(names)
     assert all(f.sentence and callable(f.check) for f in rf.FLAGS)
 
@@ -305,6 +348,11 @@ def test_height_limit_follows_the_cdc_table() -> None:
     assert rf.height_limit("male", 1) is None and rf.height_limit("male", 18) is None
     for table in rf.CDC_STATURE_P3.values():
         assert len(table) == 16 and list(table) == sorted(table)
+    assert rf.height_limit("female", 3, tall=True) == pytest.approx(1.1 * 109.5, abs=0.05)
+    assert rf.height_limit("unknown", 16, tall=True) == rf.height_limit("male", 16, tall=True)  # the taller
+    for short, tall in zip(rf.CDC_STATURE_P3.values(), rf.CDC_STATURE_P97.values()):
+        assert len(tall) == 16 and list(tall) == sorted(tall)
+        assert all(t > s + 10 for s, t in zip(short, tall))
 
 
 def _write_ndjson(path: Path, resources: list[dict], gz: bool = False) -> None:

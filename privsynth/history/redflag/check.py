@@ -18,6 +18,7 @@ from privsynth.history.chart import (
     BODY_WEIGHT,
     CHOLESTEROL,
     COLONOSCOPY,
+    GLUCOSE,
     HBA1C,
     LOINC,
     MAMMOGRAPHY,
@@ -65,6 +66,16 @@ CDC_STATURE_P3: dict[str, tuple[float, ...]] = {  # ages 2, 3, ..., 17
                126.0, 130.7, 137.4, 144.2, 148.1, 149.7, 150.4, 150.7),
 }
 HEIGHT_MARGIN = 0.9
+# The tallest: the same charts' 97th percentile at the END of each year of age 2-17 (the
+# half-month point of months 36, 48, ..., 216), rounded to 0.1 cm; a child is flagged above
+# TALL_MARGIN times it (about 4.5 SD above the median at 5, 3 SD at 16).
+CDC_STATURE_P97: dict[str, tuple[float, ...]] = {  # ages 2, 3, ..., 17
+    "male": (102.9, 110.5, 117.8, 125.1, 132.3, 139.3, 145.7, 151.5,
+             157.3, 163.7, 171.3, 178.8, 184.1, 187.1, 188.6, 189.5),
+    "female": (101.8, 109.5, 117.4, 125.3, 132.7, 139.4, 145.4, 151.3,
+               158.1, 165.2, 170.2, 172.9, 174.2, 174.8, 175.1, 175.3),
+}
+TALL_MARGIN = 1.1
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -236,32 +247,99 @@ def inverted_pressure(resources: Sequence[Resource], reference: dt.date) -> tupl
     return bool(readings), any((o.diastolic or 0.0) >= (o.systolic or 0.0) for o in readings)
 
 
-def height_limit(gender: str | None, age: int) -> float | None:
-    """The shortest plausible height (cm) at ``age`` (2-17) for this sex (the lower of the two
-    when the sex is not male or female): HEIGHT_MARGIN x the CDC 2000 3rd percentile.
+def height_limit(gender: str | None, age: int, tall: bool = False) -> float | None:
+    """The shortest plausible height (cm) at ``age`` (2-17) for this sex, HEIGHT_MARGIN x the
+    CDC 2000 3rd percentile; with ``tall``, the tallest, TALL_MARGIN x the 97th percentile at
+    the end of that year (when the sex is not male or female, the more lenient of the two).
 
     >>> height_limit("male", 10), height_limit(None, 16), height_limit("female", 1)
     (114.0, 135.4, None)
+    >>> height_limit("male", 3, tall=True), height_limit(None, 16, tall=True)
+    (121.6, 207.5)
     """
     if not 2 <= age <= 17:
         return None
-    tables = [CDC_STATURE_P3[gender]] if gender in CDC_STATURE_P3 else list(CDC_STATURE_P3.values())
-    return round(HEIGHT_MARGIN * min(t[age - 2] for t in tables), 1)
+    table, margin, pick = (CDC_STATURE_P97, TALL_MARGIN, max) if tall else (CDC_STATURE_P3, HEIGHT_MARGIN, min)
+    tables = [table[gender]] if gender in table else list(table.values())
+    return round(margin * pick(t[age - 2] for t in tables), 1)
 
 
-def short_child(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+def _child_height(tall: bool) -> Check:
+    """Of the patients aged 2-17 with a height measured at 2-17, whether the latest is below
+    (or, with ``tall``, above) the growth limit for its age and sex (:func:`height_limit`)."""
+
+    def check(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+        c = chart_of(resources)
+        age = c.age(reference)
+        if c.birth is None or age is None or not 2 <= age <= 17:
+            return False, False
+        heights = [o for o in c.observations if o.day is not None and o.value is not None
+                   and has_code(o.codes, LOINC, BODY_HEIGHT) and 2 <= age_at(c.birth, o.day) <= 17]
+        if not heights:
+            return False, False
+        last = max(heights, key=lambda o: (o.day or dt.date.min, o.sort_key))
+        assert last.day is not None and last.value is not None
+        limit = height_limit(c.gender, age_at(c.birth, last.day), tall)
+        return True, limit is not None and (last.value > limit if tall else last.value < limit)
+
+    return check
+
+
+short_child = _child_height(tall=False)
+tall_child = _child_height(tall=True)
+
+
+def onset_after(later: str, earlier: str) -> Check:
+    """Of the patients with both conditions dated, whether the first onset of ``later`` (a
+    stage that precedes ``earlier``, such as prediabetes before diabetes) came after it."""
+
+    def check(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+        c = chart_of(resources)
+        first, then = c.onset_days(later), c.onset_days(earlier)
+        if not first or not then:
+            return False, False
+        return True, min(first) > min(then)
+
+    return check
+
+
+def _values(c: Chart, codes: frozenset[str]) -> list[Event]:
+    return sorted((o for o in c.observations if o.value is not None and o.day is not None
+                   and has_code(o.codes, LOINC, codes)), key=lambda o: (o.day or dt.date.min, o.sort_key))
+
+
+def low_hba1c(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+    values = _values(chart_of(resources), HBA1C)
+    return bool(values), any((o.value or 0.0) < 4.0 for o in values)
+
+
+def glucose_without_diabetes(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+    c = chart_of(resources)
+    values = _values(c, GLUCOSE)
+    return bool(values), any((o.value or 0.0) >= 200 for o in values) and not c.has_condition("diabetes")
+
+
+def lab_swing(codes: frozenset[str], ratio: float, years: int) -> Check:
+    """Of the patients with two values of a lab ``years`` or less apart, whether one of two
+    consecutive such values is more than ``ratio`` times the other."""
+
+    def check(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
+        values = _values(chart_of(resources), codes)
+        pairs = [(a, b) for a, b in zip(values, values[1:])
+                 if a.day is not None and b.day is not None and b.day <= add_years(a.day, years)]
+        swung = any(max(a.value or 0.0, b.value or 0.0) > ratio * min(a.value or 0.0, b.value or 0.0)
+                    for a, b in pairs)
+        return bool(pairs), swung
+
+    return check
+
+
+def living_centenarian(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:
     c = chart_of(resources)
     age = c.age(reference)
-    if c.birth is None or age is None or not 2 <= age <= 17:
+    if age is None or c.death is not None or c.deceased_no_date:
         return False, False
-    heights = [o for o in c.observations if o.day is not None and o.value is not None
-               and has_code(o.codes, LOINC, BODY_HEIGHT) and 2 <= age_at(c.birth, o.day) <= 17]
-    if not heights:
-        return False, False
-    last = max(heights, key=lambda o: (o.day or dt.date.min, o.sort_key))
-    assert last.day is not None and last.value is not None
-    limit = height_limit(c.gender, age_at(c.birth, last.day))
-    return True, limit is not None and last.value < limit
+    return True, age >= 100
 
 
 def implausible_bmi(resources: Sequence[Resource], reference: dt.date) -> tuple[bool, bool]:

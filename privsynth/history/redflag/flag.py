@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from privsynth.history.chart import CONDITION_GROUPS, Resource
+from privsynth.history.chart import CHOLESTEROL, CONDITION_GROUPS, Resource
 from privsynth.history.redflag.check import (
     Check,
     admission_without_reason,
@@ -24,15 +24,21 @@ from privsynth.history.redflag.check import (
     early_hba1c,
     empty_stay,
     frequent_admissions,
+    glucose_without_diabetes,
     implausible_bmi,
     inverted_pressure,
+    lab_swing,
+    living_centenarian,
+    low_hba1c,
     narrow_pulse_pressure,
     odd_mammography,
+    onset_after,
     onset_before,
     outside_encounters,
     repeat_colonoscopy,
     same_day,
     short_child,
+    tall_child,
     uncoded_order,
     undated_death,
     young_colonoscopy,
@@ -68,6 +74,13 @@ def _onset_flags() -> list[Flag]:
              "before 30.", onset_before("atrial_fibrillation", 30)),
         Flag("stroke before 30", "Of the patients with a stroke, the share with the first before 30.",
              onset_before("stroke", 30)),
+        Flag("COPD before 40", "Of the patients with COPD, the share with onset before 40 (GOLD: it is a "
+             "disease of smokers past 40; alpha-1 antitrypsin deficiency is rare).", onset_before("copd", 40)),
+        Flag("depression or anxiety before 6", "Of the patients with a depressive or anxiety disorder, the share "
+             "with the first diagnosis before 6 (rare in preschool children).", onset_before("depression_anxiety", 6)),
+        Flag("prediabetes after diabetes", "Of the patients with both prediabetes and diabetes dated, the share "
+             "whose first prediabetes came after the diabetes (a stage before it, not after).",
+             onset_after("prediabetes", "diabetes")),
     ]
 
 
@@ -109,6 +122,8 @@ def _record_flags() -> list[Flag]:
              "encounter, condition, lab, prescription or procedure before birth.", before_birth),
         Flag("event after death", "Of the patients with a date of death, the share with an event on a later "
              "day (a death certification encounter and the cause of death excepted).", after_death),
+        Flag("alive at 100 or older", "Of the living patients with a birth date, the share aged 100 or more "
+             "at the reference date (about 3 in 10,000 Americans).", living_centenarian),
         Flag("deceased without a date", "Of the deceased patients, the share recorded as deceased "
              "(deceasedBoolean) with no date of death.", undated_death),
     ]
@@ -127,6 +142,9 @@ def _drug_flags() -> list[Flag]:
         Flag("HbA1c >= 6.5 % without diabetes", "Of the patients with an HbA1c, the share with one in the "
              "diabetic range (>= 6.5 %, the ADA diagnostic threshold) and no diabetes diagnosis.",
              diabetic_hba1c_without_diabetes),
+        Flag("glucose >= 200 mg/dL without diabetes", "Of the patients with a blood glucose (LOINC 2339-0), the "
+             "share with one of 200 mg/dL or more (diagnostic of diabetes with symptoms, ADA) and no diabetes "
+             "diagnosis.", glucose_without_diabetes),
     ]
 
 
@@ -142,6 +160,13 @@ def _measurement_flags() -> list[Flag]:
              "diastolic is at least the systolic (impossible).", inverted_pressure),
         Flag("child height below growth limit", "Of the patients aged 2-17 with a height measured at 2-17, the "
              "share whose latest is below 0.9 x the CDC 2000 3rd percentile for age and sex.", short_child),
+        Flag("child height above growth limit", "Of the patients aged 2-17 with a height measured at 2-17, the "
+             "share whose latest is above 1.1 x the CDC 2000 97th percentile for age and sex.", tall_child),
+        Flag("HbA1c below 4 %", "Of the patients with an HbA1c, the share with one below 4 % (seen only with "
+             "haemolysis or transfusion).", low_hba1c),
+        Flag("cholesterol halves or doubles within 2 years", "Of the patients with two total cholesterol values "
+             "2 years or less apart, the share where one of two consecutive values is over twice the other "
+             "(a statin lowers it by a third to a half).", lab_swing(CHOLESTEROL, 2.0, 2)),
         Flag("BMI below 12 or above 70", "Of the patients with a BMI (LOINC 39156-5), the share with any value "
              "outside 12-70 kg/m2.", implausible_bmi),
         Flag("BMI disagrees with weight and height", "Of the patients with a BMI, weight and height on one day, "
