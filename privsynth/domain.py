@@ -3,7 +3,8 @@
 Encoding never looks at the data to decide a domain: a category not in the schema goes
 to the ``other`` bucket, a number outside the bounds is clamped, a missing value goes to
 the ``missing`` bucket -- and each of these is counted. Decoding is post-processing: it
-draws numbers uniformly inside their bin with a seeded generator.
+draws numbers inside their bin with a seeded generator, by a public shape or the DP
+within-bin detail (:mod:`privsynth.binshape`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from privsynth.binshape import SUB_BINS, public_shape
 from privsynth.errors import InputError
 from privsynth.schema.model import OTHER, CategoricalDomain, Column, NumericDomain, Schema
 
@@ -196,7 +198,6 @@ def _encode_numeric(
     return codes.astype(np.int32)
 
 
-SUB_BINS = 8  # each public bin is cut into this many equal sub-bins for within-bin detail
 
 
 def _bin_bounds(domain: NumericDomain, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,20 +224,40 @@ def sub_bin_index(series: pd.Series, domain: NumericDomain) -> np.ndarray:
     return np.where(missing, -1, index)
 
 
+SERIES_JITTER = 0.08  # a repeated measure's within-bin position: the patient's, moved by this much (SD)
+
+
+def series_positions(schema: Schema, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Within-bin positions in [0, 1) for the columns of :attr:`Schema.value_series`: one
+    draw per patient and series, moved a little per column (reflected at the bin's edges),
+    so that a patient's yearly cholesterol stays near where it was when its bin does."""
+    out: dict[str, np.ndarray] = {}
+    for names in schema.value_series:
+        base = rng.random(n)
+        for name in names:
+            p = np.abs(base + rng.normal(0.0, SERIES_JITTER, n))
+            out[name] = np.minimum(np.where(p >= 1.0, 2.0 - p, p), np.nextafter(1.0, 0.0))
+    return out
+
+
 def decode(
     codes: np.ndarray, schema: Schema, rng: np.random.Generator,
     refinements: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Turn integer codes back into values: categories, or numbers drawn inside their bin."""
+    """Turn integer codes back into values: categories, or numbers drawn inside their bin
+    (a patient's repeated measures at related positions, :func:`series_positions`)."""
     data: dict[str, pd.Series] = {}
+    positions = series_positions(schema, len(codes), rng)
     for j, col in enumerate(schema.learned_columns):
-        data[col.name] = _decode_column(codes[:, j], col, rng, (refinements or {}).get(col.name))
+        data[col.name] = _decode_column(codes[:, j], col, rng, (refinements or {}).get(col.name),
+                                        positions.get(col.name))
     # copy=False: the decoded columns are fresh arrays; copying them would double the peak
     return pd.DataFrame(data, copy=False)
 
 
 def _decode_column(
-    codes: np.ndarray, col: Column, rng: np.random.Generator, refinement: np.ndarray | None = None
+    codes: np.ndarray, col: Column, rng: np.random.Generator, refinement: np.ndarray | None = None,
+    position: np.ndarray | None = None,
 ) -> pd.Series:
     domain = col.domain
     assert domain is not None
@@ -260,7 +281,7 @@ def _decode_column(
             labels.append(None)
         lookup = np.array(labels, dtype=object)
         return pd.Series(lookup[codes], dtype=object)
-    return pd.Series(decode_numeric(codes, domain, rng, refinement))
+    return pd.Series(decode_numeric(codes, domain, rng, refinement, position))
 
 
 def decode_one(col: Column, code: int, rng: np.random.Generator, refinement: np.ndarray | None = None) -> object:
@@ -271,33 +292,37 @@ def decode_one(col: Column, code: int, rng: np.random.Generator, refinement: np.
 
 def decode_numeric(
     codes: np.ndarray, domain: NumericDomain, rng: np.random.Generator,
-    refinement: np.ndarray | None = None,
+    refinement: np.ndarray | None = None, position: np.ndarray | None = None,
 ) -> pd.api.extensions.ExtensionArray:
     """Draw a value inside each code's bin, never on its edges by construction.
 
-    Without ``refinement`` the value is uniform in the bin (integers: among its integers).
-    With it -- an ``(n_bins, SUB_BINS)`` array of DP weights -- a sub-bin is drawn by its
-    weight first, so values follow the measured shape inside the bin (e.g. a long tail).
+    Values follow a shape inside the bin -- ``refinement``, an ``(n_bins, SUB_BINS)`` array of
+    weights (the DP detail pulled to the public shape, :mod:`privsynth.binshape`), else the
+    public shape itself (uniform, or decaying in a tail bin) -- through the inverse of the
+    bin's piecewise-uniform CDF; integers among the bin's integers.
+    ``position`` (uniform in [0, 1), one per row) replaces the fresh uniform draw.
     """
     missing = codes == domain.missing_code if domain.missing_code is not None else np.zeros(len(codes), bool)
     bins = np.where(missing, 0, codes).astype(np.int64)
     low, width = _bin_bounds(domain, bins)
-    position = rng.random(len(codes))
-    if refinement is not None:
-        weights = np.clip(np.asarray(refinement, dtype=np.float64), 0, None) + 1e-3
-        cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
-        cdf[:, -1] = 1.0
-        # the sub-bin is the number of cdf entries of its bin below a uniform pick; one
-        # sorted search over all bins (bin b's cdf shifted to (b, b+1]) keeps memory O(n)
-        shifted = (cdf + np.arange(len(cdf))[:, None]).ravel()
-        pick = rng.random(len(codes))
-        sub = np.searchsorted(shifted, pick + bins) - bins * SUB_BINS
-        position = (np.clip(sub, 0, SUB_BINS - 1) + position) / SUB_BINS
+    u = rng.random(len(codes)) if position is None else np.asarray(position, dtype=np.float64)
+    shape = public_shape(domain) if refinement is None else refinement
+    weights = np.clip(np.asarray(shape, dtype=np.float64), 0, None) + 1e-3 / SUB_BINS
+    cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    cdf[:, -1] = 1.0
+    # the sub-bin is the number of cdf entries of its bin at or below u; one sorted search
+    # over all bins (bin b's cdf shifted to (b, b+1]) keeps memory O(n)
+    shifted = (cdf + np.arange(len(cdf))[:, None]).ravel()
+    sub = np.clip(np.searchsorted(shifted, u + bins, side="right") - bins * SUB_BINS, 0, SUB_BINS - 1)
+    below = np.where(sub > 0, cdf[bins, np.maximum(sub - 1, 0)], 0.0)
+    share = cdf[bins, sub] - below
+    inside = np.clip((u - below) / np.where(share > 0, share, 1.0), 0.0, np.nextafter(1.0, 0.0))
+    u = (sub + inside) / SUB_BINS
     if domain.integer:
-        values = low + np.minimum(np.floor(position * width), width - 1)
+        values = low + np.minimum(np.floor(u * width), width - 1)
         out = pd.array(values.astype(np.int64), dtype="Int64")
     else:
-        out = pd.array(low + position * width, dtype="Float64")
+        out = pd.array(low + u * width, dtype="Float64")
     out[missing] = pd.NA
     return out
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from privsynth.binshape import public_shape, shrink
 from privsynth.domain import SUB_BINS, EncodeReport, decode, domain_sizes, encode, sub_bin_index
 from privsynth.errors import BudgetError, InputError, NotFittedError
 from privsynth.generator import registry
@@ -166,7 +167,9 @@ class Synthesizer:
             assert isinstance(col.domain, NumericDomain)
             noisy, release = measure_counts(fine[col.name], rho_each)
             accountant.charge(f"within-bin detail {col.name}", release)
-            out[col.name] = noisy.reshape(col.domain.n_bins, SUB_BINS)
+            # pulled towards the public shape by as much as the noise explains (binshape.py)
+            out[col.name] = shrink(noisy.reshape(col.domain.n_bins, SUB_BINS), release.scale,
+                                   public_shape(col.domain))
         return out
 
     def _check_fitted(self) -> MarginalModel:

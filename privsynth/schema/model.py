@@ -194,6 +194,25 @@ class Schema:
         return tuple(c for c in self.columns if c.derived is not None)
 
     @functools.cached_property
+    def value_series(self) -> tuple[tuple[str, ...], ...]:
+        """Repeated measures of one quantity in one patient: each value stream group's cells and
+        its anchored columns, with the view's last value of the same codes (``summary: last``).
+        Decoding draws their within-bin positions together, as a person's labs are correlated."""
+        if self.timeline is None:
+            return ()
+        learned = {c.name: c for c in self.learned_columns}
+        out = []
+        for stream in self.timeline.streams:
+            if stream.kind != "value":
+                continue
+            for group in stream.groups:
+                names = [*stream.columns(group), *(stream.anchored(group) if group.around else ())]
+                names += [c.name for c in learned.values() if group.codes and c.source.codes == group.codes
+                          and c.source.resource == stream.resource and c.source.summary == "last"]
+                out.append(tuple(n for n in dict.fromkeys(names) if n in learned))
+        return tuple(s for s in out if len(s) > 1)
+
+    @functools.cached_property
     def conditions(self) -> tuple[ConditionColumns, ...]:
         """Every condition of the view (not a timeline cell): its flag and its onset column, if any."""
         return pair_conditions(self.view_columns)
