@@ -183,13 +183,26 @@ class HistoryWriter:
         return out
 
     def _at_a_visit(self, condition: Condition, birth: dt.date, encounters: list[Encounter]) -> dt.datetime:
-        """The condition's onset moved to the latest ambulatory visit of the same year of life
-        that is not after it, if the history has one: a diagnosis is made at a visit, and the
-        visit the row already counts records it (no encounter is added). Moving it earlier
-        inside its year keeps the onset age, and what was placed after it stays after it."""
+        """The condition's onset moved to a visit the row already counts (no encounter is added):
+        for a disease admissions follow, the first admission after it in the same year of life;
+        else the latest ambulatory visit of that year not after it, if the history has one (a
+        diagnosis is made at a visit). Either keeps the onset age; what was placed after the
+        onset stays after it (the admissions follow it; treatments are placed from it later)."""
         onset = condition.moment
         years = onset.year - birth.year - ((onset.month, onset.day) < (birth.month, birth.day))
         year_start = _anniversary(birth, years)
+        # a disease that admissions follow (a stroke, heart failure) is diagnosed at the first
+        # of them later in the same year of life: the stay records it (its encounter), and the
+        # admission has what a real one has, the diagnosis it was for
+        followed = {f for stream in self.timeline.streams if stream.resource == "Encounter"
+                    for g in stream.groups for f in g.follows}
+        if condition.column in followed:
+            stays = [e for e in encounters if e.code in INPATIENT and onset <= e.start
+                     and e.day < _anniversary(birth, years + 1)]
+            if stays:
+                condition.onset = min(stays, key=lambda e: e.start).start
+                self.stats["onsets placed at the admission that follows them"] += 1
+                return condition.onset
         visits = [e for e in encounters if e.code == "AMB" and year_start <= e.day and e.start <= onset]
         if not visits:
             return onset

@@ -124,6 +124,34 @@ def test_screening_follows_its_schedule_and_admissions_carry_a_reason():
     assert screened > n  # the schedule still lets most screening through
 
 
+def test_a_disease_admissions_follow_is_diagnosed_at_the_admission_of_its_year():
+    """A stroke diagnosed in the year of a stay: the stay records it (the Condition's encounter,
+    dated at its start), the onset age is kept, and the stay is its admission's reason."""
+    schema = load_schema(TIMELINE)
+    n = 60
+    frame = pd.DataFrame({"gender": ["male"] * n, "age": [70] * n, "stroke": [True] * n,
+                          "stroke_onset_age": [69] * n, "encounters_ambulatory_y1": [2] * n,
+                          "encounters_inpatient_y1": [1] * n})
+    frame["stroke_onset_age"] = frame["stroke_onset_age"].astype("Int64")
+    writer, records = _written(schema, frame)
+    at_stay = 0
+    for resources in records:
+        birth = dt.date.fromisoformat(resources[0]["birthDate"])
+        stays = {r["id"]: r for r in resources if r["resourceType"] == "Encounter" and r["class"]["code"] == "IMP"}
+        stroke = next(r for r in resources if r["resourceType"] == "Condition"
+                      and r["code"]["coding"][0]["code"] == "230690007")
+        onset = dt.datetime.fromisoformat(stroke["onsetDateTime"])
+        years = onset.year - birth.year - ((onset.month, onset.day) < (birth.month, birth.day))
+        assert years == 69  # the onset age the row says
+        where = stroke["encounter"]["reference"].split("/")[1]
+        if where in stays:
+            at_stay += 1
+            assert stays[where]["period"]["start"] == stroke["onsetDateTime"]
+            assert stays[where]["reasonReference"][0]["reference"].endswith(stroke["id"])
+    # a stay in the year before the reference date follows the onset when both fall in the 70th year
+    assert at_stay >= n // 4 and writer.history.stats["onsets placed at the admission that follows them"] == at_stay
+
+
 def test_inpatient_stays_are_days_not_weeks():
     schema = load_schema(TIMELINE)
     n = 200
