@@ -457,3 +457,27 @@ def test_max_date_and_dates() -> None:
     assert rf.max_date(pats) == dt.date(2022, 1, 1)
     assert chart.day_of("2019") == dt.date(2019, 1, 1) and chart.day_of("garbage") is None
     assert chart.ref_id("Practitioner?identifier=x|1") is None
+
+
+def test_the_childrens_height_ceilings_agree_with_the_growth_flag() -> None:
+    """patient-core's declared ceilings (by age at the reference date) let every child up to the
+    97th percentile at the end of their year through, and stop one the tall-child flag would
+    flag had the height been taken that year or the year before (the more lenient sex)."""
+    import numpy as np
+
+    from privsynth.schema.load import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "schemas" / "patient-core.yaml")
+    rules = [r for r in schema.constraints if r.columns == {"age", "years_since_death", "body_height"}]
+
+    def allowed(age: int, height: float) -> bool:
+        rows = {"age": np.array([float(age)]), "years_since_death": np.array([np.nan]),
+                "body_height": np.array([height])}
+        return not any(bool(r.violated(rows)[0]) for r in rules)
+
+    for age in range(2, 15):
+        tallest = max(t[age - 2] for t in rf.CDC_STATURE_P97.values())  # the 97th percentile at the year's end
+        assert allowed(age, tallest), age
+        flagged_at = [a for a in (age, age - 1) if a >= 2]
+        ceiling = min(rf.height_limit(None, a, tall=True) or 0.0 for a in flagged_at)
+        assert not allowed(age, ceiling + 1.0), age
