@@ -235,8 +235,8 @@ class HistoryWriter:
             self.stats[f"{stream.name} outside the patient's life, not written"] += n
             return []
         here = [e for e in encounters if start <= e.day < end]
-        if stream.resource == "Observation":
-            here = [e for e in here if e.code == "AMB"] or here
+        if stream.resource == "Observation":  # a lab at an ambulatory visit, or drawn in a stay
+            here = [e for e in here if e.code == "AMB" or e.code in INPATIENT] or here
         # the first diagnosis among the conditions it treats (an inhaler from asthma or COPD)
         onset = min((t for t in (self._onset(flag, onsets) for flag in group.treats) if t is not None), default=None)
         if onset is not None:  # a treatment never precedes its diagnosis: from the onset's day on
@@ -252,8 +252,8 @@ class HistoryWriter:
         by_day = {e.day: e for e in sorted(here, key=lambda e: e.start, reverse=True)}
         days = list(by_day.values())
         free = [days[int(k)] for k in self.rng.permutation(len(days))]
-        if stream.resource != "Observation":  # a drug or a procedure goes to a stay first: a stay has care in it
-            free.sort(key=lambda e: e.code in INPATIENT)  # stable: stays last, popped first
+        # a drug, a procedure or a lab goes to a stay first: a stay has care in it
+        free.sort(key=lambda e: e.code in INPATIENT)  # stable: stays last, popped first
         used = set(by_day)
         for _ in range(n):
             if free:
