@@ -79,6 +79,9 @@ class HistoryWriter:
         self._last = schema.reference + dt.timedelta(days=1)  # the day after the record's end (per patient)
         self._stop = dt.datetime.combine(schema.reference, dt.time(), tzinfo=UTC)  # no moment after it
         self.flags = {c.name: c.codes for c in schema.conditions if c.flag.learned}
+        # the conditions admissions follow (a stroke, heart failure): diagnosed at one (_at_a_visit)
+        self.followed = frozenset(f for stream in self.timeline.streams if stream.resource == "Encounter"
+                                  for g in stream.groups for f in g.follows)
 
     # -- encounters ---------------------------------------------------------------------
     def _encounter(self, start: dt.datetime, code: str, display: str, kind: Concept | None = None) -> Encounter:
@@ -194,9 +197,7 @@ class HistoryWriter:
         # a disease that admissions follow (a stroke, heart failure) is diagnosed at the first
         # of them later in the same year of life: the stay records it (its encounter), and the
         # admission has what a real one has, the diagnosis it was for
-        followed = {f for stream in self.timeline.streams if stream.resource == "Encounter"
-                    for g in stream.groups for f in g.follows}
-        if condition.column in followed:
+        if condition.column in self.followed:
             stays = [e for e in encounters if e.code in INPATIENT and onset <= e.start
                      and e.day < _anniversary(birth, years + 1)]
             if stays:
